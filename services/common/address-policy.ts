@@ -1,0 +1,46 @@
+import { BlockList, isIP } from "node:net";
+import { normalizeAddress } from "./cidr.js";
+
+// Loopback, private, link-local (cloud metadata lives at 169.254.169.254),
+// carrier-grade NAT, multicast, reserved and their IPv6 equivalents.
+const NON_PUBLIC = new BlockList();
+for (const [net, bits] of [
+  ["0.0.0.0", 8],
+  ["10.0.0.0", 8],
+  ["100.64.0.0", 10],
+  ["127.0.0.0", 8],
+  ["169.254.0.0", 16],
+  ["172.16.0.0", 12],
+  ["192.0.0.0", 24],
+  ["192.168.0.0", 16],
+  ["198.18.0.0", 15],
+  ["224.0.0.0", 4],
+  ["240.0.0.0", 4],
+] as const) {
+  NON_PUBLIC.addSubnet(net, bits, "ipv4");
+}
+for (const [net, bits] of [
+  ["::", 128],
+  ["::1", 128],
+  ["fc00::", 7],
+  ["fe80::", 10],
+  ["ff00::", 8],
+] as const) {
+  NON_PUBLIC.addSubnet(net, bits, "ipv6");
+}
+
+const NON_PUBLIC_NAMES = /(^|\.)(localhost|internal|local)$|^metadata\.google\.internal$/i;
+
+/** True when an address (or an IP-literal host) is not on the public internet. */
+export function isNonPublicAddress(address: string): boolean {
+  const ip = normalizeAddress(address.replace(/^\[|\]$/g, ""));
+  const family = isIP(ip);
+  if (family === 4) return NON_PUBLIC.check(ip, "ipv4");
+  if (family === 6) return NON_PUBLIC.check(ip, "ipv6");
+  return false;
+}
+
+/** Host names that always resolve inside the machine or cluster. */
+export function isNonPublicHostname(host: string): boolean {
+  return NON_PUBLIC_NAMES.test(host) || isNonPublicAddress(host);
+}

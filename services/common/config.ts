@@ -1,0 +1,116 @@
+import { randomBytes } from "node:crypto";
+import { resolve } from "node:path";
+
+/** Services one process can host; `gateway` is the REST/Connect front door. */
+export const SERVICE_NAMES = ["gateway", "conversations"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface Config {
+  host: string;
+  port: number;
+  wsPort: number;
+  grpcPort: number;
+  publicUrl: string;
+  dataDir: string;
+  databaseUrl?: string;
+  adminToken: string;
+  /** True when ADMIN_TOKEN was not given and we made one up (printed once). */
+  adminTokenGenerated: boolean;
+  adminAllowedIps: string[];
+  trustedProxies: string[];
+  corsOrigins: string[];
+  webhookAllowPrivate: boolean;
+  services: ServiceName[];
+  /** Base URL of the gRPC listener hosting each service not run in this process. */
+  upstreams: Partial<Record<ServiceName, string>>;
+  idempotencyTtlHours: number;
+  outboxRetentionHours: number;
+  logLevel: string;
+  jsonBodyLimitBytes: number;
+}
+
+// Keys must outlive any sensible client retry window; design.md asks ≥ 24 h.
+const DEFAULT_IDEMPOTENCY_TTL_HOURS = 48;
+// Published outbox rows are only kept for debugging and replays.
+const DEFAULT_OUTBOX_RETENTION_HOURS = 24;
+const JSON_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** Parses the environment once at start-up; throws on values that make no sense. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): Config {
+  const host = env.HOST || "127.0.0.1";
+  const port = intVar(env, "PORT", 8080);
+  const services = parseServices(argFlag(argv, "--services") ?? env.SERVICES);
+  const grpcPort = intVar(env, "GRPC_PORT", 9090);
+  const adminToken = env.ADMIN_TOKEN || `adm_${randomBytes(24).toString("base64url")}`;
+  return {
+    host,
+    port,
+    wsPort: intVar(env, "WS_PORT", 8081),
+    grpcPort,
+    publicUrl: (env.PUBLIC_URL || `http://${urlHost(host)}:${port}`).replace(/\/+$/, ""),
+    dataDir: resolve(env.DATA_DIR || "./.data"),
+    databaseUrl: env.DATABASE_URL || undefined,
+    adminToken,
+    adminTokenGenerated: !env.ADMIN_TOKEN,
+    adminAllowedIps: list(env.ADMIN_ALLOWED_IPS ?? "127.0.0.1/32,::1/128"),
+    trustedProxies: list(env.TRUSTED_PROXIES ?? ""),
+    corsOrigins: list(env.CORS_ORIGINS ?? ""),
+    webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE === "true",
+    services,
+    upstreams: upstreamsFor(env, services, grpcPort),
+    idempotencyTtlHours: intVar(env, "IDEMPOTENCY_TTL_HOURS", DEFAULT_IDEMPOTENCY_TTL_HOURS, 24),
+    outboxRetentionHours: intVar(env, "OUTBOX_RETENTION_HOURS", DEFAULT_OUTBOX_RETENTION_HOURS, 1),
+    logLevel: env.LOG_LEVEL || "info",
+    jsonBodyLimitBytes: JSON_BODY_LIMIT_BYTES,
+  };
+}
+
+function parseServices(value: string | undefined): ServiceName[] {
+  if (!value || value === "all") return [...SERVICE_NAMES];
+  const names = list(value);
+  for (const name of names) {
+    if (!(SERVICE_NAMES as readonly string[]).includes(name)) {
+      throw new Error(`unknown service "${name}" (known: ${SERVICE_NAMES.join(", ")})`);
+    }
+  }
+  return names as ServiceName[];
+}
+
+/** `<NAME>_GRPC_URL` per remote service, else GRPC_UPSTREAM, else our own GRPC_PORT. */
+function upstreamsFor(env: NodeJS.ProcessEnv, local: ServiceName[], grpcPort: number) {
+  const upstreams: Partial<Record<ServiceName, string>> = {};
+  for (const name of SERVICE_NAMES) {
+    if (name === "gateway" || local.includes(name)) continue;
+    upstreams[name] = env[`${name.toUpperCase()}_GRPC_URL`] || env.GRPC_UPSTREAM || `http://127.0.0.1:${grpcPort}`;
+  }
+  return upstreams;
+}
+
+function argFlag(argv: string[], flag: string): string | undefined {
+  const inline = argv.find((a) => a.startsWith(`${flag}=`));
+  if (inline) return inline.slice(flag.length + 1);
+  const at = argv.indexOf(flag);
+  return at >= 0 ? argv[at + 1] : undefined;
+}
+
+function intVar(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(`${name} must be an integer ≥ ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}

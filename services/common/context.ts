@@ -1,0 +1,21 @@
+import { createContextKey } from "@connectrpc/connect";
+import type { Logger } from "./logger.js";
+
+/** The authenticated caller of an RPC, set by the access interceptor. */
+export type Principal =
+  | { kind: "operator" }
+  | { kind: "api_key"; tenantId: string }
+  | { kind: "oauth_client"; tenantId: string; clientId: string; scopes: string[] }
+  | { kind: "end_user"; tenantId: string; userId: string; userName: string; conversationId: string }
+  | { kind: "channel"; tenantId: string; channelId: string }
+  | { kind: "public" };
+
+export type TenantPrincipal = Extract<Principal, { tenantId: string }>;
+
+export const kPrincipal = createContextKey<Principal>({ kind: "public" }, { description: "caller" });
+export const kLog = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
+
+/** Header the gateway sets to the caller's address after applying TRUSTED_PROXIES. */
+export const CLIENT_IP_HEADER = "x-converger-client-ip";
+/** Response header a handler sets to override the REST success status (e.g. 202, 200 on replay). */
+export const HTTP_STATUS_HEADER = "x-converger-http-status";

@@ -1,0 +1,42 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { ServiceName } from "./config.js";
+import type { Pool } from "./db/pool.js";
+
+/** A raw HTTP route owned by a service (chunk bodies, webhooks, health, …). */
+export interface RawRoute {
+  method: string;
+  /** Path template with `{param}` segments, as in google.api.http. */
+  path: string;
+  /** Largest request body accepted; larger ones answer 413. */
+  bodyLimitBytes: number;
+  handle: (ctx: RawContext) => Promise<void> | void;
+}
+
+export interface RawContext {
+  req: import("node:http").IncomingMessage;
+  res: import("node:http").ServerResponse;
+  params: Record<string, string>;
+  requestId: string;
+  clientIp: string;
+}
+
+/** What one service folder contributes to a process. */
+export interface ServiceModule {
+  name: ServiceName;
+  /** Proto services implemented, for the gateway's route table and proxies. */
+  services: DescService[];
+  routes: (router: ConnectRouter) => void;
+  rawRoutes: RawRoute[];
+  /** Engines this module depends on, checked by /readyz. */
+  ready: () => Promise<void>;
+  stop: () => Promise<void>;
+}
+
+/** Migrations run before any module starts; each service owns its folder. */
+export interface MigrationSet {
+  owner: ServiceName;
+  dir: string;
+}
+
+export type { Pool };

@@ -1,0 +1,306 @@
+import { randomUUID } from "node:crypto";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Pool, PoolClient } from "../common/db/pool.js";
+import { conflict, connectErrorFromPg, notFound } from "../common/errors.js";
+import { activityColumns } from "./store/activities.js";
+import type { ActivityRow } from "./store/rows.js";
+
+/** An activity to store; `id` is chosen by the caller so retries stay stable. */
+export interface ActivityDraft {
+  id: string;
+  tenantId: string;
+  conversationId: string;
+  type: "message" | "event";
+  text: string;
+  attachments: JsonObject[];
+  fromId: string;
+  fromName: string;
+  metadata: JsonObject;
+  originChannelId: string | null;
+  idempotency?: { key: string; requestHash: Buffer };
+}
+
+export interface WriteOutcome {
+  row: ActivityRow;
+  json: JsonValue;
+  /** True when an idempotency key matched an earlier identical request. */
+  replayed: boolean;
+}
+
+export interface ActivityWriterOptions {
+  pool: Pool;
+  idempotencyTtlHours: number;
+  /** Public JSON of an activity, stored in the outbox and pushed live. */
+  render: (row: ActivityRow) => JsonValue;
+  /** Called right after each commit with the new activities in commit order. */
+  onCommitted: (written: WriteOutcome[]) => void;
+}
+
+// Bounded so that one transaction stays short and its statement parameters small.
+const MAX_BATCH = 256;
+
+interface Pending {
+  draft: ActivityDraft;
+  resolve: (outcome: WriteOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+type Result = { ok: WriteOutcome } | { error: unknown };
+
+/**
+ * Group commit: concurrent writes are gathered while the previous transaction
+ * runs and stored together in one transaction (one fsync for many rows).
+ * Within a batch, each conversation's row lock hands out consecutive seqs, so
+ * seq stays gap-free and per-conversation order holds across processes. One
+ * bad request never fails its neighbours: a failed batch is retried item by item.
+ */
+export function createActivityWriter(options: ActivityWriterOptions) {
+  const queue: Pending[] = [];
+  let draining = false;
+
+  async function drain(): Promise<void> {
+    while (queue.length > 0) await flush(queue.splice(0, MAX_BATCH));
+    draining = false;
+  }
+
+  async function flush(batch: Pending[]): Promise<void> {
+    const leaders = new Map<string, Pending>();
+    const followers: [Pending, Pending][] = [];
+    for (const item of batch) {
+      const dedupe = item.draft.idempotency ? keyOf(item.draft) : item.draft.id;
+      const leader = leaders.get(dedupe);
+      if (leader) followers.push([item, leader]);
+      else leaders.set(dedupe, item);
+    }
+    const items = [...leaders.values()];
+    const results = await commitOrSplit(items);
+    for (const [i, item] of items.entries()) settle(item, results[i] as Result);
+    for (const [follower, leader] of followers) {
+      settle(follower, results[items.indexOf(leader)] as Result, leader);
+    }
+  }
+
+  /** A follower shares its leader's key: it replays the leader's outcome if its body matches. */
+  function settle(item: Pending, result: Result, leader?: Pending): void {
+    if ("error" in result) item.reject(result.error);
+    else if (!leader) item.resolve(result.ok);
+    else settleFollower(item, result.ok, leader);
+  }
+
+  function settleFollower(item: Pending, ok: WriteOutcome, leader: Pending): void {
+    const leaderHash = leader.draft.idempotency?.requestHash as Buffer;
+    if (item.draft.idempotency?.requestHash.equals(leaderHash)) item.resolve({ ...ok, replayed: true });
+    else item.reject(keyReused());
+  }
+
+  async function commitOrSplit(items: Pending[]): Promise<Result[]> {
+    try {
+      return await commit(items);
+    } catch (error) {
+      if (items.length === 1) return [{ error: connectErrorFromPg(error) }];
+      const results: Result[] = [];
+      for (const item of items) results.push(...(await commitOrSplit([item])));
+      return results;
+    }
+  }
+
+  async function commit(items: Pending[]): Promise<Result[]> {
+    const client = await options.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const results = await writeBatch(client, items);
+      await client.query("COMMIT");
+      const written = results.flatMap((r) => ("ok" in r && !r.ok.replayed ? [r.ok] : []));
+      if (written.length > 0) options.onCommitted(written);
+      return results;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async function writeBatch(client: PoolClient, items: Pending[]): Promise<Result[]> {
+    const results: (Result | undefined)[] = new Array(items.length).fill(undefined);
+    const drafts = items.map((i) => i.draft);
+    const { conversations, now } = await lockConversations(client, drafts);
+    for (const [i, d] of drafts.entries()) {
+      const c = conversations.get(d.conversationId);
+      if (!c || c.tenant_id !== d.tenantId) results[i] = { error: notFound("conversation") };
+      else if (c.status !== "active") results[i] = { error: conflict("conversation is closed") };
+    }
+    await claimIdempotencyKeys(client, drafts, results);
+    const fresh = drafts.flatMap((_, i) => (results[i] ? [] : [i]));
+    if (fresh.length === 0) return results as Result[];
+    const rows: ActivityRow[] = [];
+    for (const i of fresh) {
+      const d = drafts[i] as ActivityDraft;
+      const c = conversations.get(d.conversationId) as LockedConversation;
+      c.last_seq += 1n;
+      const row = toRow(d, c.last_seq, now);
+      rows.push(row);
+      results[i] = { ok: { row, json: options.render(row), replayed: false } };
+    }
+    await insertActivities(
+      client,
+      conversations,
+      rows,
+      fresh.map((i) => (results[i] as { ok: WriteOutcome }).ok.json),
+    );
+    return results as Result[];
+  }
+
+  /** Locks each conversation row in id order (no deadlocks between writers). */
+  async function lockConversations(client: PoolClient, drafts: ActivityDraft[]) {
+    const ids = [...new Set(drafts.map((d) => d.conversationId))];
+    const { rows } = await client.query<{ id: string; tenant_id: string; status: string; last_seq: string; now: Date }>(
+      `SELECT c.id, c.tenant_id, c.status, c.last_seq::text AS last_seq, now() AS now
+       FROM conversations c WHERE c.id = ANY($1::uuid[]) ORDER BY c.id FOR UPDATE`,
+      [ids],
+    );
+    const conversations = new Map<string, LockedConversation>();
+    for (const r of rows) conversations.set(r.id, { ...r, last_seq: BigInt(r.last_seq) });
+    const now = rows[0]?.now ?? new Date();
+    return { conversations, now };
+  }
+
+  /**
+   * Claims each key for its request; a live key held by an earlier request
+   * turns the item into a replay (same body) or a conflict (different body).
+   * Expired keys are taken over.
+   */
+  async function claimIdempotencyKeys(client: PoolClient, drafts: ActivityDraft[], results: (Result | undefined)[]) {
+    const keyed = drafts.flatMap((d, i) => (d.idempotency && !results[i] ? [i] : []));
+    if (keyed.length === 0) return;
+    const pick = <T>(f: (d: ActivityDraft) => T) => keyed.map((i) => f(drafts[i] as ActivityDraft));
+    const claimed = await client.query<{ conversation_id: string; key: string }>(
+      `INSERT INTO idempotency_keys AS k (tenant_id, conversation_id, key, request_hash, activity_id, expires_at)
+       SELECT t, c, k, h, a, now() + make_interval(hours => $6)
+       FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::uuid[]) AS v(t, c, k, h, a)
+       ON CONFLICT (tenant_id, conversation_id, key) DO UPDATE
+         SET request_hash = excluded.request_hash, activity_id = excluded.activity_id, expires_at = excluded.expires_at
+         WHERE k.expires_at < now()
+       RETURNING conversation_id, key`,
+      [
+        pick((d) => d.tenantId),
+        pick((d) => d.conversationId),
+        pick((d) => d.idempotency?.key),
+        pick((d) => d.idempotency?.requestHash),
+        pick((d) => d.id),
+        options.idempotencyTtlHours,
+      ],
+    );
+    const won = new Set(claimed.rows.map((r) => `${r.conversation_id}|${r.key}`));
+    const lost = keyed.filter((i) => !won.has(`${drafts[i]?.conversationId}|${drafts[i]?.idempotency?.key}`));
+    if (lost.length === 0) return;
+    const earlier = await client.query<ActivityRow & { key: string; request_hash: Buffer }>(
+      `SELECT ik.key, ik.request_hash, ${activityColumns("a")}
+       FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS v(t, c, k)
+       JOIN idempotency_keys ik ON ik.tenant_id = v.t AND ik.conversation_id = v.c AND ik.key = v.k
+       JOIN activities a ON a.id = ik.activity_id`,
+      [
+        lost.map((i) => drafts[i]?.tenantId),
+        lost.map((i) => drafts[i]?.conversationId),
+        lost.map((i) => drafts[i]?.idempotency?.key),
+      ],
+    );
+    for (const i of lost) {
+      const d = drafts[i] as ActivityDraft;
+      const match = earlier.rows.find(
+        (r) => r.conversation_id === d.conversationId && r.key === d.idempotency?.key && r.tenant_id === d.tenantId,
+      );
+      if (!match) results[i] = { error: new ConnectError("idempotency key is in use, retry", Code.Aborted) };
+      else if (!match.request_hash.equals(d.idempotency?.requestHash as Buffer)) results[i] = { error: keyReused() };
+      else {
+        const { key: _k, request_hash: _h, ...row } = match;
+        results[i] = { ok: { row, json: options.render(row), replayed: true } };
+      }
+    }
+  }
+
+  async function insertActivities(
+    client: PoolClient,
+    conversations: Map<string, LockedConversation>,
+    rows: ActivityRow[],
+    payloads: JsonValue[],
+  ) {
+    const touched = [...conversations.values()].filter((c) => rows.some((r) => r.conversation_id === c.id));
+    const col = <T>(f: (r: ActivityRow) => T) => rows.map(f);
+    await client.query(
+      `WITH bump AS (
+         UPDATE conversations c SET last_seq = v.last_seq, activity_at = now(), updated_at = now()
+         FROM unnest($1::uuid[], $2::bigint[]) AS v(id, last_seq) WHERE c.id = v.id),
+       inserted AS (
+         INSERT INTO activities (id, conversation_id, tenant_id, seq, type, text, attachments, from_id, from_name,
+                                 metadata, origin_channel_id, created_at)
+         SELECT *, now() FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::bigint[], $7::text[], $8::text[],
+                                     $9::jsonb[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[]))
+       INSERT INTO outbox (event_id, topic, key, tenant_id, payload)
+       SELECT e, 'converger.activities', k::text, t, p FROM unnest($14::uuid[], $4::uuid[], $5::uuid[], $15::jsonb[]) AS v(e, k, t, p)`,
+      [
+        touched.map((c) => c.id),
+        touched.map((c) => c.last_seq.toString()),
+        col((r) => r.id),
+        col((r) => r.conversation_id),
+        col((r) => r.tenant_id),
+        col((r) => r.seq),
+        col((r) => r.type),
+        col((r) => r.text),
+        col((r) => JSON.stringify(r.attachments)),
+        col((r) => r.from_id),
+        col((r) => r.from_name),
+        col((r) => JSON.stringify(r.metadata)),
+        col((r) => r.origin_channel_id),
+        rows.map(() => randomUUID()),
+        payloads.map((p) => JSON.stringify({ type: "activity.created", activity: p })),
+      ],
+    );
+  }
+
+  return {
+    write(draft: ActivityDraft): Promise<WriteOutcome> {
+      return new Promise((resolve, reject) => {
+        queue.push({ draft, resolve, reject });
+        if (!draining) {
+          draining = true;
+          // Let requests arriving in the same turn of the event loop join this batch.
+          setImmediate(() => void drain());
+        }
+      });
+    },
+  };
+}
+
+interface LockedConversation {
+  id: string;
+  tenant_id: string;
+  status: string;
+  last_seq: bigint;
+}
+
+function keyOf(d: ActivityDraft): string {
+  return `${d.tenantId}|${d.conversationId}|${d.idempotency?.key}`;
+}
+
+function keyReused(): ConnectError {
+  return new ConnectError("Idempotency-Key was already used with a different request", Code.AlreadyExists);
+}
+
+function toRow(d: ActivityDraft, seq: bigint, now: Date): ActivityRow {
+  return {
+    id: d.id,
+    conversation_id: d.conversationId,
+    tenant_id: d.tenantId,
+    seq: seq.toString(),
+    type: d.type,
+    text: d.text,
+    attachments: d.attachments,
+    from_id: d.fromId,
+    from_name: d.fromName,
+    metadata: d.metadata,
+    origin_channel_id: d.originChannelId,
+    created_at: now,
+  };
+}

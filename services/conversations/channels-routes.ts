@@ -1,0 +1,63 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { ChannelStatus, type ChannelsService } from "../../gen/converger/v1/channels_pb.js";
+import { tenantOf } from "../common/access.js";
+import { kPrincipal } from "../common/context.js";
+import { notFound } from "../common/errors.js";
+import { pageOf, pageResult } from "../common/pagination.js";
+import { type ConfigPolicy, mergeSecrets, redactConfig, validateChannelConfig } from "./channel-config.js";
+import type { ChannelStore } from "./store/channels.js";
+import { type ChannelRow, channelMessage, channelTypeName } from "./store/rows.js";
+
+export interface ChannelsDeps {
+  channels: ChannelStore;
+  configPolicy: ConfigPolicy;
+}
+
+export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsService> {
+  return {
+    async createChannel(req, ctx) {
+      const tenantId = tenantOf(ctx.values.get(kPrincipal));
+      const type = channelTypeName(req.type);
+      const config = validateChannelConfig(type, req.config ?? {}, deps.configPolicy);
+      const row = await deps.channels.create(tenantId, req.name.trim(), type, config);
+      return shown(row, true);
+    },
+    async listChannels(req, ctx) {
+      const page = pageOf(req);
+      const rows = await deps.channels.list(tenantOf(ctx.values.get(kPrincipal)), page);
+      const { items, nextCursor } = pageResult(rows, page);
+      return { channels: items.map((row) => shown(row)), nextCursor };
+    },
+    async getChannel(req, ctx) {
+      const row = await deps.channels.get(tenantOf(ctx.values.get(kPrincipal)), req.id);
+      if (!row) throw notFound("channel");
+      return shown(row);
+    },
+    async updateChannel(req, ctx) {
+      const tenantId = tenantOf(ctx.values.get(kPrincipal));
+      const current = await deps.channels.get(tenantId, req.id);
+      if (!current) throw notFound("channel");
+      const config = req.config
+        ? validateChannelConfig(current.type, mergeSecrets(current.type, current.config, req.config), deps.configPolicy)
+        : undefined;
+      const status = req.status === ChannelStatus.UNSPECIFIED ? undefined : statusName(req.status);
+      const row = await deps.channels.update(tenantId, req.id, { name: req.name?.trim(), status, config });
+      if (!row) throw notFound("channel");
+      return shown(row);
+    },
+    async rotateChannelSecret(req, ctx) {
+      const row = await deps.channels.rotateSecret(tenantOf(ctx.values.get(kPrincipal)), req.id);
+      if (!row) throw notFound("channel");
+      return shown(row, true);
+    },
+  };
+}
+
+/** The channel as the API shows it; the secret only right after it was minted. */
+function shown(row: ChannelRow, withSecret = false) {
+  return channelMessage(row, redactConfig(row.type, row.config), withSecret ? row.secret : undefined);
+}
+
+function statusName(status: ChannelStatus): ChannelRow["status"] {
+  return status === ChannelStatus.ACTIVE ? "active" : "inactive";
+}

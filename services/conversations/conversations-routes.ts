@@ -1,0 +1,220 @@
+import { createHash, randomUUID } from "node:crypto";
+import { create, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  ActivitySchema,
+  ActivityType,
+  AttachmentSchema,
+  type ConversationsService,
+  type CreateActivityRequest,
+  CreateActivityRequestSchema,
+  SenderSchema,
+} from "../../gen/converger/v1/conversations_pb.js";
+import { tenantOf } from "../common/access.js";
+import { type Bus, conversationTopic } from "../common/bus.js";
+import { HTTP_STATUS_HEADER, kPrincipal, type Principal } from "../common/context.js";
+import { conflict, invalidField, notFound } from "../common/errors.js";
+import { pageOf, pageResult } from "../common/pagination.js";
+import type { ActivityDraft, createActivityWriter } from "./activity-writer.js";
+import type { ActivityStore } from "./store/activities.js";
+import type { ConversationStore } from "./store/conversations.js";
+import { activityMessage, conversationMessage } from "./store/rows.js";
+
+export interface ConversationsDeps {
+  conversations: ConversationStore;
+  activities: ActivityStore;
+  writer: ReturnType<typeof createActivityWriter>;
+  bus: Bus;
+}
+
+const DEFAULT_ACTIVITY_PAGE = 100;
+const MAX_METADATA_BYTES = 16 * 1024;
+
+export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof ConversationsService> {
+  /** The tenant and conversation an RPC may touch; end users only their own (others look absent). */
+  function scope(ctx: HandlerContext, conversationId?: string) {
+    const principal = ctx.values.get(kPrincipal);
+    if (principal.kind === "end_user" && conversationId && conversationId !== principal.conversationId) {
+      throw notFound("conversation");
+    }
+    return { principal, tenantId: tenantOf(principal) };
+  }
+
+  async function activeConversation(tenantId: string, id: string) {
+    const row = await deps.conversations.get(tenantId, id);
+    if (!row) throw notFound("conversation");
+    if (row.status !== "active") throw conflict("conversation is closed");
+    return row;
+  }
+
+  return {
+    async createConversation(req, ctx) {
+      const { tenantId } = scope(ctx);
+      checkMetadata("metadata", req.metadata);
+      const members = [...new Set(req.members.map((m) => m.trim()).filter(Boolean))];
+      const outcome = await deps.conversations.create(tenantId, req.channelId, members, req.metadata ?? {});
+      if ("error" in outcome) {
+        if (outcome.error === "channel_not_found") throw notFound("channel");
+        throw conflict("channel is inactive");
+      }
+      return conversationMessage(outcome.row);
+    },
+
+    async listConversations(req, ctx) {
+      const { principal, tenantId } = scope(ctx);
+      const page = pageOf(req);
+      const member = principal.kind === "end_user" ? principal.userId : undefined;
+      const { items, nextCursor } = pageResult(await deps.conversations.list(tenantId, page, member), page);
+      const conversations = items.map((row) => {
+        const conversation = conversationMessage(row);
+        if (row.last_activity) conversation.lastActivity = activityMessage(row.last_activity);
+        if (row.unread_count !== null) conversation.unreadCount = BigInt(row.unread_count);
+        return conversation;
+      });
+      return { conversations, nextCursor };
+    },
+
+    async getConversation(req, ctx) {
+      const { tenantId } = scope(ctx, req.id);
+      const row = await deps.conversations.get(tenantId, req.id);
+      if (!row) throw notFound("conversation");
+      return conversationMessage(row);
+    },
+
+    async closeConversation(req, ctx) {
+      const { tenantId } = scope(ctx, req.id);
+      const row = await deps.conversations.close(tenantId, req.id);
+      if (!row) throw notFound("conversation");
+      return conversationMessage(row);
+    },
+
+    async createActivity(req, ctx) {
+      const { principal, tenantId } = scope(ctx, req.conversationId);
+      const from = senderOf(principal, req);
+      checkActivity(req);
+      if (req.type === ActivityType.TYPING) {
+        await activeConversation(tenantId, req.conversationId);
+        ctx.responseHeader.set(HTTP_STATUS_HEADER, "202");
+        return publishTyping(tenantId, req, from);
+      }
+      const draft: ActivityDraft = {
+        id: randomUUID(),
+        tenantId,
+        conversationId: req.conversationId,
+        type: req.type === ActivityType.EVENT ? "event" : "message",
+        text: req.text,
+        attachments: req.attachments.map((a) => toJson(AttachmentSchema, a, { useProtoFieldName: true }) as JsonObject),
+        fromId: from.id,
+        fromName: from.name,
+        metadata: req.metadata ?? {},
+        originChannelId: null,
+        idempotency: req.idempotencyKey ? { key: req.idempotencyKey, requestHash: requestHash(req, from) } : undefined,
+      };
+      const outcome = await deps.writer.write(draft);
+      if (outcome.replayed) {
+        ctx.responseHeader.set("idempotent-replayed", "true");
+        ctx.responseHeader.set(HTTP_STATUS_HEADER, "200");
+      }
+      return activityMessage(outcome.row);
+    },
+
+    async listActivities(req, ctx) {
+      const { tenantId } = scope(ctx, req.conversationId);
+      const conversation = await deps.conversations.get(tenantId, req.conversationId);
+      if (!conversation) throw notFound("conversation");
+      const after = await watermarkSeq(tenantId, req.conversationId, req.watermark);
+      const limit = req.limit > 0 ? req.limit : DEFAULT_ACTIVITY_PAGE;
+      const rows = await deps.activities.listAfter(tenantId, req.conversationId, after, limit);
+      const last = rows[rows.length - 1];
+      return { activities: rows.map(activityMessage), watermark: last ? BigInt(last.seq) : after };
+    },
+
+    async markRead(req, ctx) {
+      const { principal, tenantId } = scope(ctx, req.conversationId);
+      const userId = principal.kind === "end_user" ? principal.userId : req.userId;
+      if (!userId) throw invalidField("user_id", "is required");
+      const readUpTo = await deps.conversations.markRead(tenantId, req.conversationId, userId, req.watermark);
+      if (readUpTo === undefined) throw notFound("conversation");
+      const frame = {
+        type: "read",
+        conversation_id: req.conversationId,
+        user_id: userId,
+        read_up_to: readUpTo.toString(),
+      };
+      deps.bus.publish(conversationTopic(req.conversationId), frame);
+      return { userId, readUpTo };
+    },
+  };
+
+  async function watermarkSeq(tenantId: string, conversationId: string, watermark: string): Promise<bigint> {
+    if (watermark === "") return 0n;
+    if (/^\d{1,19}$/.test(watermark)) return BigInt(watermark);
+    if (/^[0-9a-f-]{36}$/i.test(watermark)) {
+      const seq = await deps.activities.seqOf(tenantId, conversationId, watermark);
+      if (seq === undefined) throw invalidField("watermark", "is not an activity of this conversation");
+      return seq;
+    }
+    throw invalidField("watermark", "must be a seq or an activity id");
+  }
+
+  function publishTyping(tenantId: string, req: CreateActivityRequest, from: { id: string; name: string }) {
+    const activity = create(ActivitySchema, {
+      id: randomUUID(),
+      conversationId: req.conversationId,
+      tenantId,
+      type: ActivityType.TYPING,
+      from,
+      metadata: req.metadata ?? {},
+      createdAt: timestampNow(),
+    });
+    deps.bus.publish(conversationTopic(req.conversationId), {
+      type: "typing",
+      conversation_id: req.conversationId,
+      from,
+    });
+    return activity;
+  }
+}
+
+/** End users speak as their token's user; servers must say who speaks. */
+function senderOf(principal: Principal, req: CreateActivityRequest): { id: string; name: string } {
+  if (principal.kind === "end_user") return { id: principal.userId, name: principal.userName };
+  if (!req.from?.id) throw invalidField("from.id", "is required");
+  return { id: req.from.id, name: req.from.name };
+}
+
+function checkActivity(req: CreateActivityRequest): void {
+  if (req.type === ActivityType.MESSAGE && !req.text.trim() && req.attachments.length === 0) {
+    throw invalidField("text", "is required for a message without attachments");
+  }
+  req.attachments.forEach((a, i) => {
+    if (a.fileId) throw invalidField(`attachments[${i}].file_id`, "file not found");
+    if (!a.url) throw invalidField(`attachments[${i}]`, "needs file_id or url");
+    if (!/^https?:\/\/[^\s]+$/i.test(a.url)) throw invalidField(`attachments[${i}].url`, "must be an http(s) URL");
+  });
+  checkMetadata("metadata", req.metadata);
+}
+
+function checkMetadata(field: string, metadata: JsonObject | undefined): void {
+  if (metadata && Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
+    throw invalidField(field, `must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
+  }
+}
+
+/** What makes two requests "the same" for an idempotency key: the body, keys sorted. */
+function requestHash(req: CreateActivityRequest, from: { id: string; name: string }): Buffer {
+  const body = toJson(CreateActivityRequestSchema, { ...req, idempotencyKey: "", from: create(SenderSchema, from) });
+  return createHash("sha256").update(canonical(body)).digest();
+}
+
+function canonical(value: JsonValue): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as JsonObject)[k] as JsonValue)}`);
+    return `{${entries.join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

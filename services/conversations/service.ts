@@ -1,0 +1,101 @@
+import { fileURLToPath } from "node:url";
+import { ChannelsService } from "../../gen/converger/v1/channels_pb.js";
+import { ActivitySchema, ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import { EventsService } from "../../gen/converger/v1/events_pb.js";
+import { TenantsService } from "../../gen/converger/v1/tenants_pb.js";
+import { createAccessInterceptor } from "../common/access.js";
+import { type Bus, conversationTopic } from "../common/bus.js";
+import type { Config } from "../common/config.js";
+import type { Pool } from "../common/db/pool.js";
+import { toApiJson } from "../common/json.js";
+import { createErrorInterceptor } from "../common/log-interceptor.js";
+import { forService, type Logger } from "../common/logger.js";
+import type { MigrationSet, ServiceModule } from "../common/service.js";
+import { createActivityWriter } from "./activity-writer.js";
+import { createApiKeyCache } from "./api-key-cache.js";
+import { channelsImpl } from "./channels-routes.js";
+import { conversationsImpl } from "./conversations-routes.js";
+import { eventsImpl } from "./events-routes.js";
+import { createOutboxRelay } from "./outbox-relay.js";
+import { createActivityStore } from "./store/activities.js";
+import { createChannelStore } from "./store/channels.js";
+import { createConversationStore } from "./store/conversations.js";
+import { createEventStore } from "./store/events.js";
+import { activityMessage } from "./store/rows.js";
+import { createTenantStore } from "./store/tenants.js";
+import { tenantsImpl } from "./tenants-routes.js";
+
+export const conversationsMigrations: MigrationSet = {
+  owner: "conversations",
+  dir: fileURLToPath(new URL("./migrations", import.meta.url)),
+};
+
+export interface ConversationsServiceDeps {
+  pool: Pool;
+  bus: Bus;
+  log: Logger;
+  config: Config;
+}
+
+/** Tenants, channels, conversations, activities and the event feed, with their outbox. */
+export function createConversationsModule(deps: ConversationsServiceDeps) {
+  const { pool, bus, config } = deps;
+  const log = forService(deps.log, "conversations");
+  const tenants = createTenantStore(pool);
+  const apiKeys = createApiKeyCache(tenants);
+  const relay = createOutboxRelay({ pool, log, retentionHours: config.outboxRetentionHours });
+  const writer = createActivityWriter({
+    pool,
+    idempotencyTtlHours: config.idempotencyTtlHours,
+    render: (row) => toApiJson(ActivitySchema, activityMessage(row)),
+    onCommitted(written) {
+      for (const { row, json } of written) {
+        bus.publish(conversationTopic(row.conversation_id), { type: "activity", activity: json });
+      }
+      relay.wake();
+    },
+  });
+  const interceptors = [
+    createErrorInterceptor(log),
+    createAccessInterceptor({ adminToken: config.adminToken, adminAllowedIps: config.adminAllowedIps, apiKeys }),
+  ];
+  relay.start();
+
+  const module: ServiceModule & { relay: typeof relay } = {
+    name: "conversations",
+    services: [TenantsService, ChannelsService, ConversationsService, EventsService],
+    relay,
+    routes(router) {
+      router.service(TenantsService, tenantsImpl({ tenants, forgetApiKeys: apiKeys.forget }), { interceptors });
+      router.service(
+        ChannelsService,
+        channelsImpl({
+          channels: createChannelStore(pool),
+          configPolicy: { allowPrivate: config.webhookAllowPrivate },
+        }),
+        { interceptors },
+      );
+      router.service(
+        ConversationsService,
+        conversationsImpl({
+          conversations: createConversationStore(pool),
+          activities: createActivityStore(pool),
+          writer,
+          bus,
+        }),
+        { interceptors },
+      );
+      router.service(EventsService, eventsImpl({ events: createEventStore(pool), bus, onOutboxWrite: relay.wake }), {
+        interceptors,
+      });
+    },
+    rawRoutes: [],
+    async ready() {
+      await pool.query("SELECT 1");
+    },
+    async stop() {
+      await relay.stop();
+    },
+  };
+  return module;
+}

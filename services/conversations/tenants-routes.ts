@@ -1,0 +1,50 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { CreateTenantResponseSchema, TenantStatus, type TenantsService } from "../../gen/converger/v1/tenants_pb.js";
+import { notFound } from "../common/errors.js";
+import { pageOf, pageResult } from "../common/pagination.js";
+import type { TenantRow } from "./store/rows.js";
+import { tenantMessage } from "./store/rows.js";
+import type { TenantStore } from "./store/tenants.js";
+
+export interface TenantsDeps {
+  tenants: TenantStore;
+  /** Drops cached API key lookups so a status change or rotation applies at once. */
+  forgetApiKeys: () => void;
+}
+
+export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsService> {
+  return {
+    async createTenant(req) {
+      const { row, apiKey } = await deps.tenants.create(req.name.trim());
+      return withKey(row, apiKey);
+    },
+    async listTenants(req) {
+      const page = pageOf(req);
+      const { items, nextCursor } = pageResult(await deps.tenants.list(page), page);
+      return { tenants: items.map(tenantMessage), nextCursor };
+    },
+    async getTenant(req) {
+      const row = await deps.tenants.get(req.id);
+      if (!row) throw notFound("tenant");
+      return tenantMessage(row);
+    },
+    async updateTenant(req) {
+      const row = await deps.tenants.setStatus(req.id, req.status === TenantStatus.ACTIVE ? "active" : "inactive");
+      if (!row) throw notFound("tenant");
+      deps.forgetApiKeys();
+      return tenantMessage(row);
+    },
+    async rotateTenantKey(req) {
+      const rotated = await deps.tenants.rotateKey(req.id);
+      if (!rotated) throw notFound("tenant");
+      deps.forgetApiKeys();
+      return withKey(rotated.row, rotated.apiKey);
+    },
+  };
+}
+
+function withKey(row: TenantRow, apiKey: string) {
+  const { $typeName: _, ...tenant } = tenantMessage(row);
+  return create(CreateTenantResponseSchema, { ...tenant, apiKey });
+}

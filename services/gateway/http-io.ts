@@ -1,0 +1,86 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { FieldViolationSchema } from "../../gen/converger/v1/options_pb.js";
+import { codeName, httpStatusForCode } from "../common/errors.js";
+
+// A client that declares more than this is not drained, just answered and cut off.
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
+/** A failure answered before any RPC runs, with its own HTTP status. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class BodyTooLargeError extends HttpError {
+  constructor(limit: number) {
+    super(413, "resource_exhausted", `request body is larger than ${limit} bytes`);
+  }
+}
+
+export function writeHttpError(res: ServerResponse, error: HttpError): void {
+  writeJson(res, error.status, { code: error.code, message: error.message, details: [] });
+}
+
+/**
+ * Reads a request body up to `limit` bytes. Past the limit it keeps reading
+ * and discarding (up to a bound) so the 413 reaches the client instead of a
+ * connection reset mid-upload.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > MAX_DRAIN_BYTES) return reject(new BodyTooLargeError(limit));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size > MAX_DRAIN_BYTES) req.destroy();
+    });
+    req.on("end", () => (size > limit ? reject(new BodyTooLargeError(limit)) : resolve(Buffer.concat(chunks))));
+    req.on("error", reject);
+    req.on("close", () => {
+      if (!req.complete) reject(new BodyTooLargeError(limit));
+    });
+  });
+}
+
+export function writeJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) return void res.end();
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}
+
+/** Connect-style error body `{code, message, details}` with the mapped HTTP status. */
+export function writeError(res: ServerResponse, error: ConnectError, headers: Record<string, string> = {}): void {
+  const status = httpStatusForCode(error.code);
+  const extra: Record<string, string> = { ...headers };
+  if (error.code === Code.Unauthenticated) {
+    // RFC 6750 §3: no error code when the request carried no credentials at all.
+    const presented = res.req.headers.authorization !== undefined || res.req.headers["x-api-key"] !== undefined;
+    extra["www-authenticate"] = presented
+      ? 'Bearer realm="converger", error="invalid_token"'
+      : 'Bearer realm="converger"';
+  }
+  const details = error.findDetails(FieldViolationSchema).map((v) => ({
+    type: FieldViolationSchema.typeName,
+    debug: { field: v.field, description: v.description },
+  }));
+  writeJson(res, status, { code: codeName(error.code), message: error.rawMessage, details }, extra);
+}

@@ -1,0 +1,44 @@
+import type { RawRoute, ServiceModule } from "../common/service.js";
+import { writeJson } from "./http-io.js";
+
+/** /healthz (listeners up, migrations done) and /readyz (engines reachable). */
+export function opsRoutes(options: { modules: ServiceModule[]; isListening: () => boolean }): RawRoute[] {
+  return [
+    {
+      method: "GET",
+      path: "/healthz",
+      bodyLimitBytes: 0,
+      handle({ res }) {
+        // Migrations run before any listener opens, so "listening" implies both.
+        const ok = options.isListening();
+        writeJson(res, ok ? 200 : 503, { status: ok ? "ok" : "starting" });
+      },
+    },
+    {
+      method: "GET",
+      path: "/readyz",
+      bodyLimitBytes: 0,
+      async handle({ res }) {
+        const checks: Record<string, string> = {};
+        let ok = options.isListening();
+        for (const m of options.modules) {
+          try {
+            await withTimeout(m.ready(), 2000);
+            checks[m.name] = "ok";
+          } catch (error) {
+            ok = false;
+            checks[m.name] = (error as Error).message || "unavailable";
+          }
+        }
+        writeJson(res, ok ? 200 : 503, { status: ok ? "ok" : "unavailable", checks });
+      },
+    },
+  ];
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()),
+  ]);
+}

@@ -1,0 +1,168 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { type DescMessage, getOption, hasOption, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { rules } from "../../gen/converger/v1/options_pb.js";
+import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER } from "../common/context.js";
+import { invalidField } from "../common/errors.js";
+import { fromApiJson, toApiJson } from "../common/json.js";
+import type { Logger } from "../common/logger.js";
+import { BodyTooLargeError, HttpError, readBody, writeError, writeHttpError, writeJson } from "./http-io.js";
+import type { RouteTable, RpcRoute } from "./route-table.js";
+
+/** Request headers services see: credentials, correlation and the caller's address. */
+const FORWARDED_HEADERS = ["authorization", "x-api-key", "traceparent", "tracestate", "user-agent"];
+/** Response headers a service may set for REST clients. */
+const RETURNED_HEADERS = [
+  "idempotent-replayed",
+  "retry-after",
+  "ratelimit-limit",
+  "ratelimit-remaining",
+  "ratelimit-reset",
+  "location",
+];
+
+export interface TranscoderOptions {
+  routes: RouteTable;
+  transportFor: (route: RpcRoute) => Transport;
+  jsonBodyLimitBytes: number;
+  log: Logger;
+}
+
+export interface RestRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  requestId: string;
+  clientIp: string;
+}
+
+/**
+ * The generic REST → RPC transcoder of design.md §1: path parameters, query
+ * parameters, headers named by `(rules).from_header` and the JSON body become
+ * the request message; the response message becomes public JSON.
+ */
+export function createTranscoder(options: TranscoderOptions) {
+  const { routes, log } = options;
+
+  return async function handle({ req, res, requestId, clientIp }: RestRequest): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://gateway");
+    const verb = req.method ?? "GET";
+    const started = performance.now();
+    try {
+      const match = routes.match(verb, url.pathname);
+      if (!match) throw new ConnectError(`no route for ${verb} ${url.pathname}`, Code.NotFound);
+      if ("allowed" in match) {
+        res.setHeader("allow", match.allowed.join(", "));
+        return writeJson(res, 405, { code: "method_not_allowed", message: `${verb} is not allowed here`, details: [] });
+      }
+      const { entry, params } = match;
+      if (entry.kind === "raw") {
+        const declared = Number(req.headers["content-length"] ?? 0);
+        if (declared > entry.route.bodyLimitBytes) throw new BodyTooLargeError(entry.route.bodyLimitBytes);
+        return await entry.route.handle({ req, res, params, requestId, clientIp });
+      }
+      await callRpc(entry, params, url, req, res, requestId, clientIp);
+    } catch (error) {
+      if (error instanceof HttpError) {
+        if (error instanceof BodyTooLargeError) res.setHeader("connection", "close");
+        return writeHttpError(res, error);
+      }
+      const connectError = ConnectError.from(error);
+      if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
+        log.error({ err: connectError.cause ?? connectError, request_id: requestId }, "request failed");
+      }
+      writeError(res, connectError);
+    } finally {
+      log.info(
+        {
+          request_id: requestId,
+          method: verb,
+          path: url.pathname,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+        },
+        "request",
+      );
+    }
+  };
+
+  async function callRpc(
+    route: RpcRoute,
+    params: Record<string, string>,
+    url: URL,
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    clientIp: string,
+  ): Promise<void> {
+    const input = route.method.input;
+    const json = route.body === "*" ? await readJsonBody(req, options.jsonBodyLimitBytes) : {};
+    if (route.body !== "*") mergeQuery(input, json, url.searchParams);
+    mergeHeaders(input, json, req);
+    Object.assign(json, params);
+    const message = fromApiJson(input, json);
+
+    const header = new Headers({ "x-request-id": requestId, [CLIENT_IP_HEADER]: clientIp });
+    for (const name of FORWARDED_HEADERS) {
+      const value = req.headers[name];
+      if (typeof value === "string") header.set(name, value);
+    }
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    const response = await options
+      .transportFor(route)
+      .unary(route.method as never, abort.signal, undefined, header, message as never, undefined);
+    const status = Number(response.header.get(HTTP_STATUS_HEADER)) || route.successStatus;
+    const returned: Record<string, string> = {};
+    for (const name of RETURNED_HEADERS) {
+      const value = response.header.get(name);
+      if (value !== null) returned[name] = value;
+    }
+    writeJson(res, status, toApiJson(route.method.output, response.message as never), returned);
+  }
+}
+
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonObject> {
+  const body = await readBody(req, limit);
+  if (body.length === 0) return {};
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new HttpError(415, "invalid_argument", "Content-Type must be application/json");
+  }
+  let parsed: JsonValue;
+  try {
+    parsed = JSON.parse(body.toString("utf8")) as JsonValue;
+  } catch {
+    throw invalidField("body", "is not valid JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw invalidField("body", "must be a JSON object");
+  }
+  return parsed;
+}
+
+/** Query parameters named like request fields fill them; repeated ones fill lists. */
+function mergeQuery(input: DescMessage, json: JsonObject, query: URLSearchParams): void {
+  for (const field of input.fields) {
+    const values = query.getAll(field.name);
+    if (values.length === 0 || field.name in json) continue;
+    json[field.name] = field.fieldKind === "list" ? values : (values[values.length - 1] as string);
+  }
+}
+
+function mergeHeaders(input: DescMessage, json: JsonObject, req: IncomingMessage): void {
+  for (const field of input.fields) {
+    if (!hasOption(field, rules)) continue;
+    for (const name of getOption(field, rules).fromHeader) {
+      const value = req.headers[name.toLowerCase()];
+      if (typeof value === "string" && value !== "") {
+        json[field.name] = value;
+        break;
+      }
+    }
+  }
+}
+
+export function newRequestId(incoming: string | string[] | undefined): string {
+  return typeof incoming === "string" && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+}
