@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type TestApp, call, fixtures, startTestApp } from "./helpers/app.js";
+
+let t: TestApp;
+let key: string;
+beforeAll(async () => {
+  t = await startTestApp();
+  key = (await fixtures(t.baseUrl).tenant()).key;
+});
+afterAll(() => t?.stop());
+
+const VALID: Record<string, Record<string, unknown>> = {
+  echo: {},
+  websocket: {},
+  webhook: { url: "https://hooks.example.com/in", headers: { "X-Token": "abc" }, method: "put" },
+  whatsapp_meta: { phone_number_id: "123", access_token: "EAAG", verify_token: "vt", app_secret: "as" },
+  whatsapp_infobip: { base_url: "https://api.infobip.com", api_key: "ib-key", sender: "447860099299" },
+  telegram: { bot_token: "123:ABC" },
+  instagram: { instagram_account_id: "17841", access_token: "IGQ" },
+  messenger: { page_id: "p1", page_access_token: "EAAP", base_url: "https://graph.example.com/v18.0" },
+};
+
+const create = (type: string, config: unknown, name = `${type} ch`) =>
+  call(t.baseUrl, "POST", "/v1/channels", { key, body: { name, type, config } });
+
+describe("channels", () => {
+  it.each(Object.entries(VALID))("creates a %s channel with its secret shown once", async (type, config) => {
+    const res = await create(type, config);
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ type, status: "active", name: `${type} ch` });
+    expect(res.body.secret).toMatch(/^cvs_/);
+    const got = await call(t.baseUrl, "GET", `/v1/channels/${res.body.id}`, { key });
+    expect(got.body.secret).toBeUndefined();
+  });
+
+  it("redacts secret config values on every read", async () => {
+    const res = await create("whatsapp_meta", VALID.whatsapp_meta);
+    expect(res.body.config).toEqual({ phone_number_id: "123", access_token: "[redacted]", verify_token: "[redacted]", app_secret: "[redacted]" });
+    const got = await call(t.baseUrl, "GET", `/v1/channels/${res.body.id}`, { key });
+    expect(got.body.config.access_token).toBe("[redacted]");
+    const list = await call(t.baseUrl, "GET", "/v1/channels?limit=100", { key });
+    expect(JSON.stringify(list.body)).not.toContain("EAAG");
+  });
+
+  it("normalizes the webhook method and keeps headers", async () => {
+    const res = await create("webhook", VALID.webhook);
+    expect(res.body.config).toEqual({ url: "https://hooks.example.com/in", headers: { "X-Token": "abc" }, method: "PUT" });
+  });
+
+  it.each([
+    ["webhook", {}, "config.url"],
+    ["webhook", { url: "ftp://x.example.com" }, "config.url"],
+    ["webhook", { url: "not a url" }, "config.url"],
+    ["webhook", { url: "https://x.example.com", method: "DELETE" }, "config.method"],
+    ["webhook", { url: "https://x.example.com", headers: { "Bad Header": "x" } }, "config.headers.Bad Header"],
+    ["whatsapp_meta", { phone_number_id: "1", access_token: "a", verify_token: "v" }, "config.app_secret"],
+    ["whatsapp_infobip", { api_key: "k", sender: "s" }, "config.base_url"],
+    ["telegram", { bot_token: 42 }, "config.bot_token"],
+    ["echo", { surprise: true }, "config.surprise"],
+  ])("rejects an invalid %s config with 400 naming %s", async (type, config, field) => {
+    const before = await t.db.query("SELECT count(*)::int AS n FROM channels");
+    const res = await create(type, config);
+    expect(res.status).toBe(400);
+    expect(res.body.details[0].debug.field).toBe(field);
+    const after = await t.db.query("SELECT count(*)::int AS n FROM channels");
+    expect(after.rows[0].n).toBe(before.rows[0].n);
+  });
+
+  it("rejects an unknown type and a missing type with 400", async () => {
+    expect((await create("carrier_pigeon", {})).body.details[0].debug.field).toBe("type");
+    const missing = await call(t.baseUrl, "POST", "/v1/channels", { key, body: { name: "x" } });
+    expect(missing.status).toBe(400);
+    expect(missing.body.details[0].debug).toEqual({ field: "type", description: "is required" });
+  });
+
+  it("refuses private and metadata webhook URLs unless WEBHOOK_ALLOW_PRIVATE", async () => {
+    for (const url of ["http://127.0.0.1:9/x", "http://169.254.169.254/latest", "http://10.0.0.5/", "http://localhost/", "http://[::1]/"]) {
+      const res = await create("webhook", { url });
+      expect(res.status, url).toBe(400);
+    }
+    const open = await startTestApp({ WEBHOOK_ALLOW_PRIVATE: "true" });
+    try {
+      const k = (await fixtures(open.baseUrl).tenant()).key;
+      const res = await call(open.baseUrl, "POST", "/v1/channels", {
+        key: k,
+        body: { name: "local", type: "webhook", config: { url: "http://127.0.0.1:9/x" } },
+      });
+      expect(res.status).toBe(201);
+    } finally {
+      await open.stop();
+    }
+  });
+
+  it("updates name, status and config, keeping secrets left out or sent back redacted", async () => {
+    const created = await create("whatsapp_meta", VALID.whatsapp_meta);
+    const id = created.body.id;
+    const renamed = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, { key, body: { name: "WA", status: "inactive" } });
+    expect(renamed.body).toMatchObject({ name: "WA", status: "inactive" });
+    const reconfigured = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, {
+      key,
+      body: { config: { ...renamed.body.config, phone_number_id: "999", verify_token: "new-vt" } },
+    });
+    expect(reconfigured.status).toBe(200);
+    const stored = await t.db.query("SELECT config FROM channels WHERE id = $1", [id]);
+    expect(stored.rows[0].config).toEqual({ phone_number_id: "999", access_token: "EAAG", verify_token: "new-vt", app_secret: "as" });
+    const invalid = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, { key, body: { config: { phone_number_id: "" } } });
+    expect(invalid.status).toBe(400);
+  });
+
+  it("rotates the channel secret and shows the new one once", async () => {
+    const created = await create("echo", {});
+    const rotated = await call(t.baseUrl, "POST", `/v1/channels/${created.body.id}/rotate-secret`, { key });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).toMatch(/^cvs_/);
+    expect(rotated.body.secret).not.toBe(created.body.secret);
+    const stored = await t.db.query("SELECT secret FROM channels WHERE id = $1", [created.body.id]);
+    expect(stored.rows[0].secret).toBe(rotated.body.secret);
+  });
+
+  it("pages through channels with a cursor", async () => {
+    const k = (await fixtures(t.baseUrl).tenant("pager")).key;
+    for (let i = 0; i < 5; i++) await fixtures(t.baseUrl).channel(k, "echo");
+    const seen: string[] = [];
+    let cursor = "";
+    for (let page = 0; page < 5; page++) {
+      const res = await call(t.baseUrl, "GET", `/v1/channels?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { key: k });
+      seen.push(...res.body.channels.map((c: { id: string }) => c.id));
+      cursor = res.body.next_cursor;
+      if (!cursor) break;
+    }
+    expect(seen).toHaveLength(5);
+    expect(new Set(seen).size).toBe(5);
+  });
+});
