@@ -48,7 +48,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         cleanups.push(() => (embedded as EmbeddedDatabase).stop());
       }
       databaseUrl = config.databaseUrl ?? embedded?.url;
-      const p = createPool(databaseUrl as string);
+      const p = createPool(databaseUrl as string, (error) => log.warn({ err: error }, "idle database connection lost"));
       pool = p;
       cleanups.push(() => p.end());
       for (const name of hosted) await migrate(p, name, REGISTRY[name]!.migrations.dir, log);

@@ -142,7 +142,7 @@ describe("activities", () => {
     const bySeq = await call(t.baseUrl, "GET", `${activities(id)}?watermark=2`, { key });
     expect(bySeq.body.activities.map((a: { seq: string }) => a.seq)).toEqual(["3", "4"]);
     expect(bySeq.body.watermark).toBe("4");
-    const byId = await call(t.baseUrl, "GET", `${activities(id)}?watermark=${posted[0].id}&limit=2`, { key });
+    const byId = await call(t.baseUrl, "GET", `${activities(id)}?watermark=${posted[0]?.id}&limit=2`, { key });
     expect(byId.body.activities.map((a: { seq: string }) => a.seq)).toEqual(["2", "3"]);
     expect(byId.body.watermark).toBe("3");
     const past = await call(t.baseUrl, "GET", `${activities(id)}?watermark=10`, { key });

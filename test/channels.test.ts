@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestApp, call, fixtures, startTestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;
 let key: string;
@@ -35,7 +35,12 @@ describe("channels", () => {
 
   it("redacts secret config values on every read", async () => {
     const res = await create("whatsapp_meta", VALID.whatsapp_meta);
-    expect(res.body.config).toEqual({ phone_number_id: "123", access_token: "[redacted]", verify_token: "[redacted]", app_secret: "[redacted]" });
+    expect(res.body.config).toEqual({
+      phone_number_id: "123",
+      access_token: "[redacted]",
+      verify_token: "[redacted]",
+      app_secret: "[redacted]",
+    });
     const got = await call(t.baseUrl, "GET", `/v1/channels/${res.body.id}`, { key });
     expect(got.body.config.access_token).toBe("[redacted]");
     const list = await call(t.baseUrl, "GET", "/v1/channels?limit=100", { key });
@@ -44,7 +49,11 @@ describe("channels", () => {
 
   it("normalizes the webhook method and keeps headers", async () => {
     const res = await create("webhook", VALID.webhook);
-    expect(res.body.config).toEqual({ url: "https://hooks.example.com/in", headers: { "X-Token": "abc" }, method: "PUT" });
+    expect(res.body.config).toEqual({
+      url: "https://hooks.example.com/in",
+      headers: { "X-Token": "abc" },
+      method: "PUT",
+    });
   });
 
   it.each([
@@ -74,7 +83,13 @@ describe("channels", () => {
   });
 
   it("refuses private and metadata webhook URLs unless WEBHOOK_ALLOW_PRIVATE", async () => {
-    for (const url of ["http://127.0.0.1:9/x", "http://169.254.169.254/latest", "http://10.0.0.5/", "http://localhost/", "http://[::1]/"]) {
+    for (const url of [
+      "http://127.0.0.1:9/x",
+      "http://169.254.169.254/latest",
+      "http://10.0.0.5/",
+      "http://localhost/",
+      "http://[::1]/",
+    ]) {
       const res = await create("webhook", { url });
       expect(res.status, url).toBe(400);
     }
@@ -94,7 +109,10 @@ describe("channels", () => {
   it("updates name, status and config, keeping secrets left out or sent back redacted", async () => {
     const created = await create("whatsapp_meta", VALID.whatsapp_meta);
     const id = created.body.id;
-    const renamed = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, { key, body: { name: "WA", status: "inactive" } });
+    const renamed = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, {
+      key,
+      body: { name: "WA", status: "inactive" },
+    });
     expect(renamed.body).toMatchObject({ name: "WA", status: "inactive" });
     const reconfigured = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, {
       key,
@@ -102,8 +120,16 @@ describe("channels", () => {
     });
     expect(reconfigured.status).toBe(200);
     const stored = await t.db.query("SELECT config FROM channels WHERE id = $1", [id]);
-    expect(stored.rows[0].config).toEqual({ phone_number_id: "999", access_token: "EAAG", verify_token: "new-vt", app_secret: "as" });
-    const invalid = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, { key, body: { config: { phone_number_id: "" } } });
+    expect(stored.rows[0].config).toEqual({
+      phone_number_id: "999",
+      access_token: "EAAG",
+      verify_token: "new-vt",
+      app_secret: "as",
+    });
+    const invalid = await call(t.baseUrl, "PATCH", `/v1/channels/${id}`, {
+      key,
+      body: { config: { phone_number_id: "" } },
+    });
     expect(invalid.status).toBe(400);
   });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestApp, call, fixtures, startTestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;
 let f: ReturnType<typeof fixtures>;
@@ -75,12 +75,16 @@ describe("conversations", () => {
     expect(all.body.next_cursor).toBe("");
     const page1 = await call(t.baseUrl, "GET", "/v1/conversations?limit=2", { key: k });
     expect(page1.body.conversations).toHaveLength(2);
-    const page2 = await call(t.baseUrl, "GET", `/v1/conversations?limit=2&cursor=${page1.body.next_cursor}`, { key: k });
+    const page2 = await call(t.baseUrl, "GET", `/v1/conversations?limit=2&cursor=${page1.body.next_cursor}`, {
+      key: k,
+    });
     expect(page2.body.conversations.map((x: { id: string }) => x.id)).toEqual([c.id]);
     expect(page2.body.next_cursor).toBe("");
     const byOffset = await call(t.baseUrl, "GET", "/v1/conversations?limit=1&offset=1", { key: k });
     expect(byOffset.body.conversations[0].id).toBe(b.id);
-    const both = await call(t.baseUrl, "GET", `/v1/conversations?offset=1&cursor=${page1.body.next_cursor}`, { key: k });
+    const both = await call(t.baseUrl, "GET", `/v1/conversations?offset=1&cursor=${page1.body.next_cursor}`, {
+      key: k,
+    });
     expect(both.status).toBe(400);
   });
 
@@ -100,7 +104,10 @@ describe("conversations", () => {
     await f.message(key, id, "two");
     const frames: unknown[] = [];
     const off = t.app.bus.subscribe(`conversation:${id}`, (frame) => frames.push(frame));
-    const res = await call(t.baseUrl, "POST", `/v1/conversations/${id}/read`, { key, body: { user_id: "u1", watermark: 1 } });
+    const res = await call(t.baseUrl, "POST", `/v1/conversations/${id}/read`, {
+      key,
+      body: { user_id: "u1", watermark: 1 },
+    });
     expect(res.body).toEqual({ user_id: "u1", read_up_to: "1" });
     const latest = await call(t.baseUrl, "POST", `/v1/conversations/${id}/read`, { key, body: { user_id: "u1" } });
     expect(latest.body.read_up_to).toBe("2");

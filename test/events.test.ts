@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestApp, call, fixtures, startTestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;
 let tenant: { id: string; key: string };
@@ -28,7 +28,10 @@ describe("tenant event feed", () => {
     ]);
     for (const path of ["/v1/events", "/events"]) {
       const list = await call(t.baseUrl, "GET", path, { key: tenant.key });
-      expect(list.body.events.map((e: { message: string }) => e.message)).toEqual(["deploy finished", "deploy started"]);
+      expect(list.body.events.map((e: { message: string }) => e.message)).toEqual([
+        "deploy finished",
+        "deploy started",
+      ]);
     }
     const outbox = await t.db.query("SELECT count(*)::int AS n FROM outbox WHERE topic = 'converger.events'");
     expect(outbox.rows[0].n).toBe(2);

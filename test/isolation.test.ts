@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestApp, call, fixtures, startTestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;
 let mine: { key: string; channel: string; conversation: string; activity: string };
@@ -11,7 +11,11 @@ async function tenantWithData(name: string) {
   const channel = (await f.channel(key)).id;
   const conversation = (await f.conversation(key, channel)).id;
   const activity = (await f.message(key, conversation, `${name} secret`)).body.id as string;
-  await call(t.baseUrl, "POST", "/v1/events", { key, headers: { "X-Tenant-ID": (await tenantId(key)) as string }, body: { message: `${name} event` } });
+  await call(t.baseUrl, "POST", "/v1/events", {
+    key,
+    headers: { "X-Tenant-ID": (await tenantId(key)) as string },
+    body: { message: `${name} event` },
+  });
   return { key, channel, conversation, activity };
 }
 
@@ -36,7 +40,11 @@ describe("tenant isolation", () => {
       ["POST", "/v1/conversations", { channel_id: theirs.channel }],
       ["GET", `/v1/conversations/${theirs.conversation}`],
       ["POST", `/v1/conversations/${theirs.conversation}/close`],
-      ["POST", `/v1/conversations/${theirs.conversation}/activities`, { type: "message", text: "x", from: { id: "u" } }],
+      [
+        "POST",
+        `/v1/conversations/${theirs.conversation}/activities`,
+        { type: "message", text: "x", from: { id: "u" } },
+      ],
       ["POST", `/v1/conversations/${theirs.conversation}/activities`, { type: "typing", from: { id: "u" } }],
       ["GET", `/v1/conversations/${theirs.conversation}/activities`],
       ["GET", `/v1/conversations/${mine.conversation}/activities?watermark=${theirs.activity}`],
@@ -62,7 +70,9 @@ describe("tenant isolation", () => {
   });
 
   it("leaves the other tenant's data untouched after the attempts", async () => {
-    const res = await call(t.baseUrl, "GET", `/v1/conversations/${theirs.conversation}/activities`, { key: theirs.key });
+    const res = await call(t.baseUrl, "GET", `/v1/conversations/${theirs.conversation}/activities`, {
+      key: theirs.key,
+    });
     expect(res.body.activities.map((a: { text: string }) => a.text)).toEqual(["theirs secret"]);
     const ch = await call(t.baseUrl, "GET", `/v1/channels/${theirs.channel}`, { key: theirs.key });
     expect(ch.body.name).not.toBe("hijack");

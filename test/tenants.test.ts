@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, type TestApp, call, fixtures, startTestApp } from "./helpers/app.js";
+import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -74,7 +74,10 @@ describe("operator API", () => {
       expect(res.status, path).toBe(403);
       expect(res.body.code).toBe("permission_denied");
     }
-    await call(t.baseUrl, "PATCH", `/admin/v1/tenants/${tenant.id}`, { token: ADMIN_TOKEN, body: { status: "active" } });
+    await call(t.baseUrl, "PATCH", `/admin/v1/tenants/${tenant.id}`, {
+      token: ADMIN_TOKEN,
+      body: { status: "active" },
+    });
     expect((await call(t.baseUrl, "GET", "/v1/channels", { key: tenant.key })).status).toBe(200);
   });
 

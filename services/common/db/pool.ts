@@ -5,8 +5,15 @@ import pg from "pg";
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
-export function createPool(url: string, max = 20): Pool {
-  return new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000 });
+/**
+ * A connection pool. An idle connection that the server drops (restart,
+ * failover, shutdown) emits "error" on the pool; without a listener that
+ * would crash the process, so it is logged and the pool reconnects on demand.
+ */
+export function createPool(url: string, onIdleError: (error: Error) => void, max = 20): Pool {
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000 });
+  pool.on("error", onIdleError);
+  return pool;
 }
 
 /** Runs `work` in a transaction, rolling back on any error. */
