@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectErrorFromPg } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { traceIdOf } from "./trace.js";
 
 /**
  * Outermost server interceptor of every service: turns infrastructure errors
@@ -15,7 +16,12 @@ export function createErrorInterceptor(log: Logger): Interceptor {
       const mapped = error instanceof ConnectError ? error : connectErrorFromPg(error);
       if (mapped.code === Code.Internal || mapped.code === Code.Unknown || mapped.code === Code.Unavailable) {
         log.error(
-          { err: mapped.cause ?? error, rpc: req.method.name, request_id: req.header.get("x-request-id") },
+          {
+            err: mapped.cause ?? error,
+            rpc: req.method.name,
+            request_id: req.header.get("x-request-id"),
+            trace_id: traceIdOf(req.header.get("traceparent")),
+          },
           "rpc failed",
         );
       }

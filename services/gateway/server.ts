@@ -6,6 +6,7 @@ import { clientAddress, createAddressMatcher } from "../common/cidr.js";
 import { CLIENT_IP_HEADER } from "../common/context.js";
 import type { Logger } from "../common/logger.js";
 import type { RawRoute } from "../common/service.js";
+import { traceparentOf } from "../common/trace.js";
 import { buildRouteTable } from "./route-table.js";
 import { createTranscoder, newRequestId } from "./transcoder.js";
 
@@ -59,6 +60,7 @@ export function createGatewayHandler(options: GatewayOptions) {
       isTrustedProxy,
     );
     req.headers["x-request-id"] = requestId;
+    req.headers.traceparent = traceparentOf(req.headers.traceparent);
     res.setHeader("x-request-id", requestId);
     rpc(req, res);
   };

@@ -7,6 +7,7 @@ import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER } from "../common/context.js";
 import { invalidField } from "../common/errors.js";
 import { fromApiJson, toApiJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
+import { traceIdOf } from "../common/trace.js";
 import { BodyTooLargeError, HttpError, readBody, writeError, writeHttpError, writeJson } from "./http-io.js";
 import type { RouteTable, RpcRoute } from "./route-table.js";
 
@@ -48,6 +49,7 @@ export function createTranscoder(options: TranscoderOptions) {
     const url = new URL(req.url ?? "/", "http://gateway");
     const verb = req.method ?? "GET";
     const started = performance.now();
+    const reqLog = log.child({ request_id: requestId, trace_id: traceIdOf(req.headers.traceparent) });
     try {
       const match = routes.match(verb, url.pathname);
       if (!match) throw new ConnectError(`no route for ${verb} ${url.pathname}`, Code.NotFound);
@@ -69,13 +71,12 @@ export function createTranscoder(options: TranscoderOptions) {
       }
       const connectError = ConnectError.from(error);
       if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
-        log.error({ err: connectError.cause ?? connectError, request_id: requestId }, "request failed");
+        reqLog.error({ err: connectError.cause ?? connectError }, "request failed");
       }
       writeError(res, connectError);
     } finally {
-      log.info(
+      reqLog.info(
         {
-          request_id: requestId,
           method: verb,
           path: url.pathname,
           status: res.statusCode,
