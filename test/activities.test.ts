@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OutboxRelay } from "../services/conversations/outbox-relay.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;
@@ -118,9 +119,9 @@ describe("activities", () => {
     const off = t.app.bus.subscribe(`conversation:${id}`, (frame) => {
       pushed.push((frame.activity as { seq: string }).seq);
     });
-    const relay = (t.app.modules[0] as unknown as { relay: { subscribe: Function } }).relay;
-    const offRelay = relay.subscribe("converger.activities", (m: { key: string; payload: any }) => {
-      if (m.key === id) relayed.push(m.payload.activity.seq);
+    const relay = (t.app.modules[0] as unknown as { relay: OutboxRelay }).relay;
+    const offRelay = relay.subscribe("converger.activities", (m) => {
+      if (m.key === id) relayed.push((m.payload as { activity: { seq: string } }).activity.seq);
     });
     for (let i = 0; i < 5; i++) await f.message(key, id, `n${i}`);
     await expect.poll(() => relayed.length, { timeout: 5000 }).toBe(5);

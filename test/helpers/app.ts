@@ -58,6 +58,7 @@ export interface CallOptions {
 }
 
 /** One REST call; JSON in and out. */
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON bodies
 export async function call<T = Record<string, any>>(
   baseUrl: string,
   method: string,
