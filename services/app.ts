@@ -1,11 +1,12 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type ConnectRouter, createRouterTransport, type Transport } from "@connectrpc/connect";
+import type { ConnectRouter, Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type Bus, createLocalBus } from "./common/bus.js";
 import type { Config } from "./common/config.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./common/db/embedded.js";
 import { migrate } from "./common/db/migrate.js";
 import { createPool, type Pool } from "./common/db/pool.js";
+import { createDirectTransport } from "./common/direct-transport.js";
 import { createLogger, forService, type Logger } from "./common/logger.js";
 import type { ServiceModule } from "./common/service.js";
 import { type Listener, listenHttp1And2, listenHttp2 } from "./gateway/listen.js";
@@ -91,7 +92,7 @@ async function startGateway(
   isListening: () => boolean,
 ): Promise<Listener> {
   const services: { desc: DescService; transport: Transport }[] = [];
-  const localTransport = createRouterTransport(localRoutes);
+  const localTransport = createDirectTransport(localRoutes);
   for (const m of modules) for (const desc of m.services) services.push({ desc, transport: localTransport });
   const remote: { desc: DescService; transport: Transport }[] = [];
   for (const [name, baseUrl] of Object.entries(config.upstreams)) {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { getOption, hasOption } from "@bufbuild/protobuf";
+import { type DescMethod, getOption, hasOption } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { access, PrincipalKind } from "../../gen/converger/v1/options_pb.js";
+import { type AccessRule, access, PrincipalKind } from "../../gen/converger/v1/options_pb.js";
 import { createAddressMatcher } from "./cidr.js";
 import { CLIENT_IP_HEADER, kPrincipal, type Principal } from "./context.js";
 import { validateMessage } from "./validation.js";
@@ -34,8 +34,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const isAdminAddress = createAddressMatcher(options.adminAllowedIps);
   const adminTokenHash = hashSecret(options.adminToken);
   return (next) => async (req) => {
-    const rule = hasOption(req.method, access) ? getOption(req.method, access) : undefined;
-    const allow = new Set(rule?.allow ?? []);
+    const { rule, allow } = accessRuleOf(req.method);
     if (allow.size === 0) throw new ConnectError("this method is not callable", Code.PermissionDenied);
     const principal = await authenticate(req.header, allow);
     if (principal.kind === "oauth_client" && rule?.scope && !principal.scopes.includes(rule.scope)) {
@@ -74,6 +73,19 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
     return { kind: "api_key", tenantId: tenant.tenantId };
   }
+}
+
+const accessRules = new WeakMap<DescMethod, { rule?: AccessRule; allow: Set<PrincipalKind> }>();
+
+/** The method's access option, read from its descriptor once. */
+function accessRuleOf(method: DescMethod) {
+  let entry = accessRules.get(method);
+  if (!entry) {
+    const rule = hasOption(method, access) ? getOption(method, access) : undefined;
+    entry = { rule, allow: new Set(rule?.allow ?? []) };
+    accessRules.set(method, entry);
+  }
+  return entry;
 }
 
 function bearerToken(header: Headers): string | undefined {

@@ -25,7 +25,7 @@ function collect(schema: DescMessage, message: Record<string, unknown>, prefix: 
   for (const field of schema.fields) {
     const path = prefix + field.name;
     const value = field.oneof ? undefined : message[field.localName];
-    const fieldRules = hasOption(field, rules) ? getOption(field, rules) : undefined;
+    const fieldRules = rulesOf(field);
     if (fieldRules) checkField(field, fieldRules, value, path, out);
     if (field.fieldKind === "message" && value && isOwnMessage(field.message)) {
       collect(field.message, value as Record<string, unknown>, `${path}.`, out);
@@ -40,6 +40,18 @@ function collect(schema: DescMessage, message: Record<string, unknown>, prefix: 
       out.push({ field: path, description: "unknown value" });
     }
   }
+}
+
+const fieldRulesCache = new WeakMap<DescField, FieldRules | null>();
+
+/** A field's rules option, read from its descriptor once. */
+export function rulesOf(field: DescField): FieldRules | undefined {
+  let cached = fieldRulesCache.get(field);
+  if (cached === undefined) {
+    cached = hasOption(field, rules) ? getOption(field, rules) : null;
+    fieldRulesCache.set(field, cached);
+  }
+  return cached ?? undefined;
 }
 
 function isOwnMessage(schema: DescMessage): boolean {

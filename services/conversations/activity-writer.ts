@@ -39,6 +39,11 @@ export interface ActivityWriterOptions {
 
 // Bounded so that one transaction stays short and its statement parameters small.
 const MAX_BATCH = 256;
+// Transactions in flight at once. Each waits on a few round trips through a busy
+// event loop; overlapping them keeps PostgreSQL and the loop both working. Order
+// still holds: writers lock a conversation row in turn, so per conversation the
+// commit order is the seq order.
+const MAX_IN_FLIGHT = 4;
 
 interface Pending {
   draft: ActivityDraft;
@@ -49,19 +54,26 @@ interface Pending {
 type Result = { ok: WriteOutcome } | { error: unknown };
 
 /**
- * Group commit: concurrent writes are gathered while the previous transaction
- * runs and stored together in one transaction (one fsync for many rows).
+ * Group commit: concurrent writes are gathered while earlier transactions
+ * run and stored together in one transaction (one fsync for many rows).
  * Within a batch, each conversation's row lock hands out consecutive seqs, so
  * seq stays gap-free and per-conversation order holds across processes. One
  * bad request never fails its neighbours: a failed batch is retried item by item.
  */
 export function createActivityWriter(options: ActivityWriterOptions) {
   const queue: Pending[] = [];
-  let draining = false;
+  let inFlight = 0;
+  let scheduled = false;
 
-  async function drain(): Promise<void> {
-    while (queue.length > 0) await flush(queue.splice(0, MAX_BATCH));
-    draining = false;
+  function pump(): void {
+    scheduled = false;
+    while (inFlight < MAX_IN_FLIGHT && queue.length > 0) {
+      inFlight++;
+      void flush(queue.splice(0, MAX_BATCH)).finally(() => {
+        inFlight--;
+        pump();
+      });
+    }
   }
 
   async function flush(batch: Pending[]): Promise<void> {
@@ -145,7 +157,6 @@ export function createActivityWriter(options: ActivityWriterOptions) {
     }
     await insertActivities(
       client,
-      conversations,
       rows,
       fresh.map((i) => (results[i] as { ok: WriteOutcome }).ok.json),
     );
@@ -220,42 +231,35 @@ export function createActivityWriter(options: ActivityWriterOptions) {
     }
   }
 
-  async function insertActivities(
-    client: PoolClient,
-    conversations: Map<string, LockedConversation>,
-    rows: ActivityRow[],
-    payloads: JsonValue[],
-  ) {
-    const touched = [...conversations.values()].filter((c) => rows.some((r) => r.conversation_id === c.id));
-    const col = <T>(f: (r: ActivityRow) => T) => rows.map(f);
+  /**
+   * One statement: bump each conversation's last_seq, insert the activities
+   * and their outbox rows. Rows travel as one JSON array (jsonb_to_recordset)
+   * rather than a parameter array per column: serializing them is one native
+   * JSON.stringify instead of escaping every value in JavaScript.
+   */
+  async function insertActivities(client: PoolClient, rows: ActivityRow[], payloads: JsonValue[]) {
+    const records = rows.map((row, i) => ({
+      ...row,
+      event_id: randomUUID(),
+      payload: { type: "activity.created", activity: payloads[i] },
+    }));
     await client.query(
-      `WITH bump AS (
-         UPDATE conversations c SET last_seq = v.last_seq, activity_at = now(), updated_at = now()
-         FROM unnest($1::uuid[], $2::bigint[]) AS v(id, last_seq) WHERE c.id = v.id),
+      `WITH v AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(
+           id uuid, conversation_id uuid, tenant_id uuid, seq bigint, type text, text text, attachments jsonb,
+           from_id text, from_name text, metadata jsonb, origin_channel_id uuid, event_id uuid, payload jsonb)),
+       bump AS (
+         UPDATE conversations c SET last_seq = m.last_seq, activity_at = now(), updated_at = now()
+         FROM (SELECT conversation_id, max(seq) AS last_seq FROM v GROUP BY conversation_id) m
+         WHERE c.id = m.conversation_id),
        inserted AS (
          INSERT INTO activities (id, conversation_id, tenant_id, seq, type, text, attachments, from_id, from_name,
                                  metadata, origin_channel_id, created_at)
-         SELECT *, now() FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::bigint[], $7::text[], $8::text[],
-                                     $9::jsonb[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[]))
+         SELECT id, conversation_id, tenant_id, seq, type, text, attachments, from_id, from_name,
+                metadata, origin_channel_id, now() FROM v)
        INSERT INTO outbox (event_id, topic, key, tenant_id, payload)
-       SELECT e, 'converger.activities', k::text, t, p FROM unnest($14::uuid[], $4::uuid[], $5::uuid[], $15::jsonb[]) AS v(e, k, t, p)`,
-      [
-        touched.map((c) => c.id),
-        touched.map((c) => c.last_seq.toString()),
-        col((r) => r.id),
-        col((r) => r.conversation_id),
-        col((r) => r.tenant_id),
-        col((r) => r.seq),
-        col((r) => r.type),
-        col((r) => r.text),
-        col((r) => JSON.stringify(r.attachments)),
-        col((r) => r.from_id),
-        col((r) => r.from_name),
-        col((r) => JSON.stringify(r.metadata)),
-        col((r) => r.origin_channel_id),
-        rows.map(() => randomUUID()),
-        payloads.map((p) => JSON.stringify({ type: "activity.created", activity: p })),
-      ],
+       SELECT event_id, 'converger.activities', conversation_id::text, tenant_id, payload FROM v ORDER BY seq`,
+      [JSON.stringify(records)],
     );
   }
 
@@ -263,10 +267,10 @@ export function createActivityWriter(options: ActivityWriterOptions) {
     write(draft: ActivityDraft): Promise<WriteOutcome> {
       return new Promise((resolve, reject) => {
         queue.push({ draft, resolve, reject });
-        if (!draining) {
-          draining = true;
+        if (!scheduled) {
+          scheduled = true;
           // Let requests arriving in the same turn of the event loop join this batch.
-          setImmediate(() => void drain());
+          setImmediate(pump);
         }
       });
     },

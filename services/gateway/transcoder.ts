@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type DescMessage, getOption, hasOption, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import type { DescMessage, JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
-import { rules } from "../../gen/converger/v1/options_pb.js";
 import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER } from "../common/context.js";
 import { invalidField } from "../common/errors.js";
 import { fromApiJson, toApiJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { traceIdOf } from "../common/trace.js";
+import { rulesOf } from "../common/validation.js";
 import { BodyTooLargeError, HttpError, readBody, writeError, writeHttpError, writeJson } from "./http-io.js";
 import type { RouteTable, RpcRoute } from "./route-table.js";
 
@@ -109,7 +109,10 @@ export function createTranscoder(options: TranscoderOptions) {
       if (typeof value === "string") header.set(name, value);
     }
     const abort = new AbortController();
-    res.on("close", () => abort.abort());
+    // Only a client that went away mid-call cancels it (abort() on every close costs a DOMException).
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const response = await options
       .transportFor(route)
       .unary(route.method as never, abort.signal, undefined, header, message as never, undefined);
@@ -153,8 +156,7 @@ function mergeQuery(input: DescMessage, json: JsonObject, query: URLSearchParams
 
 function mergeHeaders(input: DescMessage, json: JsonObject, req: IncomingMessage): void {
   for (const field of input.fields) {
-    if (!hasOption(field, rules)) continue;
-    for (const name of getOption(field, rules).fromHeader) {
+    for (const name of rulesOf(field)?.fromHeader ?? []) {
       const value = req.headers[name.toLowerCase()];
       if (typeof value === "string" && value !== "") {
         json[field.name] = value;
