@@ -8,7 +8,7 @@ import { validateMessage } from "./validation.js";
 
 /** Looks up the tenant an API key belongs to. Implemented by the service owning tenants. */
 export interface ApiKeyResolver {
-  resolveApiKey(keyHash: Buffer): Promise<{ tenantId: string; active: boolean } | undefined>;
+  resolveApiKey(key: string): Promise<{ tenantId: string; active: boolean } | undefined>;
 }
 
 export interface AccessOptions {
@@ -65,10 +65,8 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   }
 
   async function authenticateApiKey(key: string): Promise<Principal> {
-    // Hashing first makes the comparison constant-time and length-independent.
-    const keyHash = hashSecret(key);
     if (key.length !== API_KEY_LENGTH || !key.startsWith(API_KEY_PREFIX)) throw unauthenticated("invalid API key");
-    const tenant = await options.apiKeys.resolveApiKey(keyHash);
+    const tenant = await options.apiKeys.resolveApiKey(key);
     if (!tenant) throw unauthenticated("invalid API key");
     if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
     return { kind: "api_key", tenantId: tenant.tenantId };

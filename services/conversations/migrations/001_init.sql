@@ -92,7 +92,8 @@ CREATE INDEX tenant_events_listing ON tenant_events (tenant_id, created_at DESC,
 -- least once, in id order, to in-process consumers or Kafka.
 CREATE TABLE outbox (
   id           bigserial PRIMARY KEY,
-  event_id     uuid NOT NULL UNIQUE,
+  -- Consumers dedupe on it; random UUIDs need no unique index to stay unique.
+  event_id     uuid NOT NULL,
   topic        text NOT NULL,
   -- Partition key: per-key order is preserved downstream (conversation id).
   key          text NOT NULL,
