@@ -52,8 +52,7 @@ describe("tenant isolation", () => {
     ];
     for (const [method, path, body] of routes) {
       const res = await call(t.baseUrl, method, path, { key: mine.key, body });
-      const expected = path.includes("watermark=") ? 400 : 404;
-      expect(res.status, `${method} ${path}`).toBe(expected);
+      expect(res.status, `${method} ${path}`).toBe(404);
       expect(JSON.stringify(res.body)).not.toContain("theirs");
     }
   });

@@ -152,7 +152,7 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
     if (/^\d{1,19}$/.test(watermark)) return BigInt(watermark);
     if (/^[0-9a-f-]{36}$/i.test(watermark)) {
       const seq = await deps.activities.seqOf(tenantId, conversationId, watermark);
-      if (seq === undefined) throw invalidField("watermark", "is not an activity of this conversation");
+      if (seq === undefined) throw notFound("activity");
       return seq;
     }
     throw invalidField("watermark", "must be a seq or an activity id");
