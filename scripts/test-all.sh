@@ -36,4 +36,11 @@ echo "== lint"
 npx biome check services test bench scripts
 
 echo "== tests"
-npx vitest run
+report="$(mktemp)"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile="$report" || status=$?
+# One plain closing line for CI: "N passed, N failed".
+node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`);' "$report" || true
+rm -f "$report"
+exit "$status"
