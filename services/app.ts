@@ -67,7 +67,11 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const ports: App["ports"] = {};
     let listening = false;
     if (modules.length > 0) {
-      const grpc = await listenHttp2(createInternalHandler(localRoutes), config.host, config.grpcPort);
+      const grpc = await listenHttp2(
+        createInternalHandler(localRoutes, config.trustedProxies),
+        config.host,
+        config.grpcPort,
+      );
       cleanups.push(() => grpc.close());
       ports.grpc = grpc.port;
     }

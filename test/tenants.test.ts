@@ -90,6 +90,12 @@ describe("operator API", () => {
     expect((await call(t.baseUrl, "GET", "/v1/channels", { key: rotated.body.api_key })).status).toBe(200);
   });
 
+  it("rejects a blank name with 400", async () => {
+    const res = await call(t.baseUrl, "POST", "/admin/v1/tenants", { token: ADMIN_TOKEN, body: { name: "   " } });
+    expect(res.status).toBe(400);
+    expect(res.body.details[0].debug).toEqual({ field: "name", description: "must not be blank" });
+  });
+
   it("rejects an unknown status word with 400 naming the field", async () => {
     const tenant = await fixtures(t.baseUrl).tenant();
     const res = await call(t.baseUrl, "PATCH", `/admin/v1/tenants/${tenant.id}`, {

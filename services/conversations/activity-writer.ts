@@ -108,8 +108,16 @@ export function createActivityWriter(options: ActivityWriterOptions) {
 
   async function commitOrSplit(items: Pending[]): Promise<Result[]> {
     try {
-      return await commit(items);
+      const results = await commit(items);
+      const written = results.flatMap((r) => ("ok" in r && !r.ok.replayed ? [r.ok] : []));
+      if (written.length > 0) options.onCommitted(written);
+      return results;
     } catch (error) {
+      // A COMMIT that failed may still have committed: retrying could store twice.
+      if (error instanceof AmbiguousCommitError) {
+        const unknown = new ConnectError("outcome unknown: retry with the same Idempotency-Key", Code.Unavailable);
+        return items.map(() => ({ error: unknown }));
+      }
       if (items.length === 1) return [{ error: connectErrorFromPg(error) }];
       const results: Result[] = [];
       for (const item of items) results.push(...(await commitOrSplit([item])));
@@ -122,9 +130,9 @@ export function createActivityWriter(options: ActivityWriterOptions) {
     try {
       await client.query("BEGIN");
       const results = await writeBatch(client, items);
-      await client.query("COMMIT");
-      const written = results.flatMap((r) => ("ok" in r && !r.ok.replayed ? [r.ok] : []));
-      if (written.length > 0) options.onCommitted(written);
+      await client.query("COMMIT").catch((error: unknown) => {
+        throw new AmbiguousCommitError(error);
+      });
       return results;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -275,6 +283,13 @@ export function createActivityWriter(options: ActivityWriterOptions) {
       });
     },
   };
+}
+
+/** COMMIT failed on the wire: the transaction may or may not have committed. */
+class AmbiguousCommitError extends Error {
+  constructor(readonly original: unknown) {
+    super("commit outcome unknown", { cause: original });
+  }
 }
 
 interface LockedConversation {

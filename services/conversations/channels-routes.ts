@@ -7,6 +7,7 @@ import { pageOf, pageResult } from "../common/pagination.js";
 import { type ConfigPolicy, mergeSecrets, redactConfig, validateChannelConfig } from "./channel-config.js";
 import type { ChannelStore } from "./store/channels.js";
 import { type ChannelRow, channelMessage, channelTypeName } from "./store/rows.js";
+import { nameOf } from "./tenants-routes.js";
 
 export interface ChannelsDeps {
   channels: ChannelStore;
@@ -19,7 +20,7 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
       const tenantId = tenantOf(ctx.values.get(kPrincipal));
       const type = channelTypeName(req.type);
       const config = validateChannelConfig(type, req.config ?? {}, deps.configPolicy);
-      const row = await deps.channels.create(tenantId, req.name.trim(), type, config);
+      const row = await deps.channels.create(tenantId, nameOf(req.name), type, config);
       return shown(row, true);
     },
     async listChannels(req, ctx) {
@@ -41,7 +42,8 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
         ? validateChannelConfig(current.type, mergeSecrets(current.type, current.config, req.config), deps.configPolicy)
         : undefined;
       const status = req.status === ChannelStatus.UNSPECIFIED ? undefined : statusName(req.status);
-      const row = await deps.channels.update(tenantId, req.id, { name: req.name?.trim(), status, config });
+      const name = req.name === undefined ? undefined : nameOf(req.name);
+      const row = await deps.channels.update(tenantId, req.id, { name, status, config });
       if (!row) throw notFound("channel");
       return shown(row);
     },

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { CreateTenantResponseSchema, TenantStatus, type TenantsService } from "../../gen/converger/v1/tenants_pb.js";
-import { notFound } from "../common/errors.js";
+import { invalidField, notFound } from "../common/errors.js";
 import { pageOf, pageResult } from "../common/pagination.js";
 import type { TenantRow } from "./store/rows.js";
 import { tenantMessage } from "./store/rows.js";
@@ -16,7 +16,7 @@ export interface TenantsDeps {
 export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsService> {
   return {
     async createTenant(req) {
-      const { row, apiKey } = await deps.tenants.create(req.name.trim());
+      const { row, apiKey } = await deps.tenants.create(nameOf(req.name));
       return withKey(row, apiKey);
     },
     async listTenants(req) {
@@ -42,6 +42,13 @@ export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsServic
       return withKey(rotated.row, rotated.apiKey);
     },
   };
+}
+
+/** Names are trimmed; one made only of spaces is as good as none. */
+export function nameOf(raw: string, field = "name"): string {
+  const name = raw.trim();
+  if (!name) throw invalidField(field, "must not be blank");
+  return name;
 }
 
 function withKey(row: TenantRow, apiKey: string) {

@@ -41,12 +41,15 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on("data", (chunk: Buffer) => {
       size += chunk.length;
       if (size <= limit) chunks.push(chunk);
-      else if (size > MAX_DRAIN_BYTES) req.destroy();
+      else if (size > MAX_DRAIN_BYTES) {
+        reject(new BodyTooLargeError(limit));
+        req.destroy();
+      }
     });
     req.on("end", () => (size > limit ? reject(new BodyTooLargeError(limit)) : resolve(Buffer.concat(chunks))));
     req.on("error", reject);
     req.on("close", () => {
-      if (!req.complete) reject(new BodyTooLargeError(limit));
+      if (!req.complete) reject(new HttpError(499, "canceled", "the client closed the request"));
     });
   });
 }

@@ -66,11 +66,17 @@ export function createGatewayHandler(options: GatewayOptions) {
   };
 }
 
-/** The internal gRPC port: callers are our own gateways, which set the client address. */
-export function createInternalHandler(routes: (router: ConnectRouter) => void) {
+/**
+ * The internal gRPC port. The caller's address header is believed only from
+ * our own gateways (loopback or TRUSTED_PROXIES); anyone else is taken at
+ * their socket address, so the admin allowlist cannot be forged here.
+ */
+export function createInternalHandler(routes: (router: ConnectRouter) => void, trustedProxies: string[]) {
   const rpc = connectNodeAdapter({ routes });
+  const isGateway = createAddressMatcher(["127.0.0.0/8", "::1/128", ...trustedProxies]);
   return (req: IncomingMessage, res: ServerResponse) => {
-    req.headers[CLIENT_IP_HEADER] ??= req.socket.remoteAddress ?? "";
+    const peer = req.socket.remoteAddress ?? "";
+    if (!isGateway(peer) || typeof req.headers[CLIENT_IP_HEADER] !== "string") req.headers[CLIENT_IP_HEADER] = peer;
     const requestId = newRequestId(req.headers["x-request-id"]);
     req.headers["x-request-id"] = requestId;
     res.setHeader("x-request-id", requestId);
