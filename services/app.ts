@@ -1,15 +1,20 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, Transport } from "@connectrpc/connect";
+import { type ConnectRouter, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AuthService } from "../gen/converger/v1/auth_pb.js";
+import type { AccessOptions, AuthFailure } from "./common/access.js";
 import { type Bus, createLocalBus } from "./common/bus.js";
-import type { Config } from "./common/config.js";
+import type { Config, ServiceName } from "./common/config.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./common/db/embedded.js";
 import { migrate } from "./common/db/migrate.js";
 import { createPool, type Pool } from "./common/db/pool.js";
 import { createDirectTransport } from "./common/direct-transport.js";
+import { createDirectoryClient } from "./common/directory-client.js";
+import { internalHeaders } from "./common/internal.js";
 import { createLogger, forService, type Logger } from "./common/logger.js";
 import type { ServiceModule } from "./common/service.js";
-import { type Listener, listenHttp1And2, listenHttp2 } from "./gateway/listen.js";
+import { createTokenVerifier } from "./common/token-verifier.js";
+import { listenHttp1And2, listenHttp2 } from "./gateway/listen.js";
 import { opsRoutes } from "./gateway/ops-routes.js";
 import { proxyRoutes } from "./gateway/proxy.js";
 import { createGatewayHandler, createInternalHandler } from "./gateway/server.js";
@@ -26,6 +31,10 @@ export interface App {
   stop(): Promise<void>;
 }
 
+// Audit writes are fire-and-forget; under a flood of bad credentials we drop
+// rather than queue without bound (and say so in the log).
+const MAX_AUDIT_IN_FLIGHT = 100;
+
 /**
  * Starts the services this process hosts (config.services): database and
  * migrations, service modules, then the listeners. Services hosted elsewhere
@@ -35,34 +44,30 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
   const log = forService(root, "app");
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
-    for (const cleanup of cleanups.reverse())
+    for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((error) => log.error({ err: error }, "shutdown step failed"));
+    }
   };
   try {
     const hosted = config.services.filter((name) => name !== "gateway" && REGISTRY[name]);
-    let pool: Pool | undefined;
-    let databaseUrl: string | undefined;
-    if (hosted.length > 0) {
-      let embedded: EmbeddedDatabase | undefined;
-      if (!config.databaseUrl) {
-        embedded = await startEmbeddedPostgres(config.dataDir, log);
-        cleanups.push(() => (embedded as EmbeddedDatabase).stop());
-      }
-      databaseUrl = config.databaseUrl ?? embedded?.url;
-      const p = createPool(databaseUrl as string, (error) => log.warn({ err: error }, "idle database connection lost"));
-      pool = p;
-      cleanups.push(() => p.end());
-      for (const name of hosted) await migrate(p, name, REGISTRY[name]!.migrations.dir, log);
-    }
+    const { pool, databaseUrl } = hosted.length > 0 ? await openDatabase(config, log, cleanups) : {};
+    if (pool) for (const name of hosted) await migrate(pool, name, REGISTRY[name]!.migrations.dir, log);
+
     const bus = createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
     cleanups.push(() => bus.close());
-    const modules = hosted.map((name) => REGISTRY[name]!.create({ pool: pool as Pool, bus, log: root, config }));
-    cleanups.push(async () => {
-      for (const m of modules) await m.stop();
-    });
+    const modules: ServiceModule[] = [];
     const localRoutes = (router: ConnectRouter) => {
       for (const m of modules) m.routes(router);
     };
+    const transportFor = transports(config, hosted, createDirectTransport(localRoutes));
+    const access = accessOptions(config, bus, transportFor, log);
+    for (const name of hosted) {
+      modules.push(REGISTRY[name]!.create({ pool: pool as Pool, bus, log: root, config, access, transportFor }));
+    }
+    cleanups.push(async () => {
+      for (const m of modules) await m.stop();
+    });
+    for (const m of modules) await m.start?.();
 
     const ports: App["ports"] = {};
     let listening = false;
@@ -76,7 +81,28 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       ports.grpc = grpc.port;
     }
     if (config.services.includes("gateway")) {
-      const gateway = await startGateway(config, forService(root, "gateway"), modules, localRoutes, () => listening);
+      const services: { desc: DescService; transport: Transport }[] = [];
+      const remote: typeof services = [];
+      const rawRoutes = [...opsRoutes({ modules, isListening: () => listening })];
+      for (const [name, registration] of Object.entries(REGISTRY)) {
+        const transport = transportFor(name as ServiceName);
+        const entries = registration.services.map((desc) => ({ desc, transport }));
+        services.push(...entries);
+        if (!hosted.includes(name as ServiceName)) remote.push(...entries);
+        rawRoutes.push(...(registration.rawRoutes?.(transport) ?? []));
+      }
+      const handler = createGatewayHandler({
+        services,
+        routes: (router) => {
+          localRoutes(router);
+          proxyRoutes(router, remote);
+        },
+        rawRoutes,
+        trustedProxies: config.trustedProxies,
+        jsonBodyLimitBytes: config.jsonBodyLimitBytes,
+        log: forService(root, "gateway"),
+      });
+      const gateway = await listenHttp1And2(handler, config.host, config.port);
       cleanups.push(() => gateway.close());
       ports.gateway = gateway.port;
     }
@@ -88,34 +114,61 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
   }
 }
 
-async function startGateway(
-  config: Config,
-  log: Logger,
-  modules: ServiceModule[],
-  localRoutes: (router: ConnectRouter) => void,
-  isListening: () => boolean,
-): Promise<Listener> {
-  const services: { desc: DescService; transport: Transport }[] = [];
-  const localTransport = createDirectTransport(localRoutes);
-  for (const m of modules) for (const desc of m.services) services.push({ desc, transport: localTransport });
-  const remote: { desc: DescService; transport: Transport }[] = [];
-  for (const [name, baseUrl] of Object.entries(config.upstreams)) {
-    const registration = REGISTRY[name as keyof typeof REGISTRY];
-    if (!registration || !baseUrl) continue;
-    const transport = createGrpcTransport({ baseUrl });
-    for (const desc of registration.services) remote.push({ desc, transport });
+async function openDatabase(config: Config, log: Logger, cleanups: (() => Promise<void>)[]) {
+  let embedded: EmbeddedDatabase | undefined;
+  if (!config.databaseUrl) {
+    embedded = await startEmbeddedPostgres(config.dataDir, log);
+    const db = embedded;
+    cleanups.push(() => db.stop());
   }
-  services.push(...remote);
-  const handler = createGatewayHandler({
-    services,
-    routes: (router) => {
-      localRoutes(router);
-      proxyRoutes(router, remote);
-    },
-    rawRoutes: [...opsRoutes({ modules, isListening }), ...modules.flatMap((m) => m.rawRoutes)],
-    trustedProxies: config.trustedProxies,
-    jsonBodyLimitBytes: config.jsonBodyLimitBytes,
-    log,
-  });
-  return listenHttp1And2(handler, config.host, config.port);
+  const databaseUrl = (config.databaseUrl ?? embedded?.url) as string;
+  const pool = createPool(databaseUrl, (error) => log.warn({ err: error }, "idle database connection lost"));
+  cleanups.push(() => pool.end());
+  return { pool, databaseUrl };
+}
+
+/** In-process for hosted services, gRPC to `<NAME>_GRPC_URL` (or GRPC_UPSTREAM) otherwise. */
+function transports(config: Config, hosted: ServiceName[], local: Transport) {
+  const remote = new Map<ServiceName, Transport>();
+  return (name: ServiceName): Transport => {
+    if (hosted.includes(name)) return local;
+    let transport = remote.get(name);
+    if (!transport) {
+      transport = createGrpcTransport({ baseUrl: config.upstreams[name] ?? `http://127.0.0.1:${config.grpcPort}` });
+      remote.set(name, transport);
+    }
+    return transport;
+  };
+}
+
+/** Credentials and tokens are checked the same way in every service of the process. */
+function accessOptions(
+  config: Config,
+  bus: Bus,
+  transportFor: (name: ServiceName) => Transport,
+  log: Logger,
+): AccessOptions {
+  const auth = createClient(AuthService, transportFor("auth"));
+  const headers = internalHeaders(config.internalToken);
+  let inFlight = 0;
+  const audit = (failure: AuthFailure) => {
+    if (inFlight >= MAX_AUDIT_IN_FLIGHT)
+      return log.warn({ kind: failure.kind }, "audit backlog full; failure not recorded");
+    inFlight++;
+    auth
+      .recordAuthFailure(failure, { headers })
+      .catch((error: unknown) => log.warn({ err: error }, "audit record failed"))
+      .finally(() => inFlight--);
+  };
+  return {
+    adminToken: config.adminToken,
+    adminAllowedIps: config.adminAllowedIps,
+    internalToken: config.internalToken,
+    directory: createDirectoryClient(transportFor("conversations"), config.internalToken, bus),
+    verifier: createTokenVerifier({
+      issuer: config.publicUrl,
+      fetchKeys: async () => (await auth.getJwks({})).keys as never,
+    }),
+    audit,
+  };
 }

@@ -1,34 +1,39 @@
 import type { DescService } from "@bufbuild/protobuf";
+import type { Transport } from "@connectrpc/connect";
+import { AuthService } from "../gen/converger/v1/auth_pb.js";
 import { ChannelsService } from "../gen/converger/v1/channels_pb.js";
-import { ConversationsService } from "../gen/converger/v1/conversations_pb.js";
+import { ConversationsService, DirectoryService } from "../gen/converger/v1/conversations_pb.js";
 import { EventsService } from "../gen/converger/v1/events_pb.js";
 import { TenantsService } from "../gen/converger/v1/tenants_pb.js";
-import type { Bus } from "./common/bus.js";
-import type { Config, ServiceName } from "./common/config.js";
-import type { Pool } from "./common/db/pool.js";
-import type { Logger } from "./common/logger.js";
-import type { MigrationSet, ServiceModule } from "./common/service.js";
+import { authRawRoutes } from "./auth/raw-routes.js";
+import { authMigrations, createAuthModule } from "./auth/service.js";
+import type { ServiceName } from "./common/config.js";
+import type { MigrationSet, RawRoute, ServiceModule } from "./common/service.js";
 import { conversationsMigrations, createConversationsModule } from "./conversations/service.js";
+import type { ModuleDeps } from "./registry-types.js";
 
-export interface ModuleDeps {
-  pool: Pool;
-  bus: Bus;
-  log: Logger;
-  config: Config;
-}
+export type { ModuleDeps };
 
 interface Registration {
   /** Proto services the module implements, known even where it runs remotely. */
   services: DescService[];
   migrations: MigrationSet;
   create: (deps: ModuleDeps) => ServiceModule;
+  /** Raw HTTP routes the gateway serves for this service, calling it through `transport`. */
+  rawRoutes?: (transport: Transport) => RawRoute[];
 }
 
 /** Every service folder, in the order their migrations must run. */
 export const REGISTRY: Partial<Record<ServiceName, Registration>> = {
   conversations: {
-    services: [TenantsService, ChannelsService, ConversationsService, EventsService],
+    services: [TenantsService, ChannelsService, ConversationsService, EventsService, DirectoryService],
     migrations: conversationsMigrations,
     create: createConversationsModule,
+  },
+  auth: {
+    services: [AuthService],
+    migrations: authMigrations,
+    create: createAuthModule,
+    rawRoutes: authRawRoutes,
   },
 };

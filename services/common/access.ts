@@ -4,39 +4,79 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type AccessRule, access, PrincipalKind } from "../../gen/converger/v1/options_pb.js";
 import { createAddressMatcher } from "./cidr.js";
 import { CLIENT_IP_HEADER, kPrincipal, type Principal } from "./context.js";
+import type { CredentialDirectory } from "./directory-client.js";
+import { INTERNAL_HEADER } from "./internal.js";
+import { InvalidTokenError, type TokenVerifier } from "./token-verifier.js";
 import { validateMessage } from "./validation.js";
 
-/** Looks up the tenant an API key belongs to. Implemented by the service owning tenants. */
-export interface ApiKeyResolver {
-  resolveApiKey(key: string): Promise<{ tenantId: string; active: boolean } | undefined>;
+export interface AuthFailure {
+  tenantId?: string;
+  kind: string;
+  sourceIp: string;
+  reason: string;
 }
 
 export interface AccessOptions {
   adminToken: string;
   adminAllowedIps: string[];
-  apiKeys: ApiKeyResolver;
+  internalToken: string;
+  directory: CredentialDirectory;
+  verifier: TokenVerifier;
+  /** Records a failed authentication (audit log); must not throw. */
+  audit: (failure: AuthFailure) => void;
 }
 
 export const API_KEY_PREFIX = "cvg_";
-// cvg_ + base64url(32 bytes).
-const API_KEY_LENGTH = API_KEY_PREFIX.length + 43;
+export const CHANNEL_SECRET_PREFIX = "cvs_";
+// prefix + base64url(32 bytes).
+const SECRET_LENGTH = 4 + 43;
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 
 export function hashSecret(secret: string): Buffer {
   return createHash("sha256").update(secret).digest();
 }
 
+/** Compares secrets in constant time whatever their lengths. */
+export function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(hashSecret(a), hashSecret(b));
+}
+
+class AuthError extends ConnectError {
+  constructor(
+    message: string,
+    code: Code,
+    readonly kind: string,
+    readonly tenantId?: string,
+  ) {
+    super(message, code);
+  }
+}
+
 /**
  * Authenticates the caller against the RPC's `(converger.v1.access)` rule,
  * puts the principal in the context, then validates the request message.
- * Every service registers its handlers behind this one interceptor.
+ * Every service registers its handlers behind this one interceptor. Failed
+ * authentications go to the audit log, without the presented secret.
  */
 export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const isAdminAddress = createAddressMatcher(options.adminAllowedIps);
-  const adminTokenHash = hashSecret(options.adminToken);
   return (next) => async (req) => {
     const { rule, allow } = accessRuleOf(req.method);
     if (allow.size === 0) throw new ConnectError("this method is not callable", Code.PermissionDenied);
-    const principal = await authenticate(req.header, allow);
+    let principal: Principal;
+    try {
+      principal = await authenticate(req.header, allow);
+    } catch (error) {
+      if (error instanceof AuthError) {
+        options.audit({
+          tenantId: error.tenantId,
+          kind: error.kind,
+          sourceIp: req.header.get(CLIENT_IP_HEADER) ?? "",
+          reason: error.rawMessage,
+        });
+      }
+      throw error;
+    }
     if (principal.kind === "oauth_client" && rule?.scope && !principal.scopes.includes(rule.scope)) {
       throw new ConnectError(`the "${rule.scope}" scope is required`, Code.PermissionDenied);
     }
@@ -47,30 +87,108 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
 
   async function authenticate(header: Headers, allow: Set<PrincipalKind>): Promise<Principal> {
     if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header);
+    const internal = header.get(INTERNAL_HEADER);
+    if (internal !== null) {
+      if (!allow.has(PrincipalKind.INTERNAL)) throw notAllowed("internal");
+      if (!sameSecret(internal, options.internalToken))
+        throw new AuthError("invalid internal token", Code.Unauthenticated, "internal");
+      return { kind: "internal" };
+    }
     const apiKey = header.get("x-api-key");
-    if (allow.has(PrincipalKind.API_KEY) && apiKey !== null) return authenticateApiKey(apiKey);
+    if (apiKey !== null) {
+      if (!allow.has(PrincipalKind.API_KEY)) throw notAllowed("api_key");
+      return authenticateApiKey(apiKey);
+    }
+    const bearer = bearerToken(header);
+    if (bearer?.startsWith(CHANNEL_SECRET_PREFIX)) {
+      if (!allow.has(PrincipalKind.CHANNEL)) throw notAllowed("channel_secret");
+      return authenticateChannel(bearer);
+    }
+    if (bearer !== undefined) return authenticateToken(bearer, allow);
     if (allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
-    throw unauthenticated("missing credentials: send X-API-Key or Authorization: Bearer");
+    if (header.get("authorization") !== null)
+      throw new AuthError("malformed Authorization header", Code.Unauthenticated, "header");
+    throw new AuthError("missing credentials: send X-API-Key or Authorization: Bearer", Code.Unauthenticated, "none");
   }
 
   function authenticateOperator(header: Headers): Principal {
     // The address check comes first: outside the allowlist even the right token gets 403.
     const address = header.get(CLIENT_IP_HEADER) ?? "";
     if (!isAdminAddress(address))
-      throw new ConnectError("admin access is not allowed from this address", Code.PermissionDenied);
+      throw new AuthError("admin access is not allowed from this address", Code.PermissionDenied, "admin");
     const token = bearerToken(header);
-    if (!token) throw unauthenticated("missing admin token");
-    if (!timingSafeEqual(hashSecret(token), adminTokenHash)) throw unauthenticated("invalid admin token");
+    if (!token) throw new AuthError("missing admin token", Code.Unauthenticated, "admin");
+    if (!sameSecret(token, options.adminToken))
+      throw new AuthError("invalid admin token", Code.Unauthenticated, "admin");
     return { kind: "operator" };
   }
 
   async function authenticateApiKey(key: string): Promise<Principal> {
-    if (key.length !== API_KEY_LENGTH || !key.startsWith(API_KEY_PREFIX)) throw unauthenticated("invalid API key");
-    const tenant = await options.apiKeys.resolveApiKey(key);
-    if (!tenant) throw unauthenticated("invalid API key");
+    if (key.length !== SECRET_LENGTH || !key.startsWith(API_KEY_PREFIX)) throw invalid("invalid API key", "api_key");
+    const tenant = await options.directory.resolveApiKey(key);
+    if (!tenant) throw invalid("invalid API key", "api_key");
     if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
     return { kind: "api_key", tenantId: tenant.tenantId };
   }
+
+  async function authenticateChannel(secret: string): Promise<Principal> {
+    if (secret.length !== SECRET_LENGTH) throw invalid("invalid channel secret", "channel_secret");
+    const channel = await options.directory.resolveChannelSecret(secret);
+    if (!channel) throw invalid("invalid channel secret", "channel_secret");
+    if (!channel.tenantActive) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
+    return {
+      kind: "channel",
+      tenantId: channel.tenantId,
+      channelId: channel.channelId,
+      channelActive: channel.channelActive,
+    };
+  }
+
+  async function authenticateToken(token: string, allow: Set<PrincipalKind>): Promise<Principal> {
+    if (!JWT_SHAPE.test(token)) throw invalid("malformed bearer token", "jwt");
+    let claims: Awaited<ReturnType<TokenVerifier["verify"]>>;
+    try {
+      claims = await options.verifier.verify(token);
+    } catch (error) {
+      if (error instanceof InvalidTokenError) throw invalid(error.message, "jwt");
+      throw error;
+    }
+    const principal = principalOf(claims);
+    const kind = principal.kind === "oauth_client" ? PrincipalKind.OAUTH_CLIENT : PrincipalKind.END_USER;
+    if (!allow.has(kind)) throw notAllowed(principal.kind);
+    const tenant = await options.directory.tenantStatus(claims.tenant_id);
+    if (!tenant.exists) throw invalid("unknown tenant", "jwt", claims.tenant_id);
+    if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
+    return principal;
+  }
+}
+
+function principalOf(claims: Awaited<ReturnType<TokenVerifier["verify"]>>): Principal {
+  const subject = claims.sub as string;
+  if (claims.token_use === "access") {
+    return {
+      kind: "oauth_client",
+      tenantId: claims.tenant_id,
+      clientId: subject,
+      scopes: (claims.scope ?? "").split(" ").filter(Boolean),
+    };
+  }
+  return {
+    kind: "end_user",
+    tenantId: claims.tenant_id,
+    userId: subject,
+    userName: claims.name ?? "",
+    conversationId: claims.conversation_id ?? "",
+    channelId: claims.channel_id ?? "",
+  };
+}
+
+function invalid(message: string, kind: string, tenantId?: string): AuthError {
+  return new AuthError(message, Code.Unauthenticated, kind, tenantId);
+}
+
+function notAllowed(kind: string): ConnectError {
+  return new ConnectError(`a ${kind.replace("_", " ")} credential cannot call this method`, Code.PermissionDenied);
 }
 
 const accessRules = new WeakMap<DescMethod, { rule?: AccessRule; allow: Set<PrincipalKind> }>();
@@ -89,10 +207,6 @@ function accessRuleOf(method: DescMethod) {
 function bearerToken(header: Headers): string | undefined {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header.get("authorization") ?? "");
   return match?.[1];
-}
-
-function unauthenticated(message: string): ConnectError {
-  return new ConnectError(message, Code.Unauthenticated);
 }
 
 /** The tenant of a tenant-scoped caller; operators and anonymous callers have none. */

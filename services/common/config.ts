@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
+import { internalTokenFrom } from "./internal.js";
 
 /** Services one process can host; `gateway` is the REST/Connect front door. */
-export const SERVICE_NAMES = ["gateway", "conversations"] as const;
+export const SERVICE_NAMES = ["gateway", "conversations", "auth"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface Config {
@@ -17,6 +18,11 @@ export interface Config {
   /** True when ADMIN_TOKEN was not given and we made one up (printed once). */
   adminTokenGenerated: boolean;
   adminAllowedIps: string[];
+  /** Shared secret between our own services (INTERNAL_TOKEN, else derived from ADMIN_TOKEN). */
+  internalToken: string;
+  /** KEY_ENCRYPTION_KEY: base64 of 32 bytes; unset = generated into DATA_DIR. */
+  keyEncryptionKey?: string;
+  signingKeyRotationHours: number;
   trustedProxies: string[];
   corsOrigins: string[];
   webhookAllowPrivate: boolean;
@@ -34,6 +40,8 @@ const DEFAULT_IDEMPOTENCY_TTL_HOURS = 48;
 // Published outbox rows are only kept for debugging and replays.
 const DEFAULT_OUTBOX_RETENTION_HOURS = 24;
 const JSON_BODY_LIMIT_BYTES = 1024 * 1024;
+// Weekly: short enough to bound a leaked key's use, long enough to be cheap.
+const DEFAULT_SIGNING_KEY_ROTATION_HOURS = 24 * 7;
 
 /** Parses the environment once at start-up; throws on values that make no sense. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): Config {
@@ -53,6 +61,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     adminToken,
     adminTokenGenerated: !env.ADMIN_TOKEN,
     adminAllowedIps: list(env.ADMIN_ALLOWED_IPS ?? "127.0.0.1/32,::1/128"),
+    internalToken: internalTokenFrom(env.INTERNAL_TOKEN, adminToken),
+    keyEncryptionKey: env.KEY_ENCRYPTION_KEY || undefined,
+    signingKeyRotationHours: intVar(env, "SIGNING_KEY_ROTATION_HOURS", DEFAULT_SIGNING_KEY_ROTATION_HOURS, 1),
     trustedProxies: list(env.TRUSTED_PROXIES ?? ""),
     corsOrigins: list(env.CORS_ORIGINS ?? ""),
     webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE === "true",

@@ -6,8 +6,9 @@ export type Principal =
   | { kind: "operator" }
   | { kind: "api_key"; tenantId: string }
   | { kind: "oauth_client"; tenantId: string; clientId: string; scopes: string[] }
-  | { kind: "end_user"; tenantId: string; userId: string; userName: string; conversationId: string }
-  | { kind: "channel"; tenantId: string; channelId: string }
+  | { kind: "end_user"; tenantId: string; userId: string; userName: string; conversationId: string; channelId: string }
+  | { kind: "channel"; tenantId: string; channelId: string; channelActive: boolean }
+  | { kind: "internal" }
   | { kind: "public" };
 
 export type TenantPrincipal = Extract<Principal, { tenantId: string }>;

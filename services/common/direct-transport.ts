@@ -45,10 +45,15 @@ export function createDirectTransport(routes: (router: ConnectRouter) => void): 
     },
     handlers: [],
   };
-  routes(collector as unknown as ConnectRouter);
+  // Collected on first use: the transport may be created before the services it reaches.
+  let collected = false;
 
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues) {
+      if (!collected) {
+        routes(collector as unknown as ConnectRouter);
+        collected = true;
+      }
       const entry = registry.get(method as DescMethod);
       if (!entry)
         throw new ConnectError(`${method.parent.typeName}.${method.name} is not served here`, Code.Unimplemented);

@@ -27,7 +27,8 @@ export interface ServiceModule {
   /** Proto services implemented, for the gateway's route table and proxies. */
   services: DescService[];
   routes: (router: ConnectRouter) => void;
-  rawRoutes: RawRoute[];
+  /** Work that needs the database before serving (e.g. the first signing key). */
+  start?: () => Promise<void>;
   /** Engines this module depends on, checked by /readyz. */
   ready: () => Promise<void>;
   stop: () => Promise<void>;

@@ -12,6 +12,8 @@ import { nameOf } from "./tenants-routes.js";
 export interface ChannelsDeps {
   channels: ChannelStore;
   configPolicy: ConfigPolicy;
+  /** A changed secret or status must reach cached credential lookups at once. */
+  onSecretOrStatusChange: () => void;
 }
 
 export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsService> {
@@ -45,11 +47,13 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
       const name = req.name === undefined ? undefined : nameOf(req.name);
       const row = await deps.channels.update(tenantId, req.id, { name, status, config });
       if (!row) throw notFound("channel");
+      if (status) deps.onSecretOrStatusChange();
       return shown(row);
     },
     async rotateChannelSecret(req, ctx) {
       const row = await deps.channels.rotateSecret(tenantOf(ctx.values.get(kPrincipal)), req.id);
       if (!row) throw notFound("channel");
+      deps.onSecretOrStatusChange();
       return shown(row, true);
     },
   };

@@ -1,25 +1,26 @@
 import { fileURLToPath } from "node:url";
 import { ChannelsService } from "../../gen/converger/v1/channels_pb.js";
-import { ActivitySchema, ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import { ActivitySchema, ConversationsService, DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
 import { TenantsService } from "../../gen/converger/v1/tenants_pb.js";
 import { createAccessInterceptor } from "../common/access.js";
-import { type Bus, conversationTopic } from "../common/bus.js";
-import type { Config } from "../common/config.js";
-import type { Pool } from "../common/db/pool.js";
+import { conversationTopic } from "../common/bus.js";
+import { announceDirectoryChange } from "../common/directory-client.js";
 import { toApiJson } from "../common/json.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
-import { forService, type Logger } from "../common/logger.js";
+import { forService } from "../common/logger.js";
 import type { MigrationSet, ServiceModule } from "../common/service.js";
+import type { ModuleDeps } from "../registry-types.js";
 import { createActivityWriter } from "./activity-writer.js";
-import { createApiKeyCache } from "./api-key-cache.js";
 import { channelsImpl } from "./channels-routes.js";
 import { conversationsImpl } from "./conversations-routes.js";
+import { directoryImpl } from "./directory-routes.js";
 import { eventsImpl } from "./events-routes.js";
 import { createOutboxRelay } from "./outbox-relay.js";
 import { createActivityStore } from "./store/activities.js";
 import { createChannelStore } from "./store/channels.js";
 import { createConversationStore } from "./store/conversations.js";
+import { createDirectoryStore } from "./store/directory.js";
 import { createEventStore } from "./store/events.js";
 import { activityMessage } from "./store/rows.js";
 import { createTenantStore } from "./store/tenants.js";
@@ -30,19 +31,13 @@ export const conversationsMigrations: MigrationSet = {
   dir: fileURLToPath(new URL("./migrations", import.meta.url)),
 };
 
-export interface ConversationsServiceDeps {
-  pool: Pool;
-  bus: Bus;
-  log: Logger;
-  config: Config;
-}
+export type ConversationsServiceDeps = ModuleDeps;
 
 /** Tenants, channels, conversations, activities and the event feed, with their outbox. */
 export function createConversationsModule(deps: ConversationsServiceDeps) {
   const { pool, bus, config } = deps;
   const log = forService(deps.log, "conversations");
   const tenants = createTenantStore(pool);
-  const apiKeys = createApiKeyCache(tenants);
   const relay = createOutboxRelay({ pool, log, retentionHours: config.outboxRetentionHours });
   const writer = createActivityWriter({
     pool,
@@ -55,30 +50,33 @@ export function createConversationsModule(deps: ConversationsServiceDeps) {
       relay.wake();
     },
   });
-  const interceptors = [
-    createErrorInterceptor(log),
-    createAccessInterceptor({ adminToken: config.adminToken, adminAllowedIps: config.adminAllowedIps, apiKeys }),
-  ];
+  const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   relay.start();
 
   const module: ServiceModule & { relay: typeof relay } = {
     name: "conversations",
-    services: [TenantsService, ChannelsService, ConversationsService, EventsService],
+    services: [TenantsService, ChannelsService, ConversationsService, EventsService, DirectoryService],
     relay,
     routes(router) {
-      router.service(TenantsService, tenantsImpl({ tenants, forgetApiKeys: apiKeys.forget }), { interceptors });
+      const changed = () => announceDirectoryChange(bus);
+      const conversations = createConversationStore(pool);
+      router.service(TenantsService, tenantsImpl({ tenants, forgetApiKeys: changed }), { interceptors });
+      router.service(DirectoryService, directoryImpl({ directory: createDirectoryStore(pool), conversations }), {
+        interceptors,
+      });
       router.service(
         ChannelsService,
         channelsImpl({
           channels: createChannelStore(pool),
           configPolicy: { allowPrivate: config.webhookAllowPrivate },
+          onSecretOrStatusChange: changed,
         }),
         { interceptors },
       );
       router.service(
         ConversationsService,
         conversationsImpl({
-          conversations: createConversationStore(pool),
+          conversations,
           activities: createActivityStore(pool),
           writer,
           bus,
@@ -89,7 +87,6 @@ export function createConversationsModule(deps: ConversationsServiceDeps) {
         interceptors,
       });
     },
-    rawRoutes: [],
     async ready() {
       await pool.query("SELECT 1");
     },

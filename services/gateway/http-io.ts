@@ -87,3 +87,19 @@ export function writeError(res: ServerResponse, error: ConnectError, headers: Re
   }));
   writeJson(res, status, { code: codeName(error.code), message: error.rawMessage, details }, extra);
 }
+
+// OAuth error codes by Connect code when the handler named none.
+const OAUTH_FALLBACK: Partial<Record<Code, string>> = {
+  [Code.InvalidArgument]: "invalid_request",
+  [Code.Unauthenticated]: "invalid_client",
+  [Code.PermissionDenied]: "unauthorized_client",
+  [Code.Unavailable]: "temporarily_unavailable",
+};
+
+/** RFC 6749 §5.2 error body, for /auth/* routes. */
+export function writeOAuthError(res: ServerResponse, error: ConnectError, headers: Record<string, string> = {}): void {
+  const code = error.metadata.get("x-oauth-error") ?? OAUTH_FALLBACK[error.code] ?? "server_error";
+  const status = code === "invalid_client" ? 401 : code === "server_error" ? 500 : httpStatusForCode(error.code);
+  const extra = code === "invalid_client" ? { ...headers, "www-authenticate": 'Basic realm="converger"' } : headers;
+  writeJson(res, status, { error: code, error_description: error.rawMessage }, extra);
+}

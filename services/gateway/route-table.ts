@@ -16,6 +16,8 @@ export interface RpcRoute {
   /** "*" maps the whole JSON body onto the request; "" means no body. */
   body: string;
   successStatus: number;
+  /** Errors as RFC 6749 bodies (the /auth/* endpoints). */
+  oauthErrors: boolean;
 }
 
 export interface RawRouteEntry {
@@ -41,7 +43,9 @@ export function buildRouteTable(services: DescService[], rawRoutes: RawRoute[]) 
     for (const method of service.methods) {
       if (!hasOption(method, http)) continue;
       const rule = getOption(method, http);
-      const successStatus = hasOption(method, rest) ? getOption(method, rest).successStatus || 200 : 200;
+      const restRule = hasOption(method, rest) ? getOption(method, rest) : undefined;
+      const successStatus = restRule?.successStatus || 200;
+      const oauthErrors = restRule?.oauthErrors ?? false;
       for (const binding of [rule, ...rule.additionalBindings]) {
         const { verb, path } = patternOf(binding);
         entries.push({
@@ -52,6 +56,7 @@ export function buildRouteTable(services: DescService[], rawRoutes: RawRoute[]) 
           service,
           body: binding.body || rule.body,
           successStatus,
+          oauthErrors,
         });
       }
     }

@@ -8,7 +8,15 @@ import { fromApiJson, toApiJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { traceIdOf } from "../common/trace.js";
 import { rulesOf } from "../common/validation.js";
-import { BodyTooLargeError, HttpError, readBody, writeError, writeHttpError, writeJson } from "./http-io.js";
+import {
+  BodyTooLargeError,
+  HttpError,
+  readBody,
+  writeError,
+  writeHttpError,
+  writeJson,
+  writeOAuthError,
+} from "./http-io.js";
 import type { RouteTable, RpcRoute } from "./route-table.js";
 
 /** Request headers services see: credentials, correlation and the caller's address. */
@@ -49,6 +57,7 @@ export function createTranscoder(options: TranscoderOptions) {
     const url = new URL(req.url ?? "/", "http://gateway");
     const verb = req.method ?? "GET";
     const started = performance.now();
+    let oauthErrors = false;
     const reqLog = log.child({ request_id: requestId, trace_id: traceIdOf(req.headers.traceparent) });
     try {
       const match = routes.match(verb, url.pathname);
@@ -63,6 +72,7 @@ export function createTranscoder(options: TranscoderOptions) {
         if (declared > entry.route.bodyLimitBytes) throw new BodyTooLargeError(entry.route.bodyLimitBytes);
         return await entry.route.handle({ req, res, params, requestId, clientIp });
       }
+      oauthErrors = entry.oauthErrors;
       await callRpc(entry, params, url, req, res, requestId, clientIp);
     } catch (error) {
       if (error instanceof HttpError) {
@@ -73,7 +83,8 @@ export function createTranscoder(options: TranscoderOptions) {
       if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
         reqLog.error({ err: connectError.cause ?? connectError }, "request failed");
       }
-      writeError(res, connectError);
+      if (oauthErrors) writeOAuthError(res, connectError, { "cache-control": "no-store" });
+      else writeError(res, connectError);
     } finally {
       reqLog.info(
         {

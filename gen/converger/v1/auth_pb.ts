@@ -7,14 +7,167 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_converger_v1_options } from "./options_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file converger/v1/auth.proto.
  */
 export const file_converger_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chdjb252ZXJnZXIvdjEvYXV0aC5wcm90bxIMY29udmVyZ2VyLnYxIjcKE1JlZnJlc2hUb2tlblJlcXVlc3QSIAoNcmVmcmVzaF90b2tlbhgBIAEoCUIJ2vMYBQgBGIAEInMKDVRva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoBRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEg0KBXNjb3BlGAUgASgJIjYKElJldm9rZVRva2VuUmVxdWVzdBIgCg1yZWZyZXNoX3Rva2VuGAEgASgJQgna8xgFCAEYgAQiFQoTUmV2b2tlVG9rZW5SZXNwb25zZSKuAQoLT0F1dGhDbGllbnQSEQoJY2xpZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc2NvcGVzGAMgAygJEhAKCGRpc2FibGVkGAQgASgIEhoKDWNsaWVudF9zZWNyZXQYBSABKAlIAIgBARIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQCg5fY2xpZW50X3NlY3JldCJPChhDcmVhdGVPQXV0aENsaWVudFJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJ2vMYBQgBGMgBEhoKBnNjb3BlcxgCIAMoCUIK2vMYBggBGEA4CiJLChdMaXN0T0F1dGhDbGllbnRzUmVxdWVzdBIXCgVsaW1pdBgBIAEoBUII2vMYBCgAMGQSFwoGY3Vyc29yGAIgASgJQgfa8xgDGMgBIlsKGExpc3RPQXV0aENsaWVudHNSZXNwb25zZRIqCgdjbGllbnRzGAEgAygLMhkuY29udmVyZ2VyLnYxLk9BdXRoQ2xpZW50EhMKC25leHRfY3Vyc29yGAIgASgJIjgKGURpc2FibGVPQXV0aENsaWVudFJlcXVlc3QSGwoJY2xpZW50X2lkGAEgASgJQgja8xgECAEYQCI9Ch5Sb3RhdGVPQXV0aENsaWVudFNlY3JldFJlcXVlc3QSGwoJY2xpZW50X2lkGAEgASgJQgja8xgECAEYQCI5CglUb2tlblVzZXISFQoCaWQYASABKAlCCdrzGAUIARjIARIVCgRuYW1lGAIgASgJQgfa8xgDGMgBImoKGENyZWF0ZUNsaWVudFRva2VuUmVxdWVzdBItCgR1c2VyGAEgASgLMhcuY29udmVyZ2VyLnYxLlRva2VuVXNlckIG2vMYAggBEh8KD2NvbnZlcnNhdGlvbl9pZBgCIAEoCUIG2vMYAiABIhsKGVJlZnJlc2hDbGllbnRUb2tlblJlcXVlc3QicgoeQ3JlYXRlQ29udmVyc2F0aW9uVG9rZW5SZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAESLQoEdXNlchgCIAEoCzIXLmNvbnZlcmdlci52MS5Ub2tlblVzZXJCBtrzGAIIASJdCgtDbGllbnRUb2tlbhINCgV0b2tlbhgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoBRISCgpzdHJlYW1fdXJsGAQgASgJMvIJCgtBdXRoU2VydmljZRJvCgxSZWZyZXNoVG9rZW4SIS5jb252ZXJnZXIudjEuUmVmcmVzaFRva2VuUmVxdWVzdBobLmNvbnZlcmdlci52MS5Ub2tlblJlc3BvbnNlIh/K8xgDCgEGgtPkkwISOgEqIg0vYXV0aC9yZWZyZXNoEnIKC1Jldm9rZVRva2VuEiAuY29udmVyZ2VyLnYxLlJldm9rZVRva2VuUmVxdWVzdBohLmNvbnZlcmdlci52MS5SZXZva2VUb2tlblJlc3BvbnNlIh7K8xgDCgEGgtPkkwIROgEqIgwvYXV0aC9yZXZva2USggEKEUNyZWF0ZU9BdXRoQ2xpZW50EiYuY29udmVyZ2VyLnYxLkNyZWF0ZU9BdXRoQ2xpZW50UmVxdWVzdBoZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudCIqyvMYAwoBAtLzGAMIyQGC0+STAhY6ASoiES92MS9vYXV0aC1jbGllbnRzEoMBChBMaXN0T0F1dGhDbGllbnRzEiUuY29udmVyZ2VyLnYxLkxpc3RPQXV0aENsaWVudHNSZXF1ZXN0GiYuY29udmVyZ2VyLnYxLkxpc3RPQXV0aENsaWVudHNSZXNwb25zZSIgyvMYAwoBAoLT5JMCExIRL3YxL29hdXRoLWNsaWVudHMSkQEKEkRpc2FibGVPQXV0aENsaWVudBInLmNvbnZlcmdlci52MS5EaXNhYmxlT0F1dGhDbGllbnRSZXF1ZXN0GhkuY29udmVyZ2VyLnYxLk9BdXRoQ2xpZW50IjfK8xgDCgECgtPkkwIqOgEqIiUvdjEvb2F1dGgtY2xpZW50cy97Y2xpZW50X2lkfS9kaXNhYmxlEqEBChdSb3RhdGVPQXV0aENsaWVudFNlY3JldBIsLmNvbnZlcmdlci52MS5Sb3RhdGVPQXV0aENsaWVudFNlY3JldFJlcXVlc3QaGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQiPcrzGAMKAQKC0+STAjA6ASoiKy92MS9vYXV0aC1jbGllbnRzL3tjbGllbnRfaWR9L3JvdGF0ZS1zZWNyZXQSewoRQ3JlYXRlQ2xpZW50VG9rZW4SJi5jb252ZXJnZXIudjEuQ3JlYXRlQ2xpZW50VG9rZW5SZXF1ZXN0GhkuY29udmVyZ2VyLnYxLkNsaWVudFRva2VuIiPK8xgDCgEF0vMYAwjJAYLT5JMCDzoBKiIKL3YxL3Rva2VucxJ+ChJSZWZyZXNoQ2xpZW50VG9rZW4SJy5jb252ZXJnZXIudjEuUmVmcmVzaENsaWVudFRva2VuUmVxdWVzdBoZLmNvbnZlcmdlci52MS5DbGllbnRUb2tlbiIkyvMYAwoBBILT5JMCFzoBKiISL3YxL3Rva2Vucy9yZWZyZXNoEr0BChdDcmVhdGVDb252ZXJzYXRpb25Ub2tlbhIsLmNvbnZlcmdlci52MS5DcmVhdGVDb252ZXJzYXRpb25Ub2tlblJlcXVlc3QaGS5jb252ZXJnZXIudjEuQ2xpZW50VG9rZW4iWcrzGBkKAgIDEhNjb252ZXJzYXRpb25zOndyaXRl0vMYAwjJAYLT5JMCLzoBKiIqL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vdG9rZW5zYgZwcm90bzM", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Chdjb252ZXJnZXIvdjEvYXV0aC5wcm90bxIMY29udmVyZ2VyLnYxImAKEUlzc3VlVG9rZW5SZXF1ZXN0EhIKCmdyYW50X3R5cGUYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSDQoFc2NvcGUYBCABKAkiEAoOR2V0Sndrc1JlcXVlc3QiOAoPR2V0Sndrc1Jlc3BvbnNlEiUKBGtleXMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IicKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkiXgoYUmVjb3JkQXV0aEZhaWx1cmVSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRraW5kGAIgASgJEhEKCXNvdXJjZV9pcBgDIAEoCRIOCgZyZWFzb24YBCABKAkiGwoZUmVjb3JkQXV0aEZhaWx1cmVSZXNwb25zZSJPChNSZWZyZXNoVG9rZW5SZXF1ZXN0EiAKDXJlZnJlc2hfdG9rZW4YASABKAlCCdrzGAUIARiABBIWCgVzY29wZRgCIAEoCUIH2vMYAxjoByJzCg1Ub2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRINCgVzY29wZRgFIAEoCSI2ChJSZXZva2VUb2tlblJlcXVlc3QSIAoNcmVmcmVzaF90b2tlbhgBIAEoCUIJ2vMYBQgBGIAEIhUKE1Jldm9rZVRva2VuUmVzcG9uc2UirgEKC09BdXRoQ2xpZW50EhEKCWNsaWVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIQCghkaXNhYmxlZBgEIAEoCBIaCg1jbGllbnRfc2VjcmV0GAUgASgJSACIAQESLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCEAoOX2NsaWVudF9zZWNyZXQiTwoYQ3JlYXRlT0F1dGhDbGllbnRSZXF1ZXN0EhcKBG5hbWUYASABKAlCCdrzGAUIARjIARIaCgZzY29wZXMYAiADKAlCCtrzGAYIARhAOAoiSwoXTGlzdE9BdXRoQ2xpZW50c1JlcXVlc3QSFwoFbGltaXQYASABKAVCCNrzGAQoADBkEhcKBmN1cnNvchgCIAEoCUIH2vMYAxjIASJbChhMaXN0T0F1dGhDbGllbnRzUmVzcG9uc2USKgoHY2xpZW50cxgBIAMoCzIZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudBITCgtuZXh0X2N1cnNvchgCIAEoCSI4ChlEaXNhYmxlT0F1dGhDbGllbnRSZXF1ZXN0EhsKCWNsaWVudF9pZBgBIAEoCUII2vMYBAgBGEAiPQoeUm90YXRlT0F1dGhDbGllbnRTZWNyZXRSZXF1ZXN0EhsKCWNsaWVudF9pZBgBIAEoCUII2vMYBAgBGEAiOQoJVG9rZW5Vc2VyEhUKAmlkGAEgASgJQgna8xgFCAEYyAESFQoEbmFtZRgCIAEoCUIH2vMYAxjIASJqChhDcmVhdGVDbGllbnRUb2tlblJlcXVlc3QSLQoEdXNlchgBIAEoCzIXLmNvbnZlcmdlci52MS5Ub2tlblVzZXJCBtrzGAIIARIfCg9jb252ZXJzYXRpb25faWQYAiABKAlCBtrzGAIgASIbChlSZWZyZXNoQ2xpZW50VG9rZW5SZXF1ZXN0InIKHkNyZWF0ZUNvbnZlcnNhdGlvblRva2VuUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEi0KBHVzZXIYAiABKAsyFy5jb252ZXJnZXIudjEuVG9rZW5Vc2VyQgba8xgCCAEiXQoLQ2xpZW50VG9rZW4SDQoFdG9rZW4YASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSEgoKc3RyZWFtX3VybBgEIAEoCTKuDQoLQXV0aFNlcnZpY2USWQoKSXNzdWVUb2tlbhIfLmNvbnZlcmdlci52MS5Jc3N1ZVRva2VuUmVxdWVzdBobLmNvbnZlcmdlci52MS5Ub2tlblJlc3BvbnNlIg3K8xgDCgEG0vMYAhABEk8KB0dldEp3a3MSHC5jb252ZXJnZXIudjEuR2V0Sndrc1JlcXVlc3QaHS5jb252ZXJnZXIudjEuR2V0Sndrc1Jlc3BvbnNlIgfK8xgDCgEGEpIBChBSb3RhdGVTaWduaW5nS2V5EiUuY29udmVyZ2VyLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiYuY29udmVyZ2VyLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZSIvyvMYAwoBAYLT5JMCIjoBKiIdL2FkbWluL3YxL3NpZ25pbmcta2V5cy9yb3RhdGUSbQoRUmVjb3JkQXV0aEZhaWx1cmUSJi5jb252ZXJnZXIudjEuUmVjb3JkQXV0aEZhaWx1cmVSZXF1ZXN0GicuY29udmVyZ2VyLnYxLlJlY29yZEF1dGhGYWlsdXJlUmVzcG9uc2UiB8rzGAMKAQcSdQoMUmVmcmVzaFRva2VuEiEuY29udmVyZ2VyLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaGy5jb252ZXJnZXIudjEuVG9rZW5SZXNwb25zZSIlyvMYAwoBBtLzGAIQAYLT5JMCEjoBKiINL2F1dGgvcmVmcmVzaBJ4CgtSZXZva2VUb2tlbhIgLmNvbnZlcmdlci52MS5SZXZva2VUb2tlblJlcXVlc3QaIS5jb252ZXJnZXIudjEuUmV2b2tlVG9rZW5SZXNwb25zZSIkyvMYAwoBBtLzGAIQAYLT5JMCEToBKiIML2F1dGgvcmV2b2tlEoIBChFDcmVhdGVPQXV0aENsaWVudBImLmNvbnZlcmdlci52MS5DcmVhdGVPQXV0aENsaWVudFJlcXVlc3QaGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQiKsrzGAMKAQLS8xgDCMkBgtPkkwIWOgEqIhEvdjEvb2F1dGgtY2xpZW50cxKDAQoQTGlzdE9BdXRoQ2xpZW50cxIlLmNvbnZlcmdlci52MS5MaXN0T0F1dGhDbGllbnRzUmVxdWVzdBomLmNvbnZlcmdlci52MS5MaXN0T0F1dGhDbGllbnRzUmVzcG9uc2UiIMrzGAMKAQKC0+STAhMSES92MS9vYXV0aC1jbGllbnRzEpEBChJEaXNhYmxlT0F1dGhDbGllbnQSJy5jb252ZXJnZXIudjEuRGlzYWJsZU9BdXRoQ2xpZW50UmVxdWVzdBoZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudCI3yvMYAwoBAoLT5JMCKjoBKiIlL3YxL29hdXRoLWNsaWVudHMve2NsaWVudF9pZH0vZGlzYWJsZRKhAQoXUm90YXRlT0F1dGhDbGllbnRTZWNyZXQSLC5jb252ZXJnZXIudjEuUm90YXRlT0F1dGhDbGllbnRTZWNyZXRSZXF1ZXN0GhkuY29udmVyZ2VyLnYxLk9BdXRoQ2xpZW50Ij3K8xgDCgECgtPkkwIwOgEqIisvdjEvb2F1dGgtY2xpZW50cy97Y2xpZW50X2lkfS9yb3RhdGUtc2VjcmV0EnsKEUNyZWF0ZUNsaWVudFRva2VuEiYuY29udmVyZ2VyLnYxLkNyZWF0ZUNsaWVudFRva2VuUmVxdWVzdBoZLmNvbnZlcmdlci52MS5DbGllbnRUb2tlbiIjyvMYAwoBBdLzGAMIyQGC0+STAg86ASoiCi92MS90b2tlbnMSfgoSUmVmcmVzaENsaWVudFRva2VuEicuY29udmVyZ2VyLnYxLlJlZnJlc2hDbGllbnRUb2tlblJlcXVlc3QaGS5jb252ZXJnZXIudjEuQ2xpZW50VG9rZW4iJMrzGAMKAQSC0+STAhc6ASoiEi92MS90b2tlbnMvcmVmcmVzaBK9AQoXQ3JlYXRlQ29udmVyc2F0aW9uVG9rZW4SLC5jb252ZXJnZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uVG9rZW5SZXF1ZXN0GhkuY29udmVyZ2VyLnYxLkNsaWVudFRva2VuIlnK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAi86ASoiKi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L3Rva2Vuc2IGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * The client_credentials grant; credentials come from the body or HTTP Basic.
+ *
+ * @generated from message converger.v1.IssueTokenRequest
+ */
+export type IssueTokenRequest = Message<"converger.v1.IssueTokenRequest"> & {
+  /**
+   * @generated from field: string grant_type = 1;
+   */
+  grantType: string;
+
+  /**
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+
+  /**
+   * Space-separated; defaults to every scope of the client.
+   *
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+};
+
+/**
+ * Describes the message converger.v1.IssueTokenRequest.
+ * Use `create(IssueTokenRequestSchema)` to create a new message.
+ */
+export const IssueTokenRequestSchema: GenMessage<IssueTokenRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 0);
+
+/**
+ * Request for the public keys.
+ *
+ * @generated from message converger.v1.GetJwksRequest
+ */
+export type GetJwksRequest = Message<"converger.v1.GetJwksRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.GetJwksRequest.
+ * Use `create(GetJwksRequestSchema)` to create a new message.
+ */
+export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 1);
+
+/**
+ * A JWK Set (RFC 7517).
+ *
+ * @generated from message converger.v1.GetJwksResponse
+ */
+export type GetJwksResponse = Message<"converger.v1.GetJwksResponse"> & {
+  /**
+   * @generated from field: repeated google.protobuf.Struct keys = 1;
+   */
+  keys: JsonObject[];
+};
+
+/**
+ * Describes the message converger.v1.GetJwksResponse.
+ * Use `create(GetJwksResponseSchema)` to create a new message.
+ */
+export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 2);
+
+/**
+ * Request to rotate the signing key.
+ *
+ * @generated from message converger.v1.RotateSigningKeyRequest
+ */
+export type RotateSigningKeyRequest = Message<"converger.v1.RotateSigningKeyRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.RotateSigningKeyRequest.
+ * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
+ */
+export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 3);
+
+/**
+ * The key now signing.
+ *
+ * @generated from message converger.v1.RotateSigningKeyResponse
+ */
+export type RotateSigningKeyResponse = Message<"converger.v1.RotateSigningKeyResponse"> & {
+  /**
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+};
+
+/**
+ * Describes the message converger.v1.RotateSigningKeyResponse.
+ * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
+ */
+export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 4);
+
+/**
+ * A failed authentication, for the audit log. Never carries the secret.
+ *
+ * @generated from message converger.v1.RecordAuthFailureRequest
+ */
+export type RecordAuthFailureRequest = Message<"converger.v1.RecordAuthFailureRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string source_ip = 3;
+   */
+  sourceIp: string;
+
+  /**
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message converger.v1.RecordAuthFailureRequest.
+ * Use `create(RecordAuthFailureRequestSchema)` to create a new message.
+ */
+export const RecordAuthFailureRequestSchema: GenMessage<RecordAuthFailureRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 5);
+
+/**
+ * Acknowledgement of an audit record.
+ *
+ * @generated from message converger.v1.RecordAuthFailureResponse
+ */
+export type RecordAuthFailureResponse = Message<"converger.v1.RecordAuthFailureResponse"> & {
+};
+
+/**
+ * Describes the message converger.v1.RecordAuthFailureResponse.
+ * Use `create(RecordAuthFailureResponseSchema)` to create a new message.
+ */
+export const RecordAuthFailureResponseSchema: GenMessage<RecordAuthFailureResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 6);
 
 /**
  * Request to refresh a token pair.
@@ -26,6 +179,13 @@ export type RefreshTokenRequest = Message<"converger.v1.RefreshTokenRequest"> & 
    * @generated from field: string refresh_token = 1;
    */
   refreshToken: string;
+
+  /**
+   * Space-separated; at most the scopes originally granted.
+   *
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
 };
 
 /**
@@ -33,7 +193,7 @@ export type RefreshTokenRequest = Message<"converger.v1.RefreshTokenRequest"> & 
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 0);
+  messageDesc(file_converger_v1_auth, 7);
 
 /**
  * RFC 6749 §5.1 token response.
@@ -72,7 +232,7 @@ export type TokenResponse = Message<"converger.v1.TokenResponse"> & {
  * Use `create(TokenResponseSchema)` to create a new message.
  */
 export const TokenResponseSchema: GenMessage<TokenResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 1);
+  messageDesc(file_converger_v1_auth, 8);
 
 /**
  * Request to revoke a refresh token.
@@ -91,7 +251,7 @@ export type RevokeTokenRequest = Message<"converger.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 2);
+  messageDesc(file_converger_v1_auth, 9);
 
 /**
  * Empty acknowledgement of a revocation.
@@ -106,7 +266,7 @@ export type RevokeTokenResponse = Message<"converger.v1.RevokeTokenResponse"> & 
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 3);
+  messageDesc(file_converger_v1_auth, 10);
 
 /**
  * An OAuth client. `client_secret` is set only when just created or rotated.
@@ -150,7 +310,7 @@ export type OAuthClient = Message<"converger.v1.OAuthClient"> & {
  * Use `create(OAuthClientSchema)` to create a new message.
  */
 export const OAuthClientSchema: GenMessage<OAuthClient> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 4);
+  messageDesc(file_converger_v1_auth, 11);
 
 /**
  * Request to register an OAuth client.
@@ -174,7 +334,7 @@ export type CreateOAuthClientRequest = Message<"converger.v1.CreateOAuthClientRe
  * Use `create(CreateOAuthClientRequestSchema)` to create a new message.
  */
 export const CreateOAuthClientRequestSchema: GenMessage<CreateOAuthClientRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 5);
+  messageDesc(file_converger_v1_auth, 12);
 
 /**
  * Request for the tenant's OAuth clients.
@@ -198,7 +358,7 @@ export type ListOAuthClientsRequest = Message<"converger.v1.ListOAuthClientsRequ
  * Use `create(ListOAuthClientsRequestSchema)` to create a new message.
  */
 export const ListOAuthClientsRequestSchema: GenMessage<ListOAuthClientsRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 6);
+  messageDesc(file_converger_v1_auth, 13);
 
 /**
  * A page of OAuth clients.
@@ -222,7 +382,7 @@ export type ListOAuthClientsResponse = Message<"converger.v1.ListOAuthClientsRes
  * Use `create(ListOAuthClientsResponseSchema)` to create a new message.
  */
 export const ListOAuthClientsResponseSchema: GenMessage<ListOAuthClientsResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 7);
+  messageDesc(file_converger_v1_auth, 14);
 
 /**
  * Request to disable an OAuth client.
@@ -241,7 +401,7 @@ export type DisableOAuthClientRequest = Message<"converger.v1.DisableOAuthClient
  * Use `create(DisableOAuthClientRequestSchema)` to create a new message.
  */
 export const DisableOAuthClientRequestSchema: GenMessage<DisableOAuthClientRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 8);
+  messageDesc(file_converger_v1_auth, 15);
 
 /**
  * Request to rotate an OAuth client's secret.
@@ -260,7 +420,7 @@ export type RotateOAuthClientSecretRequest = Message<"converger.v1.RotateOAuthCl
  * Use `create(RotateOAuthClientSecretRequestSchema)` to create a new message.
  */
 export const RotateOAuthClientSecretRequestSchema: GenMessage<RotateOAuthClientSecretRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 9);
+  messageDesc(file_converger_v1_auth, 16);
 
 /**
  * The end user a client token speaks for.
@@ -284,7 +444,7 @@ export type TokenUser = Message<"converger.v1.TokenUser"> & {
  * Use `create(TokenUserSchema)` to create a new message.
  */
 export const TokenUserSchema: GenMessage<TokenUser> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 10);
+  messageDesc(file_converger_v1_auth, 17);
 
 /**
  * Request to mint a client token with a channel secret.
@@ -308,7 +468,7 @@ export type CreateClientTokenRequest = Message<"converger.v1.CreateClientTokenRe
  * Use `create(CreateClientTokenRequestSchema)` to create a new message.
  */
 export const CreateClientTokenRequestSchema: GenMessage<CreateClientTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 11);
+  messageDesc(file_converger_v1_auth, 18);
 
 /**
  * Request to extend a client token (the token is the caller's credential).
@@ -323,7 +483,7 @@ export type RefreshClientTokenRequest = Message<"converger.v1.RefreshClientToken
  * Use `create(RefreshClientTokenRequestSchema)` to create a new message.
  */
 export const RefreshClientTokenRequestSchema: GenMessage<RefreshClientTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 12);
+  messageDesc(file_converger_v1_auth, 19);
 
 /**
  * Request to mint a client token with an API key.
@@ -347,7 +507,7 @@ export type CreateConversationTokenRequest = Message<"converger.v1.CreateConvers
  * Use `create(CreateConversationTokenRequestSchema)` to create a new message.
  */
 export const CreateConversationTokenRequestSchema: GenMessage<CreateConversationTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 13);
+  messageDesc(file_converger_v1_auth, 20);
 
 /**
  * A client token and where to stream with it.
@@ -381,7 +541,7 @@ export type ClientToken = Message<"converger.v1.ClientToken"> & {
  * Use `create(ClientTokenSchema)` to create a new message.
  */
 export const ClientTokenSchema: GenMessage<ClientToken> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 14);
+  messageDesc(file_converger_v1_auth, 21);
 
 /**
  * OAuth 2.0 clients, access and refresh tokens, end-user client tokens and the
@@ -392,6 +552,49 @@ export const ClientTokenSchema: GenMessage<ClientToken> = /*@__PURE__*/
  * @generated from service converger.v1.AuthService
  */
 export const AuthService: GenService<{
+  /**
+   * The client_credentials grant (RFC 6749 §4.4). Reached through the raw
+   * route POST /auth/token, which accepts form or JSON bodies and HTTP Basic.
+   *
+   * @generated from rpc converger.v1.AuthService.IssueToken
+   */
+  issueToken: {
+    methodKind: "unary";
+    input: typeof IssueTokenRequestSchema;
+    output: typeof TokenResponseSchema;
+  },
+  /**
+   * The public signing keys (JWKS), served raw at GET /.well-known/jwks.json.
+   *
+   * @generated from rpc converger.v1.AuthService.GetJwks
+   */
+  getJwks: {
+    methodKind: "unary";
+    input: typeof GetJwksRequestSchema;
+    output: typeof GetJwksResponseSchema;
+  },
+  /**
+   * Starts signing with a new key at once; older keys keep verifying until
+   * the tokens they signed have expired.
+   *
+   * @generated from rpc converger.v1.AuthService.RotateSigningKey
+   */
+  rotateSigningKey: {
+    methodKind: "unary";
+    input: typeof RotateSigningKeyRequestSchema;
+    output: typeof RotateSigningKeyResponseSchema;
+  },
+  /**
+   * Records a failed authentication in the audit log (called by every
+   * service's access interceptor).
+   *
+   * @generated from rpc converger.v1.AuthService.RecordAuthFailure
+   */
+  recordAuthFailure: {
+    methodKind: "unary";
+    input: typeof RecordAuthFailureRequestSchema;
+    output: typeof RecordAuthFailureResponseSchema;
+  },
   /**
    * Exchanges a refresh token for a new pair; the old one is revoked, and
    * presenting a rotated one revokes its whole family.

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/conversations.proto.
  */
 export const file_converger_v1_conversations: GenFile = /*@__PURE__*/
-  fileDesc("CiBjb252ZXJnZXIvdjEvY29udmVyc2F0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIr0DCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSGAoLZXh0ZXJuYWxfaWQYBCABKAlIAIgBARIwCgZzdGF0dXMYBSABKA4yIC5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uU3RhdHVzEg8KB21lbWJlcnMYBiADKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDWxhc3RfYWN0aXZpdHkYCiABKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHlIAYgBARIZCgx1bnJlYWRfY291bnQYCyABKANIAogBARIQCghsYXN0X3NlcRgMIAEoA0IOCgxfZXh0ZXJuYWxfaWRCEAoOX2xhc3RfYWN0aXZpdHlCDwoNX3VucmVhZF9jb3VudCI2CgZTZW5kZXISFQoCaWQYASABKAlCCdrzGAUIARjIARIVCgRuYW1lGAIgASgJQgfa8xgDGMgBIn8KCkF0dGFjaG1lbnQSFwoHZmlsZV9pZBgBIAEoCUIG2vMYAiABEhQKA3VybBgCIAEoCUIH2vMYAxiAEBIdCgxjb250ZW50X3R5cGUYAyABKAlCB9rzGAMYyAESFQoEbmFtZRgEIAEoCUIH2vMYAxj/ARIMCgRzaXplGAUgASgDIusCCghBY3Rpdml0eRIKCgJpZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEgsKA3NlcRgEIAEoAxIoCgR0eXBlGAUgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZRIMCgR0ZXh0GAYgASgJEi0KC2F0dGFjaG1lbnRzGAcgAygLMhguY29udmVyZ2VyLnYxLkF0dGFjaG1lbnQSIgoEZnJvbRgIIAEoCzIULmNvbnZlcmdlci52MS5TZW5kZXISKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KEW9yaWdpbl9jaGFubmVsX2lkGAsgASgJSACIAQFCFAoSX29yaWdpbl9jaGFubmVsX2lkIoABChlDcmVhdGVDb252ZXJzYXRpb25SZXF1ZXN0EhwKCmNoYW5uZWxfaWQYASABKAlCCNrzGAQIASABEhoKB21lbWJlcnMYAiADKAlCCdrzGAUYyAE4ZBIpCghtZXRhZGF0YRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiZAoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAESFgoGb2Zmc2V0GAMgASgFQgba8xgCKAAiYwoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIxCg1jb252ZXJzYXRpb25zGAEgAygLMhouY29udmVyZ2VyLnYxLkNvbnZlcnNhdGlvbhITCgtuZXh0X2N1cnNvchgCIAEoCSIuChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASIwChhDbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIs8CChVDcmVhdGVBY3Rpdml0eVJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARIwCgR0eXBlGAIgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZUIG2vMYAggBEhUKBHRleHQYAyABKAlCB9rzGAMYkE4SNQoLYXR0YWNobWVudHMYBCADKAsyGC5jb252ZXJnZXIudjEuQXR0YWNobWVudEIG2vMYAjgUEiIKBGZyb20YBSABKAsyFC5jb252ZXJnZXIudjEuU2VuZGVyEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBJECg9pZGVtcG90ZW5jeV9rZXkYByABKAlCK9rzGCcY/wFCD0lkZW1wb3RlbmN5LUtleUIRWC1JZGVtcG90ZW5jeS1LZXkibwoVTGlzdEFjdGl2aXRpZXNSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAESGQoJd2F0ZXJtYXJrGAIgASgJQgba8xgCGEASGAoFbGltaXQYAyABKAVCCdrzGAUoADDoByJXChZMaXN0QWN0aXZpdGllc1Jlc3BvbnNlEioKCmFjdGl2aXRpZXMYASADKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHkSEQoJd2F0ZXJtYXJrGAIgASgDInwKD01hcmtSZWFkUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEh4KCXdhdGVybWFyaxgCIAEoA0IG2vMYAigASACIAQESGAoHdXNlcl9pZBgDIAEoCUIH2vMYAxjIAUIMCgpfd2F0ZXJtYXJrIjcKEE1hcmtSZWFkUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRISCgpyZWFkX3VwX3RvGAIgASgDKnkKEkNvbnZlcnNhdGlvblN0YXR1cxIjCh9DT05WRVJTQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaQ09OVkVSU0FUSU9OX1NUQVRVU19BQ1RJVkUQARIeChpDT05WRVJTQVRJT05fU1RBVFVTX0NMT1NFRBACKnsKDEFjdGl2aXR5VHlwZRIdChlBQ1RJVklUWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVQUNUSVZJVFlfVFlQRV9NRVNTQUdFEAESFwoTQUNUSVZJVFlfVFlQRV9FVkVOVBACEhgKFEFDVElWSVRZX1RZUEVfVFlQSU5HEAMyiAkKFENvbnZlcnNhdGlvbnNTZXJ2aWNlEpsBChJDcmVhdGVDb252ZXJzYXRpb24SJy5jb252ZXJnZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iQMrzGBkKAgIDEhNjb252ZXJzYXRpb25zOndyaXRl0vMYAwjJAYLT5JMCFjoBKiIRL3YxL2NvbnZlcnNhdGlvbnMSnAEKEUxpc3RDb252ZXJzYXRpb25zEiYuY29udmVyZ2VyLnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBonLmNvbnZlcmdlci52MS5MaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlIjbK8xgZCgMCAwQSEmNvbnZlcnNhdGlvbnM6cmVhZILT5JMCExIRL3YxL2NvbnZlcnNhdGlvbnMSkAEKD0dldENvbnZlcnNhdGlvbhIkLmNvbnZlcmdlci52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GhouY29udmVyZ2VyLnYxLkNvbnZlcnNhdGlvbiI7yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhgSFi92MS9jb252ZXJzYXRpb25zL3tpZH0SnQEKEUNsb3NlQ29udmVyc2F0aW9uEiYuY29udmVyZ2VyLnYxLkNsb3NlQ29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iRMrzGBkKAgIDEhNjb252ZXJzYXRpb25zOndyaXRlgtPkkwIhOgEqIhwvdjEvY29udmVyc2F0aW9ucy97aWR9L2Nsb3NlEq0BCg5DcmVhdGVBY3Rpdml0eRIjLmNvbnZlcmdlci52MS5DcmVhdGVBY3Rpdml0eVJlcXVlc3QaFi5jb252ZXJnZXIudjEuQWN0aXZpdHkiXsrzGBoKAwIDBBITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAjM6ASoiLi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L2FjdGl2aXRpZXMSsAEKDkxpc3RBY3Rpdml0aWVzEiMuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0aWVzUmVxdWVzdBokLmNvbnZlcmdlci52MS5MaXN0QWN0aXZpdGllc1Jlc3BvbnNlIlPK8xgZCgMCAwQSEmNvbnZlcnNhdGlvbnM6cmVhZILT5JMCMBIuL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vYWN0aXZpdGllcxKcAQoITWFya1JlYWQSHS5jb252ZXJnZXIudjEuTWFya1JlYWRSZXF1ZXN0Gh4uY29udmVyZ2VyLnYxLk1hcmtSZWFkUmVzcG9uc2UiUcrzGBoKAwIDBBITY29udmVyc2F0aW9uczp3cml0ZYLT5JMCLToBKiIoL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vcmVhZGIGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiBjb252ZXJnZXIvdjEvY29udmVyc2F0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIr0DCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSGAoLZXh0ZXJuYWxfaWQYBCABKAlIAIgBARIwCgZzdGF0dXMYBSABKA4yIC5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uU3RhdHVzEg8KB21lbWJlcnMYBiADKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDWxhc3RfYWN0aXZpdHkYCiABKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHlIAYgBARIZCgx1bnJlYWRfY291bnQYCyABKANIAogBARIQCghsYXN0X3NlcRgMIAEoA0IOCgxfZXh0ZXJuYWxfaWRCEAoOX2xhc3RfYWN0aXZpdHlCDwoNX3VucmVhZF9jb3VudCI2CgZTZW5kZXISFQoCaWQYASABKAlCCdrzGAUIARjIARIVCgRuYW1lGAIgASgJQgfa8xgDGMgBIn8KCkF0dGFjaG1lbnQSFwoHZmlsZV9pZBgBIAEoCUIG2vMYAiABEhQKA3VybBgCIAEoCUIH2vMYAxiAEBIdCgxjb250ZW50X3R5cGUYAyABKAlCB9rzGAMYyAESFQoEbmFtZRgEIAEoCUIH2vMYAxj/ARIMCgRzaXplGAUgASgDIusCCghBY3Rpdml0eRIKCgJpZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEgsKA3NlcRgEIAEoAxIoCgR0eXBlGAUgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZRIMCgR0ZXh0GAYgASgJEi0KC2F0dGFjaG1lbnRzGAcgAygLMhguY29udmVyZ2VyLnYxLkF0dGFjaG1lbnQSIgoEZnJvbRgIIAEoCzIULmNvbnZlcmdlci52MS5TZW5kZXISKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KEW9yaWdpbl9jaGFubmVsX2lkGAsgASgJSACIAQFCFAoSX29yaWdpbl9jaGFubmVsX2lkIoABChlDcmVhdGVDb252ZXJzYXRpb25SZXF1ZXN0EhwKCmNoYW5uZWxfaWQYASABKAlCCNrzGAQIASABEhoKB21lbWJlcnMYAiADKAlCCdrzGAUYyAE4ZBIpCghtZXRhZGF0YRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiZAoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAESFgoGb2Zmc2V0GAMgASgFQgba8xgCKAAiYwoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIxCg1jb252ZXJzYXRpb25zGAEgAygLMhouY29udmVyZ2VyLnYxLkNvbnZlcnNhdGlvbhITCgtuZXh0X2N1cnNvchgCIAEoCSIuChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASIwChhDbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIs8CChVDcmVhdGVBY3Rpdml0eVJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARIwCgR0eXBlGAIgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZUIG2vMYAggBEhUKBHRleHQYAyABKAlCB9rzGAMYkE4SNQoLYXR0YWNobWVudHMYBCADKAsyGC5jb252ZXJnZXIudjEuQXR0YWNobWVudEIG2vMYAjgUEiIKBGZyb20YBSABKAsyFC5jb252ZXJnZXIudjEuU2VuZGVyEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBJECg9pZGVtcG90ZW5jeV9rZXkYByABKAlCK9rzGCcY/wFCD0lkZW1wb3RlbmN5LUtleUIRWC1JZGVtcG90ZW5jeS1LZXkibwoVTGlzdEFjdGl2aXRpZXNSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAESGQoJd2F0ZXJtYXJrGAIgASgJQgba8xgCGEASGAoFbGltaXQYAyABKAVCCdrzGAUoADDoByJXChZMaXN0QWN0aXZpdGllc1Jlc3BvbnNlEioKCmFjdGl2aXRpZXMYASADKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHkSEQoJd2F0ZXJtYXJrGAIgASgDInwKD01hcmtSZWFkUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEh4KCXdhdGVybWFyaxgCIAEoA0IG2vMYAigASACIAQESGAoHdXNlcl9pZBgDIAEoCUIH2vMYAxjIAUIMCgpfd2F0ZXJtYXJrIjcKEE1hcmtSZWFkUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRISCgpyZWFkX3VwX3RvGAIgASgDIjIKFFJlc29sdmVBcGlLZXlSZXF1ZXN0EhoKB2FwaV9rZXkYASABKAlCCdrzGAUIARjIASJQChVSZXNvbHZlQXBpS2V5UmVzcG9uc2USDQoFZm91bmQYASABKAgSEQoJdGVuYW50X2lkGAIgASgJEhUKDXRlbmFudF9hY3RpdmUYAyABKAgiOAobUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0EhkKBnNlY3JldBgBIAEoCUIJ2vMYBQgBGMgBIncKEERpcmVjdG9yeUNoYW5uZWwSDQoFZm91bmQYBSABKAgSEgoKY2hhbm5lbF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFgoOY2hhbm5lbF9hY3RpdmUYAyABKAgSFQoNdGVuYW50X2FjdGl2ZRgEIAEoCCI1ChZHZXRUZW5hbnRTdGF0dXNSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUII2vMYBAgBIAEiOQoXR2V0VGVuYW50U3RhdHVzUmVzcG9uc2USDgoGZXhpc3RzGAEgASgIEg4KBmFjdGl2ZRgCIAEoCCKPAQoXSm9pbkNvbnZlcnNhdGlvblJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgja8xgECAEgARIfCg9jb252ZXJzYXRpb25faWQYAiABKAlCBtrzGAIgARIaCgpjaGFubmVsX2lkGAMgASgJQgba8xgCIAESGgoHdXNlcl9pZBgEIAEoCUIJ2vMYBQgBGMgBIkcKGEpvaW5Db252ZXJzYXRpb25SZXNwb25zZRIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKY2hhbm5lbF9pZBgCIAEoCSp5ChJDb252ZXJzYXRpb25TdGF0dXMSIwofQ09OVkVSU0FUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkNPTlZFUlNBVElPTl9TVEFUVVNfQUNUSVZFEAESHgoaQ09OVkVSU0FUSU9OX1NUQVRVU19DTE9TRUQQAip7CgxBY3Rpdml0eVR5cGUSHQoZQUNUSVZJVFlfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUFDVElWSVRZX1RZUEVfTUVTU0FHRRABEhcKE0FDVElWSVRZX1RZUEVfRVZFTlQQAhIYChRBQ1RJVklUWV9UWVBFX1RZUElORxADMogJChRDb252ZXJzYXRpb25zU2VydmljZRKbAQoSQ3JlYXRlQ29udmVyc2F0aW9uEicuY29udmVyZ2VyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkDK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAhY6ASoiES92MS9jb252ZXJzYXRpb25zEpwBChFMaXN0Q29udmVyc2F0aW9ucxImLmNvbnZlcmdlci52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJy5jb252ZXJnZXIudjEuTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZSI2yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhMSES92MS9jb252ZXJzYXRpb25zEpABCg9HZXRDb252ZXJzYXRpb24SJC5jb252ZXJnZXIudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iO8rzGBkKAwIDBBISY29udmVyc2F0aW9uczpyZWFkgtPkkwIYEhYvdjEvY29udmVyc2F0aW9ucy97aWR9Ep0BChFDbG9zZUNvbnZlcnNhdGlvbhImLmNvbnZlcmdlci52MS5DbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkTK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZYLT5JMCIToBKiIcL3YxL2NvbnZlcnNhdGlvbnMve2lkfS9jbG9zZRKtAQoOQ3JlYXRlQWN0aXZpdHkSIy5jb252ZXJnZXIudjEuQ3JlYXRlQWN0aXZpdHlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkFjdGl2aXR5Il7K8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGXS8xgDCMkBgtPkkwIzOgEqIi4vdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9hY3Rpdml0aWVzErABCg5MaXN0QWN0aXZpdGllcxIjLmNvbnZlcmdlci52MS5MaXN0QWN0aXZpdGllc1JlcXVlc3QaJC5jb252ZXJnZXIudjEuTGlzdEFjdGl2aXRpZXNSZXNwb25zZSJTyvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAjASLi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L2FjdGl2aXRpZXMSnAEKCE1hcmtSZWFkEh0uY29udmVyZ2VyLnYxLk1hcmtSZWFkUmVxdWVzdBoeLmNvbnZlcmdlci52MS5NYXJrUmVhZFJlc3BvbnNlIlHK8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGWC0+STAi06ASoiKC92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L3JlYWQytgMKEERpcmVjdG9yeVNlcnZpY2USYQoNUmVzb2x2ZUFwaUtleRIiLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVxdWVzdBojLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVzcG9uc2UiB8rzGAMKAQcSagoUUmVzb2x2ZUNoYW5uZWxTZWNyZXQSKS5jb252ZXJnZXIudjEuUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0Gh4uY29udmVyZ2VyLnYxLkRpcmVjdG9yeUNoYW5uZWwiB8rzGAMKAQcSZwoPR2V0VGVuYW50U3RhdHVzEiQuY29udmVyZ2VyLnYxLkdldFRlbmFudFN0YXR1c1JlcXVlc3QaJS5jb252ZXJnZXIudjEuR2V0VGVuYW50U3RhdHVzUmVzcG9uc2UiB8rzGAMKAQcSagoQSm9pbkNvbnZlcnNhdGlvbhIlLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVxdWVzdBomLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVzcG9uc2UiB8rzGAMKAQdiBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A conversation between members, bound to one channel.
@@ -524,6 +524,217 @@ export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*
   messageDesc(file_converger_v1_conversations, 13);
 
 /**
+ * Request to find a tenant by API key.
+ *
+ * @generated from message converger.v1.ResolveApiKeyRequest
+ */
+export type ResolveApiKeyRequest = Message<"converger.v1.ResolveApiKeyRequest"> & {
+  /**
+   * @generated from field: string api_key = 1;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message converger.v1.ResolveApiKeyRequest.
+ * Use `create(ResolveApiKeyRequestSchema)` to create a new message.
+ */
+export const ResolveApiKeyRequestSchema: GenMessage<ResolveApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 14);
+
+/**
+ * The key's tenant, if any.
+ *
+ * @generated from message converger.v1.ResolveApiKeyResponse
+ */
+export type ResolveApiKeyResponse = Message<"converger.v1.ResolveApiKeyResponse"> & {
+  /**
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: bool tenant_active = 3;
+   */
+  tenantActive: boolean;
+};
+
+/**
+ * Describes the message converger.v1.ResolveApiKeyResponse.
+ * Use `create(ResolveApiKeyResponseSchema)` to create a new message.
+ */
+export const ResolveApiKeyResponseSchema: GenMessage<ResolveApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 15);
+
+/**
+ * Request to find a channel by its secret.
+ *
+ * @generated from message converger.v1.ResolveChannelSecretRequest
+ */
+export type ResolveChannelSecretRequest = Message<"converger.v1.ResolveChannelSecretRequest"> & {
+  /**
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message converger.v1.ResolveChannelSecretRequest.
+ * Use `create(ResolveChannelSecretRequestSchema)` to create a new message.
+ */
+export const ResolveChannelSecretRequestSchema: GenMessage<ResolveChannelSecretRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 16);
+
+/**
+ * A channel and the status of it and its tenant.
+ *
+ * @generated from message converger.v1.DirectoryChannel
+ */
+export type DirectoryChannel = Message<"converger.v1.DirectoryChannel"> & {
+  /**
+   * @generated from field: bool found = 5;
+   */
+  found: boolean;
+
+  /**
+   * @generated from field: string channel_id = 1;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: bool channel_active = 3;
+   */
+  channelActive: boolean;
+
+  /**
+   * @generated from field: bool tenant_active = 4;
+   */
+  tenantActive: boolean;
+};
+
+/**
+ * Describes the message converger.v1.DirectoryChannel.
+ * Use `create(DirectoryChannelSchema)` to create a new message.
+ */
+export const DirectoryChannelSchema: GenMessage<DirectoryChannel> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 17);
+
+/**
+ * Request for a tenant's status.
+ *
+ * @generated from message converger.v1.GetTenantStatusRequest
+ */
+export type GetTenantStatusRequest = Message<"converger.v1.GetTenantStatusRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message converger.v1.GetTenantStatusRequest.
+ * Use `create(GetTenantStatusRequestSchema)` to create a new message.
+ */
+export const GetTenantStatusRequestSchema: GenMessage<GetTenantStatusRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 18);
+
+/**
+ * Whether the tenant exists and is active.
+ *
+ * @generated from message converger.v1.GetTenantStatusResponse
+ */
+export type GetTenantStatusResponse = Message<"converger.v1.GetTenantStatusResponse"> & {
+  /**
+   * @generated from field: bool exists = 1;
+   */
+  exists: boolean;
+
+  /**
+   * @generated from field: bool active = 2;
+   */
+  active: boolean;
+};
+
+/**
+ * Describes the message converger.v1.GetTenantStatusResponse.
+ * Use `create(GetTenantStatusResponseSchema)` to create a new message.
+ */
+export const GetTenantStatusResponseSchema: GenMessage<GetTenantStatusResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 19);
+
+/**
+ * Request to add a member (and maybe open the conversation).
+ *
+ * @generated from message converger.v1.JoinConversationRequest
+ */
+export type JoinConversationRequest = Message<"converger.v1.JoinConversationRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Empty: open a new conversation on channel_id.
+   *
+   * @generated from field: string conversation_id = 2;
+   */
+  conversationId: string;
+
+  /**
+   * When set, the conversation must be on this channel.
+   *
+   * @generated from field: string channel_id = 3;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message converger.v1.JoinConversationRequest.
+ * Use `create(JoinConversationRequestSchema)` to create a new message.
+ */
+export const JoinConversationRequestSchema: GenMessage<JoinConversationRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 20);
+
+/**
+ * The conversation joined.
+ *
+ * @generated from message converger.v1.JoinConversationResponse
+ */
+export type JoinConversationResponse = Message<"converger.v1.JoinConversationResponse"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string channel_id = 2;
+   */
+  channelId: string;
+};
+
+/**
+ * Describes the message converger.v1.JoinConversationResponse.
+ * Use `create(JoinConversationResponseSchema)` to create a new message.
+ */
+export const JoinConversationResponseSchema: GenMessage<JoinConversationResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 21);
+
+/**
  * Whether a conversation accepts new activities.
  *
  * @generated from enum converger.v1.ConversationStatus
@@ -669,4 +880,55 @@ export const ConversationsService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_converger_v1_conversations, 0);
+
+/**
+ * Lookups and changes other services need from the owner of tenants,
+ * channels and conversations. Internal only: no REST binding.
+ *
+ * @generated from service converger.v1.DirectoryService
+ */
+export const DirectoryService: GenService<{
+  /**
+   * Finds the tenant an API key belongs to.
+   *
+   * @generated from rpc converger.v1.DirectoryService.ResolveApiKey
+   */
+  resolveApiKey: {
+    methodKind: "unary";
+    input: typeof ResolveApiKeyRequestSchema;
+    output: typeof ResolveApiKeyResponseSchema;
+  },
+  /**
+   * Finds the channel a secret belongs to (Direct Line token minting).
+   *
+   * @generated from rpc converger.v1.DirectoryService.ResolveChannelSecret
+   */
+  resolveChannelSecret: {
+    methodKind: "unary";
+    input: typeof ResolveChannelSecretRequestSchema;
+    output: typeof DirectoryChannelSchema;
+  },
+  /**
+   * A tenant's status, for callers holding a token of that tenant.
+   *
+   * @generated from rpc converger.v1.DirectoryService.GetTenantStatus
+   */
+  getTenantStatus: {
+    methodKind: "unary";
+    input: typeof GetTenantStatusRequestSchema;
+    output: typeof GetTenantStatusResponseSchema;
+  },
+  /**
+   * Adds a user to a conversation's members, creating the conversation on
+   * the channel when no id is given. Fails when the channel is inactive.
+   *
+   * @generated from rpc converger.v1.DirectoryService.JoinConversation
+   */
+  joinConversation: {
+    methodKind: "unary";
+    input: typeof JoinConversationRequestSchema;
+    output: typeof JoinConversationResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_converger_v1_conversations, 1);
 

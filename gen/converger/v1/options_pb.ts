@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/options.proto.
  */
 export const file_converger_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chpjb252ZXJnZXIvdjEvb3B0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIkcKCkFjY2Vzc1J1bGUSKgoFYWxsb3cYASADKA4yGy5jb252ZXJnZXIudjEuUHJpbmNpcGFsS2luZBINCgVzY29wZRgCIAEoCSKqAQoKRmllbGRSdWxlcxIQCghyZXF1aXJlZBgBIAEoCBIPCgdtaW5fbGVuGAIgASgNEg8KB21heF9sZW4YAyABKA0SDAoEdXVpZBgEIAEoCBIQCgNtaW4YBSABKANIAIgBARIQCgNtYXgYBiABKANIAYgBARIRCgltYXhfaXRlbXMYByABKA0SEwoLZnJvbV9oZWFkZXIYCCADKAlCBgoEX21pbkIGCgRfbWF4IiIKCFJlc3RSdWxlEhYKDnN1Y2Nlc3Nfc3RhdHVzGAEgASgNIjQKDkZpZWxkVmlvbGF0aW9uEg0KBWZpZWxkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJKt0BCg1QcmluY2lwYWxLaW5kEh4KGlBSSU5DSVBBTF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXUFJJTkNJUEFMX0tJTkRfT1BFUkFUT1IQARIaChZQUklOQ0lQQUxfS0lORF9BUElfS0VZEAISHwobUFJJTkNJUEFMX0tJTkRfT0FVVEhfQ0xJRU5UEAMSGwoXUFJJTkNJUEFMX0tJTkRfRU5EX1VTRVIQBBIaChZQUklOQ0lQQUxfS0lORF9DSEFOTkVMEAUSGQoVUFJJTkNJUEFMX0tJTkRfUFVCTElDEAY6UgoGYWNjZXNzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIYLmNvbnZlcmdlci52MS5BY2Nlc3NSdWxlUgZhY2Nlc3M6TAoEcmVzdBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAsyFi5jb252ZXJnZXIudjEuUmVzdFJ1bGVSBHJlc3Q6TwoFcnVsZXMSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGLuOAyABKAsyGC5jb252ZXJnZXIudjEuRmllbGRSdWxlc1IFcnVsZXNiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("Chpjb252ZXJnZXIvdjEvb3B0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIkcKCkFjY2Vzc1J1bGUSKgoFYWxsb3cYASADKA4yGy5jb252ZXJnZXIudjEuUHJpbmNpcGFsS2luZBINCgVzY29wZRgCIAEoCSKqAQoKRmllbGRSdWxlcxIQCghyZXF1aXJlZBgBIAEoCBIPCgdtaW5fbGVuGAIgASgNEg8KB21heF9sZW4YAyABKA0SDAoEdXVpZBgEIAEoCBIQCgNtaW4YBSABKANIAIgBARIQCgNtYXgYBiABKANIAYgBARIRCgltYXhfaXRlbXMYByABKA0SEwoLZnJvbV9oZWFkZXIYCCADKAlCBgoEX21pbkIGCgRfbWF4IjgKCFJlc3RSdWxlEhYKDnN1Y2Nlc3Nfc3RhdHVzGAEgASgNEhQKDG9hdXRoX2Vycm9ycxgCIAEoCCI0Cg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSr6AQoNUHJpbmNpcGFsS2luZBIeChpQUklOQ0lQQUxfS0lORF9VTlNQRUNJRklFRBAAEhsKF1BSSU5DSVBBTF9LSU5EX09QRVJBVE9SEAESGgoWUFJJTkNJUEFMX0tJTkRfQVBJX0tFWRACEh8KG1BSSU5DSVBBTF9LSU5EX09BVVRIX0NMSUVOVBADEhsKF1BSSU5DSVBBTF9LSU5EX0VORF9VU0VSEAQSGgoWUFJJTkNJUEFMX0tJTkRfQ0hBTk5FTBAFEhkKFVBSSU5DSVBBTF9LSU5EX1BVQkxJQxAGEhsKF1BSSU5DSVBBTF9LSU5EX0lOVEVSTkFMEAc6UgoGYWNjZXNzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIYLmNvbnZlcmdlci52MS5BY2Nlc3NSdWxlUgZhY2Nlc3M6TAoEcmVzdBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAsyFi5jb252ZXJnZXIudjEuUmVzdFJ1bGVSBHJlc3Q6TwoFcnVsZXMSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGLuOAyABKAsyGC5jb252ZXJnZXIudjEuRmllbGRSdWxlc1IFcnVsZXNiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call an RPC. The shared access interceptor reads this option, so the
@@ -124,6 +124,15 @@ export type RestRule = Message<"converger.v1.RestRule"> & {
    * @generated from field: uint32 success_status = 1;
    */
   successStatus: number;
+
+  /**
+   * Errors are RFC 6749 §5.2 bodies ({"error","error_description"}) instead
+   * of Connect ones; the handler names the OAuth error code in the error
+   * metadata key x-oauth-error.
+   *
+   * @generated from field: bool oauth_errors = 2;
+   */
+  oauthErrors: boolean;
 };
 
 /**
@@ -211,6 +220,14 @@ export enum PrincipalKind {
    * @generated from enum value: PRINCIPAL_KIND_PUBLIC = 6;
    */
   PUBLIC = 6,
+
+  /**
+   * Another Converger service (header x-converger-internal with the shared
+   * internal token). Such RPCs have no REST binding.
+   *
+   * @generated from enum value: PRINCIPAL_KIND_INTERNAL = 7;
+   */
+  INTERNAL = 7,
 }
 
 /**

@@ -19,8 +19,10 @@ CREATE TABLE channels (
   type       text NOT NULL,
   status     text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
   config     jsonb NOT NULL DEFAULT '{}',
-  -- Kept in clear: inbound signatures are HMACs keyed with it.
-  secret     text NOT NULL,
+  -- Kept in clear: inbound signatures are HMACs keyed with it. Looked up by
+  -- its SHA-256 (Direct Line token minting) so lookups leak no timing.
+  secret      text NOT NULL,
+  secret_hash bytea NOT NULL UNIQUE,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
   UNIQUE (tenant_id, id)

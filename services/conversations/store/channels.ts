@@ -22,8 +22,8 @@ export function createChannelStore(pool: Pool) {
   return {
     async create(tenantId: string, name: string, type: string, config: JsonObject): Promise<ChannelRow> {
       const { rows } = await pool.query<ChannelRow>(
-        `INSERT INTO channels (id, tenant_id, name, type, config, secret)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+        `INSERT INTO channels (id, tenant_id, name, type, config, secret, secret_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, sha256(convert_to($6, 'UTF8'))) RETURNING ${COLUMNS}`,
         [randomUUID(), tenantId, name, type, config, newChannelSecret()],
       );
       return rows[0] as ChannelRow;
@@ -59,7 +59,8 @@ export function createChannelStore(pool: Pool) {
 
     async rotateSecret(tenantId: string, id: string): Promise<ChannelRow | undefined> {
       const { rows } = await pool.query<ChannelRow>(
-        `UPDATE channels SET secret = $3, updated_at = now() WHERE id = $1 AND tenant_id = $2 RETURNING ${COLUMNS}`,
+        `UPDATE channels SET secret = $3, secret_hash = sha256(convert_to($3, 'UTF8')), updated_at = now()
+         WHERE id = $1 AND tenant_id = $2 RETURNING ${COLUMNS}`,
         [id, tenantId, newChannelSecret()],
       );
       return rows[0];

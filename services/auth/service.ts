@@ -1,0 +1,64 @@
+import { fileURLToPath } from "node:url";
+import { AuthService } from "../../gen/converger/v1/auth_pb.js";
+import { createAccessInterceptor } from "../common/access.js";
+import { createErrorInterceptor } from "../common/log-interceptor.js";
+import { forService } from "../common/logger.js";
+import type { MigrationSet, ServiceModule } from "../common/service.js";
+import type { ModuleDeps } from "../registry-types.js";
+import { loadKeyEncryption } from "./key-encryption.js";
+import { authImpl } from "./routes.js";
+import { createSigningKeys } from "./signing-keys.js";
+import { createAuditStore } from "./store/audit.js";
+import { createClientStore } from "./store/clients.js";
+import { createRefreshTokenStore } from "./store/refresh-tokens.js";
+import { createTokenIssuer } from "./tokens.js";
+
+export const authMigrations: MigrationSet = {
+  owner: "auth",
+  dir: fileURLToPath(new URL("./migrations", import.meta.url)),
+};
+
+/** OAuth clients and tokens, client tokens, signing keys and the audit log. */
+export function createAuthModule(deps: ModuleDeps): ServiceModule {
+  const { pool, config } = deps;
+  const log = forService(deps.log, "auth");
+  const keys = createSigningKeys({
+    pool,
+    kek: loadKeyEncryption(config.keyEncryptionKey, config.dataDir, log),
+    log,
+    rotationHours: config.signingKeyRotationHours,
+  });
+  const audit = createAuditStore(pool);
+  const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
+  const impl = authImpl({
+    clients: createClientStore(pool),
+    refreshTokens: createRefreshTokenStore(pool),
+    keys,
+    tokens: createTokenIssuer(keys, config.publicUrl),
+    directory: deps.access.directory,
+    conversationsTransport: deps.transportFor("conversations"),
+    config,
+    audit: deps.access.audit,
+    async recordAudit(failure) {
+      await audit.record(failure);
+      log.warn(
+        { kind: failure.kind, tenant_id: failure.tenantId, source_ip: failure.sourceIp, reason: failure.reason },
+        "authentication failed",
+      );
+    },
+  });
+  return {
+    name: "auth",
+    services: [AuthService],
+    routes(router) {
+      router.service(AuthService, impl, { interceptors });
+    },
+    start: () => keys.start(),
+    async ready() {
+      await pool.query("SELECT 1");
+    },
+    async stop() {
+      keys.stop();
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import type { Pool } from "../common/db/pool.js";
+import type { Logger } from "../common/logger.js";
+import type { KeyEncryption } from "./key-encryption.js";
+
+export const SIGNING_ALG = "ES256";
+// Longest-lived token we sign (client tokens, 1 h) plus clock skew: how long a
+// replaced key must keep verifying.
+const VERIFY_GRACE_SECONDS = 3600 + 300;
+// Other processes may have rotated; re-read the current key this often.
+const CURRENT_KEY_TTL_MS = 30_000;
+const ROTATION_LOCK_KEY = 7_310_042_003;
+
+export interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+}
+
+/**
+ * ES256 signing keys in PostgreSQL. The newest key signs; replaced keys keep
+ * verifying until every token they signed has expired. Rotation happens on a
+ * schedule and on demand, under an advisory lock so that processes sharing
+ * the database rotate once.
+ */
+export function createSigningKeys(options: { pool: Pool; kek: KeyEncryption; log: Logger; rotationHours: number }) {
+  const { pool, kek } = options;
+  let current: { key: SigningKey; loadedAt: number } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function create(): Promise<string> {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT pg_advisory_xact_lock($1)", [ROTATION_LOCK_KEY]);
+      const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+      const publicJwk = await exportJWK(publicKey);
+      const kid = await calculateJwkThumbprint(publicJwk);
+      const privateJwk = await exportJWK(privateKey);
+      await client.query(
+        "UPDATE signing_keys SET verify_until = now() + make_interval(secs => $1) WHERE verify_until IS NULL",
+        [VERIFY_GRACE_SECONDS],
+      );
+      await client.query("INSERT INTO signing_keys (kid, alg, public_jwk, private_jwk_enc) VALUES ($1, $2, $3, $4)", [
+        kid,
+        SIGNING_ALG,
+        { ...publicJwk, kid, alg: SIGNING_ALG, use: "sig" },
+        kek.encrypt(Buffer.from(JSON.stringify(privateJwk))),
+      ]);
+      await client.query("COMMIT");
+      current = undefined;
+      options.log.info({ kid }, "signing key created");
+      return kid;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Creates a key when there is none or the newest is older than the rotation period. */
+  async function rotateIfDue(): Promise<void> {
+    const { rows } = await pool.query<{ due: boolean }>(
+      `SELECT coalesce(max(created_at) < now() - make_interval(hours => $1), true) AS due
+       FROM signing_keys WHERE verify_until IS NULL`,
+      [options.rotationHours],
+    );
+    if (rows[0]?.due) await create();
+  }
+
+  async function loadCurrent(): Promise<SigningKey> {
+    const { rows } = await pool.query<{ kid: string; private_jwk_enc: Buffer }>(
+      "SELECT kid, private_jwk_enc FROM signing_keys WHERE verify_until IS NULL ORDER BY created_at DESC LIMIT 1",
+    );
+    const row = rows[0];
+    if (!row) throw new Error("no signing key");
+    const jwk = JSON.parse(kek.decrypt(row.private_jwk_enc).toString("utf8")) as JWK;
+    return { kid: row.kid, privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
+  }
+
+  return {
+    async start(): Promise<void> {
+      await rotateIfDue();
+      timer = setInterval(
+        () => {
+          rotateIfDue().catch((error) => options.log.error({ err: error }, "signing key rotation failed"));
+        },
+        60 * 60 * 1000,
+      );
+      timer.unref();
+    },
+    stop(): void {
+      clearInterval(timer);
+    },
+    rotate: create,
+    async current(): Promise<SigningKey> {
+      if (!current || Date.now() - current.loadedAt > CURRENT_KEY_TTL_MS) {
+        current = { key: await loadCurrent(), loadedAt: Date.now() };
+      }
+      return current.key;
+    },
+    /** Public keys that still verify, as a JWK Set's keys. */
+    async publicKeys(): Promise<JWK[]> {
+      const { rows } = await pool.query<{ public_jwk: JWK }>(
+        "SELECT public_jwk FROM signing_keys WHERE verify_until IS NULL OR verify_until > now() ORDER BY created_at DESC",
+      );
+      return rows.map((r) => r.public_jwk);
+    },
+  };
+}
+
+export type SigningKeys = ReturnType<typeof createSigningKeys>;

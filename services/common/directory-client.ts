@@ -1,0 +1,70 @@
+import { createClient, type Transport } from "@connectrpc/connect";
+import { DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
+import type { Bus } from "./bus.js";
+import { internalHeaders } from "./internal.js";
+
+// How long another process may act on a stale answer (rotated key, inactive
+// tenant); this process forgets at once on a "directory" bus frame.
+const TTL_MS = 2000;
+const MAX_ENTRIES = 10_000;
+
+export const DIRECTORY_TOPIC = "directory";
+
+export interface ChannelGrant {
+  tenantId: string;
+  channelId: string;
+  channelActive: boolean;
+  tenantActive: boolean;
+}
+
+/** What the access interceptor needs to know about credentials and tenants. */
+export interface CredentialDirectory {
+  resolveApiKey(key: string): Promise<{ tenantId: string; active: boolean } | undefined>;
+  tenantStatus(tenantId: string): Promise<{ exists: boolean; active: boolean }>;
+  resolveChannelSecret(secret: string): Promise<ChannelGrant | undefined>;
+}
+
+/**
+ * The conversations service's DirectoryService, with short-lived caches
+ * because every request looks up its credential.
+ */
+export function createDirectoryClient(transport: Transport, internalToken: string, bus: Bus): CredentialDirectory {
+  const client = createClient(DirectoryService, transport);
+  const headers = internalHeaders(internalToken);
+  const cache = new Map<string, { value: unknown; expires: number }>();
+  bus.subscribe(DIRECTORY_TOPIC, () => cache.clear());
+
+  async function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = cache.get(key);
+    if (hit && hit.expires > Date.now()) return hit.value as T;
+    const value = await load();
+    if (cache.size >= MAX_ENTRIES) cache.clear();
+    cache.set(key, { value, expires: Date.now() + TTL_MS });
+    return value;
+  }
+
+  return {
+    resolveApiKey: (key) =>
+      cached(`k:${key}`, async () => {
+        const res = await client.resolveApiKey({ apiKey: key }, { headers });
+        return res.found ? { tenantId: res.tenantId, active: res.tenantActive } : undefined;
+      }),
+    tenantStatus: (tenantId) =>
+      cached(`t:${tenantId}`, async () => {
+        const res = await client.getTenantStatus({ tenantId }, { headers });
+        return { exists: res.exists, active: res.active };
+      }),
+    resolveChannelSecret: (secret) =>
+      cached(`c:${secret}`, async () => {
+        const res = await client.resolveChannelSecret({ secret }, { headers });
+        if (!res.found) return undefined;
+        const { channelId, tenantId, channelActive, tenantActive } = res;
+        return { channelId, tenantId, channelActive, tenantActive };
+      }),
+  };
+}
+
+/** Tells every directory client of this node that credentials or statuses changed. */
+export function announceDirectoryChange(bus: Bus): void {
+  bus.publish(DIRECTORY_TOPIC, { type: "directory_changed" });
+}

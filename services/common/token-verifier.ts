@@ -1,0 +1,89 @@
+import { type CryptoKey, errors, importJWK, type JWK, type JWTPayload, jwtVerify } from "jose";
+
+export const TOKEN_ALG = "ES256";
+export const TOKEN_AUDIENCE = "converger";
+/** Required by design: at most 30 s of clock skew. */
+const CLOCK_TOLERANCE_S = 30;
+// An unknown kid triggers at most one key refresh in this interval.
+const REFRESH_MIN_INTERVAL_MS = 5_000;
+// Keys are re-read at least this often (rotation by another process).
+const KEYS_MAX_AGE_MS = 60_000;
+
+/** Claims of the tokens we sign. */
+export interface ConvergerClaims extends JWTPayload {
+  token_use: "access" | "client";
+  tenant_id: string;
+  scope?: string;
+  conversation_id?: string;
+  channel_id?: string;
+  name?: string;
+}
+
+export class InvalidTokenError extends Error {}
+
+/**
+ * The one JWT verifier of every service and the edge: ES256 only, issuer,
+ * audience, exp, iat and nbf required, ≤ 30 s clock tolerance. The key is
+ * looked up by kid in our own key set only; jku, x5u and embedded jwk headers
+ * are never followed.
+ */
+export function createTokenVerifier(options: { issuer: string; fetchKeys: () => Promise<JWK[]> }) {
+  let keys = new Map<string, CryptoKey>();
+  let loadedAt = 0;
+  let loading: Promise<void> | undefined;
+
+  async function reload(): Promise<void> {
+    loading ??= (async () => {
+      try {
+        const next = new Map<string, CryptoKey>();
+        for (const jwk of await options.fetchKeys()) {
+          if (jwk.kid && jwk.kty === "EC" && jwk.crv === "P-256") {
+            next.set(jwk.kid, (await importJWK(jwk, TOKEN_ALG)) as CryptoKey);
+          }
+        }
+        keys = next;
+        loadedAt = Date.now();
+      } finally {
+        loading = undefined;
+      }
+    })();
+    await loading;
+  }
+
+  async function keyFor(kid: string | undefined): Promise<CryptoKey> {
+    if (typeof kid !== "string" || kid.length === 0 || kid.length > 128) throw new InvalidTokenError("missing kid");
+    if (Date.now() - loadedAt > KEYS_MAX_AGE_MS) await reload();
+    let key = keys.get(kid);
+    if (!key && Date.now() - loadedAt > REFRESH_MIN_INTERVAL_MS) {
+      await reload();
+      key = keys.get(kid);
+    }
+    if (!key) throw new InvalidTokenError("unknown signing key");
+    return key;
+  }
+
+  return {
+    async verify(token: string): Promise<ConvergerClaims> {
+      try {
+        const { payload } = await jwtVerify<ConvergerClaims>(token, (header) => keyFor(header.kid), {
+          algorithms: [TOKEN_ALG],
+          issuer: options.issuer,
+          audience: TOKEN_AUDIENCE,
+          clockTolerance: CLOCK_TOLERANCE_S,
+          requiredClaims: ["exp", "iat", "nbf", "sub", "jti"],
+        });
+        if (typeof payload.tenant_id !== "string" || !["access", "client"].includes(payload.token_use)) {
+          throw new InvalidTokenError("not a Converger token");
+        }
+        return payload;
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw error;
+        if (error instanceof errors.JWTExpired) throw new InvalidTokenError("token expired");
+        if (error instanceof errors.JOSEError) throw new InvalidTokenError(`invalid token (${error.code})`);
+        throw error;
+      }
+    },
+  };
+}
+
+export type TokenVerifier = ReturnType<typeof createTokenVerifier>;

@@ -1,0 +1,61 @@
+import { hashSecret } from "../../common/access.js";
+import type { Pool } from "../../common/db/pool.js";
+
+/** Credential and membership lookups other services make through DirectoryService. */
+export function createDirectoryStore(pool: Pool) {
+  return {
+    async tenantByApiKey(key: string): Promise<{ id: string; active: boolean } | undefined> {
+      const { rows } = await pool.query<{ id: string; active: boolean }>(
+        "SELECT id, status = 'active' AS active FROM tenants WHERE api_key_hash = $1",
+        [hashSecret(key)],
+      );
+      return rows[0];
+    },
+
+    async tenantStatus(tenantId: string): Promise<{ active: boolean } | undefined> {
+      const { rows } = await pool.query<{ active: boolean }>(
+        "SELECT status = 'active' AS active FROM tenants WHERE id = $1",
+        [tenantId],
+      );
+      return rows[0];
+    },
+
+    async channelBySecret(secret: string) {
+      const { rows } = await pool.query<{
+        id: string;
+        tenant_id: string;
+        channel_active: boolean;
+        tenant_active: boolean;
+      }>(
+        `SELECT c.id, c.tenant_id, c.status = 'active' AS channel_active, t.status = 'active' AS tenant_active
+         FROM channels c JOIN tenants t ON t.id = c.tenant_id WHERE c.secret_hash = $1`,
+        [hashSecret(secret)],
+      );
+      return rows[0];
+    },
+
+    /**
+     * Adds a member to an existing conversation of the tenant (on `channelId`
+     * when given) whose channel is active; says why not otherwise.
+     */
+    async join(tenantId: string, conversationId: string, channelId: string | null, userId: string) {
+      const { rows } = await pool.query<{ channel_id: string; channel_active: boolean }>(
+        `SELECT c.channel_id, ch.status = 'active' AS channel_active
+         FROM conversations c JOIN channels ch ON ch.id = c.channel_id
+         WHERE c.id = $1 AND c.tenant_id = $2 AND ($3::uuid IS NULL OR c.channel_id = $3::uuid)`,
+        [conversationId, tenantId, channelId],
+      );
+      const found = rows[0];
+      if (!found) return "not_found" as const;
+      if (!found.channel_active) return "channel_inactive" as const;
+      await pool.query(
+        `UPDATE conversations SET members = array_append(members, $2), updated_at = now()
+         WHERE id = $1 AND NOT ($2 = ANY(members))`,
+        [conversationId, userId],
+      );
+      return { channelId: found.channel_id };
+    },
+  };
+}
+
+export type DirectoryStore = ReturnType<typeof createDirectoryStore>;
