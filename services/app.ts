@@ -13,7 +13,7 @@ import { createDirectoryClient } from "./common/directory-client.js";
 import { internalHeaders } from "./common/internal.js";
 import { createLogger, forService, type Logger } from "./common/logger.js";
 import type { ServiceModule } from "./common/service.js";
-import { createTokenVerifier } from "./common/token-verifier.js";
+import { createTokenVerifier, SIGNING_KEYS_TOPIC } from "./common/token-verifier.js";
 import { listenHttp1And2, listenHttp2 } from "./gateway/listen.js";
 import { opsRoutes } from "./gateway/ops-routes.js";
 import { proxyRoutes } from "./gateway/proxy.js";
@@ -160,15 +160,17 @@ function accessOptions(
       .catch((error: unknown) => log.warn({ err: error }, "audit record failed"))
       .finally(() => inFlight--);
   };
+  const verifier = createTokenVerifier({
+    issuer: config.publicUrl,
+    fetchKeys: async () => (await auth.getJwks({})).keys as never,
+  });
+  bus.subscribe(SIGNING_KEYS_TOPIC, () => verifier.forget());
   return {
     adminToken: config.adminToken,
     adminAllowedIps: config.adminAllowedIps,
     internalToken: config.internalToken,
     directory: createDirectoryClient(transportFor("conversations"), config.internalToken, bus),
-    verifier: createTokenVerifier({
-      issuer: config.publicUrl,
-      fetchKeys: async () => (await auth.getJwks({})).keys as never,
-    }),
+    verifier,
     audit,
   };
 }

@@ -4,6 +4,7 @@ import { createAccessInterceptor } from "../common/access.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
 import type { MigrationSet, ServiceModule } from "../common/service.js";
+import { SIGNING_KEYS_TOPIC } from "../common/token-verifier.js";
 import type { ModuleDeps } from "../registry-types.js";
 import { loadKeyEncryption } from "./key-encryption.js";
 import { authImpl } from "./routes.js";
@@ -27,6 +28,7 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
     kek: loadKeyEncryption(config.keyEncryptionKey, config.dataDir, log),
     log,
     rotationHours: config.signingKeyRotationHours,
+    onRotated: () => deps.bus.publish(SIGNING_KEYS_TOPIC, { type: "signing_keys_changed" }),
   });
   const audit = createAuditStore(pool);
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];

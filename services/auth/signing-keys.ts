@@ -9,6 +9,9 @@ export const SIGNING_ALG = "ES256";
 const VERIFY_GRACE_SECONDS = 3600 + 300;
 // Other processes may have rotated; re-read the current key this often.
 const CURRENT_KEY_TTL_MS = 30_000;
+// A new key signs only once it has been published this long, so every
+// verifier has had the chance to load it (see token-verifier's refresh interval).
+export const PUBLISH_DELAY_SECONDS = 5;
 const ROTATION_LOCK_KEY = 7_310_042_003;
 
 export interface SigningKey {
@@ -22,9 +25,16 @@ export interface SigningKey {
  * schedule and on demand, under an advisory lock so that processes sharing
  * the database rotate once.
  */
-export function createSigningKeys(options: { pool: Pool; kek: KeyEncryption; log: Logger; rotationHours: number }) {
+export function createSigningKeys(options: {
+  pool: Pool;
+  kek: KeyEncryption;
+  log: Logger;
+  rotationHours: number;
+  /** Tells this node's verifiers to reload the key set. */
+  onRotated: () => void;
+}) {
   const { pool, kek } = options;
-  let current: { key: SigningKey; loadedAt: number } | undefined;
+  let current: { key: SigningKey; validUntil: number } | undefined;
   let timer: NodeJS.Timeout | undefined;
 
   async function create(): Promise<string> {
@@ -48,6 +58,7 @@ export function createSigningKeys(options: { pool: Pool; kek: KeyEncryption; log
       ]);
       await client.query("COMMIT");
       current = undefined;
+      options.onRotated();
       options.log.info({ kid }, "signing key created");
       return kid;
     } catch (error) {
@@ -68,14 +79,28 @@ export function createSigningKeys(options: { pool: Pool; kek: KeyEncryption; log
     if (rows[0]?.due) await create();
   }
 
-  async function loadCurrent(): Promise<SigningKey> {
-    const { rows } = await pool.query<{ kid: string; private_jwk_enc: Buffer }>(
-      "SELECT kid, private_jwk_enc FROM signing_keys WHERE verify_until IS NULL ORDER BY created_at DESC LIMIT 1",
+  /**
+   * The newest key published long enough ago (else the oldest live one, as at
+   * first start), and until when that choice holds.
+   */
+  async function loadCurrent(): Promise<{ key: SigningKey; validUntil: number }> {
+    const { rows } = await pool.query<{ kid: string; private_jwk_enc: Buffer; next_ms: number | null }>(
+      `SELECT kid, private_jwk_enc,
+         (SELECT extract(epoch FROM min(created_at)) * 1000 + $1 * 1000 FROM signing_keys
+          WHERE created_at > now() - make_interval(secs => $1)) AS next_ms
+       FROM signing_keys WHERE verify_until IS NULL OR verify_until > now()
+       ORDER BY created_at <= now() - make_interval(secs => $1) DESC,
+         CASE WHEN created_at <= now() - make_interval(secs => $1) THEN created_at END DESC NULLS LAST,
+         created_at LIMIT 1`,
+      [PUBLISH_DELAY_SECONDS],
     );
     const row = rows[0];
     if (!row) throw new Error("no signing key");
     const jwk = JSON.parse(kek.decrypt(row.private_jwk_enc).toString("utf8")) as JWK;
-    return { kid: row.kid, privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
+    const key = { kid: row.kid, privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
+    // Re-read when a pending key becomes due, or after the TTL (rotation elsewhere).
+    const next = row.next_ms === null ? Number.POSITIVE_INFINITY : Number(row.next_ms);
+    return { key, validUntil: Math.min(Date.now() + CURRENT_KEY_TTL_MS, next) };
   }
 
   return {
@@ -94,9 +119,7 @@ export function createSigningKeys(options: { pool: Pool; kek: KeyEncryption; log
     },
     rotate: create,
     async current(): Promise<SigningKey> {
-      if (!current || Date.now() - current.loadedAt > CURRENT_KEY_TTL_MS) {
-        current = { key: await loadCurrent(), loadedAt: Date.now() };
-      }
+      if (!current || Date.now() >= current.validUntil) current = await loadCurrent();
       return current.key;
     },
     /** Public keys that still verify, as a JWK Set's keys. */

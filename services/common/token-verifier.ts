@@ -2,10 +2,13 @@ import { type CryptoKey, errors, importJWK, type JWK, type JWTPayload, jwtVerify
 
 export const TOKEN_ALG = "ES256";
 export const TOKEN_AUDIENCE = "converger";
+/** Bus topic on which a node announces a new signing key to its verifiers. */
+export const SIGNING_KEYS_TOPIC = "signing_keys";
 /** Required by design: at most 30 s of clock skew. */
 const CLOCK_TOLERANCE_S = 30;
-// An unknown kid triggers at most one key refresh in this interval.
-const REFRESH_MIN_INTERVAL_MS = 5_000;
+// An unknown kid triggers at most one key refresh in this interval; keys
+// start signing only after a longer publish delay (signing-keys.ts).
+const REFRESH_MIN_INTERVAL_MS = 2_000;
 // Keys are re-read at least this often (rotation by another process).
 const KEYS_MAX_AGE_MS = 60_000;
 
@@ -63,6 +66,10 @@ export function createTokenVerifier(options: { issuer: string; fetchKeys: () => 
   }
 
   return {
+    /** Reload the key set on next use (a key was rotated on this node). */
+    forget(): void {
+      loadedAt = 0;
+    },
     async verify(token: string): Promise<ConvergerClaims> {
       try {
         const { payload } = await jwtVerify<ConvergerClaims>(token, (header) => keyFor(header.kid), {
