@@ -360,6 +360,22 @@ describe("attacks on bearer tokens", () => {
   });
 });
 
+describe("audit", () => {
+  it("records failed API key and admin attempts with kind and address, never the secret", async () => {
+    const badKey = `cvg_${"Z".repeat(43)}`;
+    await call(t.baseUrl, "GET", "/v1/channels", { key: badKey });
+    await call(t.baseUrl, "GET", "/admin/v1/tenants", { token: "wrong-admin-token" });
+    await expect
+      .poll(async () => (await t.db.query("SELECT kind FROM audit_events WHERE kind IN ('api_key', 'admin')")).rowCount)
+      .toBeGreaterThanOrEqual(2);
+    const rows = await t.db.query("SELECT * FROM audit_events WHERE kind IN ('api_key', 'admin')");
+    for (const row of rows.rows) expect(row.source_ip).toBe("127.0.0.1");
+    const text = JSON.stringify(rows.rows);
+    expect(text).not.toContain(badKey);
+    expect(text).not.toContain("wrong-admin-token");
+  });
+});
+
 describe("signing keys and JWKS", () => {
   it("publishes keys that a third party verifies our tokens with", async () => {
     const { access_token } = await accessToken(["conversations:read"]);

@@ -11,6 +11,10 @@ const CLOCK_TOLERANCE_S = 30;
 const REFRESH_MIN_INTERVAL_MS = 2_000;
 // Keys are re-read at least this often (rotation by another process).
 const KEYS_MAX_AGE_MS = 60_000;
+// Verified tokens remembered: clients send the same token with every request,
+// and one ES256 verification costs ~70 µs of CPU (bench/auth.ts).
+const DEFAULT_CACHE_SIZE = 10_000;
+const CACHE_TTL_MS = 60_000;
 
 /** Claims of the tokens we sign. */
 export interface ConvergerClaims extends JWTPayload {
@@ -30,7 +34,10 @@ export class InvalidTokenError extends Error {}
  * looked up by kid in our own key set only; jku, x5u and embedded jwk headers
  * are never followed.
  */
-export function createTokenVerifier(options: { issuer: string; fetchKeys: () => Promise<JWK[]> }) {
+export function createTokenVerifier(options: { issuer: string; fetchKeys: () => Promise<JWK[]>; cacheSize?: number }) {
+  const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
+  // token → claims and when to stop trusting the entry; cleared whenever the key set changes.
+  const verified = new Map<string, { claims: ConvergerClaims; until: number }>();
   let keys = new Map<string, CryptoKey>();
   let loadedAt = 0;
   let loading: Promise<void> | undefined;
@@ -46,6 +53,7 @@ export function createTokenVerifier(options: { issuer: string; fetchKeys: () => 
         }
         keys = next;
         loadedAt = Date.now();
+        verified.clear();
       } finally {
         loading = undefined;
       }
@@ -71,26 +79,38 @@ export function createTokenVerifier(options: { issuer: string; fetchKeys: () => 
       loadedAt = 0;
     },
     async verify(token: string): Promise<ConvergerClaims> {
-      try {
-        const { payload } = await jwtVerify<ConvergerClaims>(token, (header) => keyFor(header.kid), {
-          algorithms: [TOKEN_ALG],
-          issuer: options.issuer,
-          audience: TOKEN_AUDIENCE,
-          clockTolerance: CLOCK_TOLERANCE_S,
-          requiredClaims: ["exp", "iat", "nbf", "sub", "jti"],
-        });
-        if (typeof payload.tenant_id !== "string" || !["access", "client"].includes(payload.token_use)) {
-          throw new InvalidTokenError("not a Converger token");
-        }
-        return payload;
-      } catch (error) {
-        if (error instanceof InvalidTokenError) throw error;
-        if (error instanceof errors.JWTExpired) throw new InvalidTokenError("token expired");
-        if (error instanceof errors.JOSEError) throw new InvalidTokenError(`invalid token (${error.code})`);
-        throw error;
+      const hit = verified.get(token);
+      if (hit && hit.until > Date.now() && Date.now() - loadedAt <= KEYS_MAX_AGE_MS) return hit.claims;
+      const claims = await verifyUncached(token);
+      if (cacheSize > 0) {
+        if (verified.size >= cacheSize) verified.clear();
+        // Never past exp: the cache must not outlive the token.
+        verified.set(token, { claims, until: Math.min(Date.now() + CACHE_TTL_MS, (claims.exp as number) * 1000) });
       }
+      return claims;
     },
   };
+
+  async function verifyUncached(token: string): Promise<ConvergerClaims> {
+    try {
+      const { payload } = await jwtVerify<ConvergerClaims>(token, (header) => keyFor(header.kid), {
+        algorithms: [TOKEN_ALG],
+        issuer: options.issuer,
+        audience: TOKEN_AUDIENCE,
+        clockTolerance: CLOCK_TOLERANCE_S,
+        requiredClaims: ["exp", "iat", "nbf", "sub", "jti"],
+      });
+      if (typeof payload.tenant_id !== "string" || !["access", "client"].includes(payload.token_use)) {
+        throw new InvalidTokenError("not a Converger token");
+      }
+      return payload;
+    } catch (error) {
+      if (error instanceof InvalidTokenError) throw error;
+      if (error instanceof errors.JWTExpired) throw new InvalidTokenError("token expired");
+      if (error instanceof errors.JOSEError) throw new InvalidTokenError(`invalid token (${error.code})`);
+      throw error;
+    }
+  }
 }
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
