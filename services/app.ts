@@ -18,6 +18,7 @@ import { listenHttp1And2, listenHttp2 } from "./gateway/listen.js";
 import { opsRoutes } from "./gateway/ops-routes.js";
 import { proxyRoutes } from "./gateway/proxy.js";
 import { createGatewayHandler, createInternalHandler } from "./gateway/server.js";
+import { startEdge } from "./realtime/edge.js";
 import { REGISTRY } from "./registry.js";
 
 export interface App {
@@ -26,7 +27,7 @@ export interface App {
   bus: Bus;
   modules: ServiceModule[];
   /** Bound ports (useful when the config asked for port 0). */
-  ports: { gateway?: number; grpc?: number };
+  ports: { gateway?: number; grpc?: number; edge?: number };
   databaseUrl?: string;
   stop(): Promise<void>;
 }
@@ -79,6 +80,17 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       );
       cleanups.push(() => grpc.close());
       ports.grpc = grpc.port;
+    }
+    if (config.services.includes("realtime")) {
+      const edge = await startEdge({
+        config,
+        access,
+        bus,
+        conversationsTransport: transportFor("conversations"),
+        log: forService(root, "realtime"),
+      });
+      cleanups.push(() => edge.close());
+      ports.edge = edge.port;
     }
     if (config.services.includes("gateway")) {
       const services: { desc: DescService; transport: Transport }[] = [];

@@ -15,6 +15,7 @@ const app = await startApp(config, root).catch((error: unknown) => {
 
 const lines: string[] = [];
 if (app.ports.gateway !== undefined) lines.push(`gateway http://${hostForUrl(config.host)}:${app.ports.gateway}`);
+if (app.ports.edge !== undefined) lines.push(`edge ws://${hostForUrl(config.host)}:${app.ports.edge}`);
 if (app.ports.grpc !== undefined) lines.push(`grpc ${hostForUrl(config.host)}:${app.ports.grpc}`);
 if (config.adminTokenGenerated && config.services.includes("gateway")) lines.push(`admin token ${config.adminToken}`);
 process.stdout.write(`${lines.join("\n")}\n`);

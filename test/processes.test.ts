@@ -104,7 +104,11 @@ describe("split processes", () => {
     const databaseUrl = await createTestDatabase();
     const grpcPort = await freePort();
     const port = await freePort();
-    await start({ DATABASE_URL: databaseUrl, GRPC_PORT: String(grpcPort), PORT: String(port) }, [], /^gateway /m);
+    await start(
+      { DATABASE_URL: databaseUrl, GRPC_PORT: String(grpcPort), PORT: String(port), WS_PORT: String(await freePort()) },
+      [],
+      /^gateway /m,
+    );
     await call(`http://127.0.0.1:${port}`, "POST", "/admin/v1/tenants", { token: ADMIN_TOKEN, body: { name: "grpc" } });
     for (const address of [`127.0.0.1:${grpcPort}`, `127.0.0.1:${port}`]) {
       const res = await listTenantsOver(address, { authorization: `Bearer ${ADMIN_TOKEN}` });
@@ -135,7 +139,12 @@ describe("embedded PostgreSQL", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "converger-restart-"));
     try {
       const port = await freePort();
-      const env = { DATA_DIR: dataDir, PORT: String(port), GRPC_PORT: String(await freePort()) };
+      const env = {
+        DATA_DIR: dataDir,
+        PORT: String(port),
+        GRPC_PORT: String(await freePort()),
+        WS_PORT: String(await freePort()),
+      };
       const base = `http://127.0.0.1:${port}`;
       const first = await start(env, [], /^gateway /m);
       const tenant = await call(base, "POST", "/admin/v1/tenants", { token: ADMIN_TOKEN, body: { name: "durable" } });

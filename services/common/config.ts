@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { internalTokenFrom } from "./internal.js";
 
 /** Services one process can host; `gateway` is the REST/Connect front door. */
-export const SERVICE_NAMES = ["gateway", "conversations", "auth"] as const;
+export const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface Config {
@@ -25,6 +25,9 @@ export interface Config {
   signingKeyRotationHours: number;
   trustedProxies: string[];
   corsOrigins: string[];
+  wsAllowedOrigins: string[];
+  wsMaxConnectionsPerUser: number;
+  wsMaxSubscriptions: number;
   webhookAllowPrivate: boolean;
   services: ServiceName[];
   /** Base URL of the gRPC listener hosting each service not run in this process. */
@@ -66,6 +69,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     signingKeyRotationHours: intVar(env, "SIGNING_KEY_ROTATION_HOURS", DEFAULT_SIGNING_KEY_ROTATION_HOURS, 1),
     trustedProxies: list(env.TRUSTED_PROXIES ?? ""),
     corsOrigins: list(env.CORS_ORIGINS ?? ""),
+    wsAllowedOrigins: list(env.WS_ALLOWED_ORIGINS ?? ""),
+    wsMaxConnectionsPerUser: intVar(env, "WS_MAX_CONNECTIONS_PER_USER", 100, 1),
+    wsMaxSubscriptions: intVar(env, "WS_MAX_SUBSCRIPTIONS", 1000, 1),
     webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE === "true",
     services,
     upstreams: upstreamsFor(env, services, grpcPort),

@@ -1,0 +1,242 @@
+import uWS from "uWebSockets.js";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import type { AccessOptions } from "../common/access.js";
+import { type Bus, tenantTopic } from "../common/bus.js";
+import type { Config } from "../common/config.js";
+import { CLIENT_IP_HEADER } from "../common/context.js";
+import type { Logger } from "../common/logger.js";
+import { authenticateEdge, type EdgePrincipal, tokenOf, UpgradeError, userKeyOf } from "./edge-auth.js";
+import { CLOSE, watermarkOf } from "./frames.js";
+import { handleFrame } from "./session-frames.js";
+import { openConversationStream } from "./stream.js";
+import { createTopicBridge } from "./topic-bridge.js";
+
+const MAX_FRAME_BYTES = 64 * 1024;
+// Past this much unsent data a consumer is too slow: it is closed and resumes by watermark.
+const MAX_BACKPRESSURE_BYTES = 1024 * 1024;
+const IDLE_TIMEOUT_S = 60;
+
+export interface SocketState {
+  principal: EdgePrincipal;
+  token: string;
+  expiresAt: number;
+  ip: string;
+  userKey: string;
+  watermark?: string;
+  feedTenant?: string;
+  closed: boolean;
+  expiry?: NodeJS.Timeout;
+  /** Frames left in this second, and strikes for exceeding it. */
+  budget: { left: number; resetAt: number; strikes: number };
+  subscriptions: Set<string>;
+}
+
+export type EdgeSocket = uWS.WebSocket<SocketState>;
+
+export interface EdgeContext {
+  conversations: Client<typeof ConversationsService>;
+  access: AccessOptions;
+  bus: Bus;
+  config: Config;
+  log: Logger;
+  send(ws: EdgeSocket, frame: unknown): boolean;
+  join(ws: EdgeSocket, topic: string): void;
+  leave(ws: EdgeSocket, topic: string): void;
+  headersFor(state: SocketState): Headers;
+  scheduleExpiry(ws: EdgeSocket): void;
+}
+
+/**
+ * The WebSocket edge (design.md §4) on uWebSockets.js: authenticates at
+ * upgrade (a bad token never gets a socket), streams conversations with
+ * gap-free resume, accepts publishes with durable acks, and fans live frames
+ * out through uWS pub/sub fed by the bus.
+ */
+export async function startEdge(options: {
+  config: Config;
+  access: AccessOptions;
+  bus: Bus;
+  conversationsTransport: Transport;
+  log: Logger;
+}) {
+  const { config, access, log } = options;
+  const bridge = createTopicBridge(options.bus, (topic, json) => app.publish(topic, json, false));
+  const perUser = new Map<string, number>();
+  const sockets = new Set<EdgeSocket>();
+  const allowedOrigins = new Set([new URL(config.publicUrl).origin, ...config.wsAllowedOrigins]);
+  let closing = false;
+
+  const ctx: EdgeContext = {
+    conversations: createClient(ConversationsService, options.conversationsTransport),
+    access,
+    bus: options.bus,
+    config,
+    log,
+    send(ws, frame) {
+      const state = ws.getUserData();
+      if (state.closed) return false;
+      // 2 = dropped over maxBackpressure: uWS closes such a socket itself.
+      return ws.send(JSON.stringify(frame), false) !== 2;
+    },
+    join(ws, topic) {
+      const state = ws.getUserData();
+      if (state.closed || state.subscriptions.has(topic)) return;
+      state.subscriptions.add(topic);
+      bridge.retain(topic);
+      ws.subscribe(topic);
+    },
+    leave(ws, topic) {
+      const state = ws.getUserData();
+      if (!state.subscriptions.delete(topic)) return;
+      if (!state.closed) ws.unsubscribe(topic);
+      bridge.release(topic);
+    },
+    headersFor(state) {
+      return new Headers({ authorization: `Bearer ${state.token}`, [CLIENT_IP_HEADER]: state.ip });
+    },
+    scheduleExpiry(ws) {
+      const state = ws.getUserData();
+      clearTimeout(state.expiry);
+      state.expiry = setTimeout(
+        () => {
+          if (!state.closed) ws.end(CLOSE.tokenExpired, "token expired");
+        },
+        Math.max(0, state.expiresAt - Date.now()),
+      );
+      state.expiry.unref();
+    },
+  };
+
+  const app = uWS.App().ws<SocketState>("/ws", {
+    maxPayloadLength: MAX_FRAME_BYTES,
+    maxBackpressure: MAX_BACKPRESSURE_BYTES,
+    // Typed as a number in this build's .d.ts, read as a boolean by the addon.
+    closeOnBackpressureLimit: true as unknown as number,
+    idleTimeout: IDLE_TIMEOUT_S,
+    sendPingsAutomatically: true,
+    upgrade: async (res, req, context) => {
+      const key = req.getHeader("sec-websocket-key");
+      const extensions = req.getHeader("sec-websocket-extensions");
+      const origin = req.getHeader("origin");
+      const query = new URLSearchParams(req.getQuery() ?? "");
+      const { token, protocol } = tokenOf(query, req.getHeader("sec-websocket-protocol"));
+      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      try {
+        if (closing) throw new UpgradeError("503 Service Unavailable", "shutting down");
+        if (origin && !allowedOrigins.has(origin)) throw new UpgradeError("403 Forbidden", "origin not allowed");
+        const { principal, expiresAt } = await authenticateEdge(token, access.verifier, access.directory);
+        const state = newState(principal, token as string, expiresAt, ip, query);
+        if ((perUser.get(state.userKey) ?? 0) >= config.wsMaxConnectionsPerUser) {
+          throw new UpgradeError("429 Too Many Requests", "too many connections for this user");
+        }
+        if (aborted) return;
+        res.cork(() => res.upgrade(state, key, protocol, extensions, context));
+      } catch (error) {
+        if (aborted) return;
+        const status = error instanceof UpgradeError ? error.status : "500 Internal Server Error";
+        if (!(error instanceof UpgradeError)) log.error({ err: error }, "upgrade failed");
+        res.cork(() => res.writeStatus(status).end((error as Error).message));
+      }
+    },
+    open: (ws) => {
+      const state = ws.getUserData();
+      sockets.add(ws);
+      perUser.set(state.userKey, (perUser.get(state.userKey) ?? 0) + 1);
+      ctx.scheduleExpiry(ws);
+      void openStreams(ws).catch((error) => {
+        log.warn({ err: error }, "stream failed to open");
+        if (!state.closed) ws.end(CLOSE.forbidden, "stream unavailable");
+      });
+    },
+    message: (ws, data) => {
+      void handleFrame(ctx, ws, data);
+    },
+    close: (ws) => {
+      const state = ws.getUserData();
+      state.closed = true;
+      sockets.delete(ws);
+      clearTimeout(state.expiry);
+      for (const topic of state.subscriptions) bridge.release(topic);
+      const left = (perUser.get(state.userKey) ?? 1) - 1;
+      if (left > 0) perUser.set(state.userKey, left);
+      else perUser.delete(state.userKey);
+    },
+  });
+
+  async function openStreams(ws: EdgeSocket): Promise<void> {
+    const state = ws.getUserData();
+    const { principal } = state;
+    if (principal.kind === "end_user") {
+      await openConversationStream({
+        socket: { send: (f) => ctx.send(ws, f), join: (topic) => ctx.join(ws, topic) },
+        conversations: ctx.conversations,
+        headers: ctx.headersFor(state),
+        bus: options.bus,
+        conversationId: principal.conversationId,
+        tenantId: principal.tenantId,
+        watermark: state.watermark,
+        established: true,
+      });
+      return;
+    }
+    ctx.send(ws, { type: "connection_established", tenant_id: principal.tenantId, watermark: "0" });
+    if (state.feedTenant) ctx.join(ws, tenantTopic(state.feedTenant));
+  }
+
+  function newState(
+    principal: EdgePrincipal,
+    token: string,
+    expiresAt: number,
+    ip: string,
+    query: URLSearchParams,
+  ): SocketState {
+    const feedTenant = query.get("tenant") ?? undefined;
+    if (feedTenant !== undefined) {
+      const canRead = principal.kind === "oauth_client" && principal.scopes.includes("conversations:read");
+      if (!canRead || feedTenant !== principal.tenantId)
+        throw new UpgradeError("403 Forbidden", "not allowed to read this feed");
+    }
+    let watermark: string | undefined;
+    try {
+      watermark = watermarkOf(query.get("watermark") ?? undefined);
+    } catch {
+      throw new UpgradeError("400 Bad Request", "watermark must be a seq");
+    }
+    return {
+      principal,
+      token,
+      expiresAt,
+      ip,
+      userKey: userKeyOf(principal),
+      watermark,
+      feedTenant,
+      closed: false,
+      budget: { left: 0, resetAt: 0, strikes: 0 },
+      subscriptions: new Set(),
+    };
+  }
+
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.wsPort, (token) =>
+      token ? resolve(token) : reject(new Error(`cannot listen on WS_PORT ${config.wsPort}`)),
+    );
+  });
+
+  return {
+    port: uWS.us_socket_local_port(listenSocket),
+    /** Stops accepting, tells every client to reconnect elsewhere (1001), and returns once closed. */
+    async close(): Promise<void> {
+      closing = true;
+      uWS.us_listen_socket_close(listenSocket);
+      for (const ws of [...sockets]) ws.end(CLOSE.goingAway, "server going away");
+      bridge.close();
+    },
+  };
+}
+
+export type Edge = Awaited<ReturnType<typeof startEdge>>;

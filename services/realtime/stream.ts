@@ -1,0 +1,70 @@
+import type { Client } from "@connectrpc/connect";
+import { ActivitySchema, type ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import { type Bus, type BusFrame, conversationTopic } from "../common/bus.js";
+import { toApiJson } from "../common/json.js";
+
+// Replay page size: big pages, few round trips, bounded memory per socket.
+const REPLAY_PAGE = 500;
+
+/** What the stream logic needs of a socket; false from send means it is gone. */
+export interface StreamSocket {
+  send(frame: unknown): boolean;
+  /** Joins the live topic (uWS pub/sub, fed by the bus bridge). */
+  join(topic: string): void;
+}
+
+/**
+ * Opens a conversation stream: the current watermark first, then (when the
+ * client gave one) every stored activity after its watermark, then live
+ * frames. Live frames arriving meanwhile are held and de-duplicated against
+ * the replay, so the seam has no gap and no duplicate. The hand-over to the
+ * live topic happens in one synchronous step after the last await.
+ */
+export async function openConversationStream(options: {
+  socket: StreamSocket;
+  conversations: Client<typeof ConversationsService>;
+  headers: Headers;
+  bus: Bus;
+  conversationId: string;
+  tenantId: string;
+  watermark?: string;
+  established: boolean;
+}): Promise<void> {
+  const { socket, conversations, headers, conversationId } = options;
+  const topic = conversationTopic(conversationId);
+  const held: BusFrame[] = [];
+  const stopHolding = options.bus.subscribe(topic, (frame) => held.push(frame));
+  try {
+    const conversation = await conversations.getConversation({ id: conversationId }, { headers });
+    let sent = conversation.lastSeq;
+    if (options.established) {
+      socket.send({
+        type: "connection_established",
+        conversation_id: conversationId,
+        tenant_id: options.tenantId,
+        watermark: conversation.lastSeq.toString(),
+      });
+    }
+    if (options.watermark !== undefined) {
+      sent = BigInt(options.watermark);
+      for (let page = 0; page < 1_000_000; page++) {
+        const res = await conversations.listActivities(
+          { conversationId, watermark: sent.toString(), limit: REPLAY_PAGE },
+          { headers },
+        );
+        for (const activity of res.activities) {
+          if (!socket.send({ type: "activity", activity: toApiJson(ActivitySchema, activity) })) return;
+          sent = activity.seq;
+        }
+        if (res.activities.length < REPLAY_PAGE) break;
+      }
+    }
+    for (const frame of held) {
+      if (frame.type === "activity" && BigInt((frame.activity as { seq: string }).seq) <= sent) continue;
+      if (!socket.send(frame)) return;
+    }
+    socket.join(topic);
+  } finally {
+    stopHolding();
+  }
+}

@@ -1,0 +1,62 @@
+import WebSocket from "ws";
+
+// biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON that tests pick apart
+export type Frame = Record<string, any>;
+
+export interface TestSocket {
+  ws: WebSocket;
+  frames: Frame[];
+  /** Resolves with the first frame (received so far or later) that matches. */
+  next(match: (frame: Frame) => boolean, timeoutMs?: number): Promise<Frame>;
+  /** Waits until `count` frames match. */
+  collect(match: (frame: Frame) => boolean, count: number, timeoutMs?: number): Promise<Frame[]>;
+  send(frame: unknown): void;
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+/** Opens a socket and resolves once it is open, or rejects with the HTTP status of a refused upgrade. */
+export function openSocket(url: string, options: { protocols?: string[]; origin?: string } = {}): Promise<TestSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options.protocols ?? [], options.origin ? { origin: options.origin } : {});
+    const frames: Frame[] = [];
+    const waiters = new Set<() => void>();
+    ws.on("message", (data) => {
+      frames.push(JSON.parse(data.toString()));
+      for (const wake of waiters) wake();
+    });
+    const closed = new Promise<{ code: number; reason: string }>((done) =>
+      ws.on("close", (code, reason) => done({ code, reason: reason.toString() })),
+    );
+    ws.on("unexpected-response", (_req, res) =>
+      reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode })),
+    );
+    ws.on("error", (error) => reject(error));
+    ws.on("open", () => {
+      const collect = (match: (f: Frame) => boolean, count: number, timeoutMs = 5000) =>
+        new Promise<Frame[]>((done, fail) => {
+          const check = () => {
+            const found = frames.filter(match);
+            if (found.length >= count) {
+              waiters.delete(check);
+              clearTimeout(timer);
+              done(found.slice(0, count));
+            }
+          };
+          const timer = setTimeout(() => {
+            waiters.delete(check);
+            fail(new Error(`timed out waiting for ${count} frames; got ${JSON.stringify(frames.slice(-5))}`));
+          }, timeoutMs);
+          waiters.add(check);
+          check();
+        });
+      resolve({
+        ws,
+        frames,
+        collect,
+        next: async (match, timeoutMs) => (await collect(match, 1, timeoutMs))[0] as Frame,
+        send: (frame) => ws.send(typeof frame === "string" ? frame : JSON.stringify(frame)),
+        closed,
+      });
+    });
+  });
+}

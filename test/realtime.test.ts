@@ -1,0 +1,250 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { forge } from "./helpers/tokens.js";
+import { type Frame, openSocket } from "./helpers/ws.js";
+
+let t: TestApp;
+let f: ReturnType<typeof fixtures>;
+let tenant: { id: string; key: string };
+let channel: { id: string; secret: string };
+let wsUrl: string;
+
+beforeAll(async () => {
+  t = await startTestApp({ WS_MAX_CONNECTIONS_PER_USER: "3" });
+  f = fixtures(t.baseUrl);
+  tenant = await f.tenant("Realtime Co");
+  channel = await f.channel(tenant.key, "websocket");
+  wsUrl = `ws://127.0.0.1:${t.app.ports.edge}/ws`;
+});
+afterAll(() => t?.stop());
+
+async function userToken(userId: string, conversationId?: string) {
+  const res = await call(t.baseUrl, "POST", "/v1/tokens", {
+    token: channel.secret,
+    body: { user: { id: userId, name: userId }, conversation_id: conversationId },
+  });
+  return res.body as { token: string; conversation_id: string };
+}
+
+const isActivity = (f: Frame) => f.type === "activity";
+const seqs = (frames: Frame[]) => frames.map((f) => Number(f.activity.seq));
+
+describe("handshake", () => {
+  it("refuses a missing or bad token with 401 before any socket exists", async () => {
+    await expect(openSocket(wsUrl)).rejects.toMatchObject({ status: 401 });
+    await expect(openSocket(`${wsUrl}?token=not.a.jwt`)).rejects.toMatchObject({ status: 401 });
+    const expired = await forge(t, { claims: { tenant_id: tenant.id }, exp: Math.floor(Date.now() / 1000) - 120 });
+    await expect(openSocket(`${wsUrl}?token=${expired}`)).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("accepts the token as a bearer.<jwt> subprotocol and checks a present Origin", async () => {
+    const { token } = await userToken("olga");
+    const socket = await openSocket(wsUrl, { protocols: ["converger", `bearer.${token}`] });
+    expect(socket.ws.protocol).toBe("converger");
+    socket.ws.close();
+    const own = await openSocket(`${wsUrl}?token=${token}`, { origin: t.app.config.publicUrl });
+    own.ws.close();
+    await expect(openSocket(`${wsUrl}?token=${token}`, { origin: "https://evil.example" })).rejects.toMatchObject({
+      status: 403,
+    });
+  });
+
+  it("caps connections per user with 429", async () => {
+    const { token } = await userToken("capped");
+    const open = await Promise.all([1, 2, 3].map(() => openSocket(`${wsUrl}?token=${token}`)));
+    await expect(openSocket(`${wsUrl}?token=${token}`)).rejects.toMatchObject({ status: 429 });
+    for (const s of open) s.ws.close();
+  });
+});
+
+describe("conversation streams", () => {
+  it("starts with the current watermark, then streams REST posts in seq order", async () => {
+    const { token, conversation_id } = await userToken("anna");
+    await f.message(tenant.key, conversation_id, "before");
+    const socket = await openSocket(`${wsUrl}?token=${token}`);
+    const established = await socket.next((fr) => fr.type === "connection_established");
+    expect(established).toEqual({
+      type: "connection_established",
+      conversation_id,
+      tenant_id: tenant.id,
+      watermark: "1",
+    });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => f.message(tenant.key, conversation_id, `live ${i}`)));
+    const live = await socket.collect(isActivity, 30);
+    expect(seqs(live)).toEqual(Array.from({ length: 30 }, (_, i) => i + 2));
+    socket.ws.close();
+  });
+
+  it("replays exactly the 500 activities missed since the watermark, in order, then goes live", async () => {
+    const { token, conversation_id } = await userToken("ben");
+    const first = await openSocket(`${wsUrl}?token=${token}`);
+    await f.message(tenant.key, conversation_id, "seen");
+    const seen = await first.next(isActivity);
+    first.ws.close();
+    await first.closed;
+    for (let batch = 0; batch < 10; batch++) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) => f.message(tenant.key, conversation_id, `missed ${batch}-${i}`)),
+      );
+    }
+    const again = await openSocket(`${wsUrl}?token=${token}&watermark=${seen.activity.seq}`);
+    const replayed = await again.collect(isActivity, 500, 15_000);
+    expect(seqs(replayed)).toEqual(Array.from({ length: 500 }, (_, i) => i + 2));
+    await f.message(tenant.key, conversation_id, "live again");
+    const all = await again.collect(isActivity, 501);
+    expect(Number(all[500]?.activity.seq)).toBe(502);
+    expect(again.frames.filter(isActivity)).toHaveLength(501);
+    again.ws.close();
+  });
+
+  it("streams typing and read receipts to every subscriber, the reader included", async () => {
+    const { token, conversation_id } = await userToken("cleo");
+    const other = await userToken("dan", conversation_id);
+    const a = await openSocket(`${wsUrl}?token=${token}`);
+    const b = await openSocket(`${wsUrl}?token=${other.token}`);
+    await a.next((fr) => fr.type === "connection_established");
+    await b.next((fr) => fr.type === "connection_established");
+    await f.message(tenant.key, conversation_id, "hello");
+    await call(t.baseUrl, "POST", `/v1/conversations/${conversation_id}/read`, { token: other.token, body: {} });
+    for (const s of [a, b]) {
+      expect(await s.next((fr) => fr.type === "read")).toEqual({
+        type: "read",
+        conversation_id,
+        user_id: "dan",
+        read_up_to: "1",
+      });
+    }
+    a.send({ type: "activity", client_id: "t1", activity_type: "typing" });
+    expect(await b.next((fr) => fr.type === "typing")).toMatchObject({ conversation_id, from: { id: "cleo" } });
+    a.ws.close();
+    b.ws.close();
+  });
+});
+
+describe("publishing over the socket", () => {
+  it("acks a durable activity, sent as the token's user, and replays the ack for a repeated client_id", async () => {
+    const { token, conversation_id } = await userToken("eve");
+    const socket = await openSocket(`${wsUrl}?token=${token}`);
+    socket.send({ type: "activity", client_id: "c-1", text: "over ws", metadata: { k: 1 } });
+    const ack = await socket.next((fr) => fr.type === "ack");
+    expect(ack.activity).toMatchObject({
+      conversation_id,
+      seq: "1",
+      text: "over ws",
+      type: "message",
+      from: { id: "eve" },
+    });
+    const stored = await t.db.query("SELECT text FROM activities WHERE id = $1", [ack.activity.id]);
+    expect(stored.rows).toEqual([{ text: "over ws" }]);
+    socket.send({ type: "activity", client_id: "c-1", text: "over ws", metadata: { k: 1 } });
+    const acks = await socket.collect((fr) => fr.type === "ack", 2);
+    expect(acks[1]?.activity.id).toBe(ack.activity.id);
+    // The same key through REST is the same namespace.
+    const rest = await call(t.baseUrl, "POST", `/v1/conversations/${conversation_id}/activities`, {
+      token,
+      headers: { "Idempotency-Key": "c-1" },
+      body: { type: "message", text: "over ws", metadata: { k: 1 } },
+    });
+    expect(rest.status).toBe(200);
+    expect(rest.body.id).toBe(ack.activity.id);
+    socket.ws.close();
+  });
+
+  it("answers bad frames with error frames and keeps the socket open", async () => {
+    const { token } = await userToken("finn");
+    const socket = await openSocket(`${wsUrl}?token=${token}`);
+    socket.send("not json");
+    socket.send({ type: "dance" });
+    socket.send({ type: "activity", text: "no client id" });
+    socket.send({ type: "activity", client_id: "x", activity_type: "shout" });
+    socket.send({ type: "activity", client_id: "big", text: "a".repeat(10_001) });
+    const errors = await socket.collect((fr) => fr.type === "error", 5);
+    expect(errors.map((e) => e.code)).toEqual(Array(5).fill("invalid_argument"));
+    expect(errors[3]?.client_id).toBe("x");
+    expect(errors[4]?.client_id).toBe("big");
+    socket.send({ type: "ping" });
+    expect(await socket.next((fr) => fr.type === "pong")).toEqual({ type: "pong" });
+    socket.ws.close();
+  });
+
+  it("drops a socket that sends a frame over 64 KiB", async () => {
+    const { token } = await userToken("gus");
+    const socket = await openSocket(`${wsUrl}?token=${token}`);
+    socket.send({ type: "ping", pad: "x".repeat(70_000) });
+    const { code } = await socket.closed;
+    expect([1006, 1009]).toContain(code);
+  });
+
+  it("answers a flood with errors, then closes it with 4429", async () => {
+    const { token } = await userToken("hal");
+    const socket = await openSocket(`${wsUrl}?token=${token}`);
+    for (let i = 0; i < 200; i++) socket.send({ type: "ping" });
+    expect((await socket.closed).code).toBe(4429);
+    expect(socket.frames.some((fr) => fr.type === "error" && fr.code === "resource_exhausted")).toBe(true);
+  });
+});
+
+describe("tokens over time and tenants", () => {
+  it("closes with 4408 when the token expires, unless renewed with an auth frame", async () => {
+    const { conversation_id } = await userToken("ivy");
+    const claims = { token_use: "client", tenant_id: tenant.id, channel_id: channel.id, conversation_id };
+    const soon = Math.floor(Date.now() / 1000) + 2;
+    const short = await forge(t, { claims, exp: soon });
+    const lapsing = await openSocket(`${wsUrl}?token=${short}`);
+    const renewed = await openSocket(`${wsUrl}?token=${short}`);
+    renewed.send({ type: "auth", token: await forge(t, { claims, exp: soon + 600 }) });
+    await renewed.next((fr) => fr.type === "auth_ok");
+    expect((await lapsing.closed).code).toBe(4408);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(renewed.ws.readyState).toBe(renewed.ws.OPEN);
+    renewed.ws.close();
+  });
+
+  it("lets an OAuth token subscribe to its tenant's conversations only", async () => {
+    const mine = await f.conversation(tenant.key, channel.id);
+    const other = await f.tenant("Other RT");
+    const theirs = await f.conversation(other.key, (await f.channel(other.key)).id);
+    const token = await forge(t, { claims: { tenant_id: tenant.id, scope: "conversations:read conversations:write" } });
+    const socket = await openSocket(`${wsUrl}?token=${token}`);
+    socket.send({ type: "subscribe", conversation_id: theirs.id, watermark: 0 });
+    expect(await socket.next((fr) => fr.type === "error")).toMatchObject({ code: "not_found" });
+    socket.send({ type: "subscribe", conversation_id: mine.id, watermark: 0 });
+    await socket.next((fr) => fr.type === "connection_established" && fr.conversation_id === mine.id);
+    await f.message(other.key, theirs.id, "secret");
+    await f.message(tenant.key, mine.id, "visible");
+    const got = await socket.next(isActivity);
+    expect(got.activity.text).toBe("visible");
+    expect(JSON.stringify(socket.frames)).not.toContain("secret");
+    socket.ws.close();
+  });
+
+  it("streams the tenant event feed as event_created, and refuses another tenant's feed", async () => {
+    const token = await forge(t, { claims: { tenant_id: tenant.id, scope: "conversations:read" } });
+    const socket = await openSocket(`${wsUrl}?token=${token}&tenant=${tenant.id}`);
+    await call(t.baseUrl, "POST", "/v1/events", {
+      key: tenant.key,
+      headers: { "X-Tenant-ID": tenant.id },
+      body: { message: "deployed" },
+    });
+    expect(await socket.next((fr) => fr.type === "event_created")).toMatchObject({
+      event: { message: "deployed", tenant_id: tenant.id },
+    });
+    const other = await f.tenant("Feed Other");
+    await expect(openSocket(`${wsUrl}?token=${token}&tenant=${other.id}`)).rejects.toMatchObject({ status: 403 });
+    socket.ws.close();
+  });
+});
+
+describe("shutdown", () => {
+  it("closes every socket with 1001 so clients reconnect elsewhere", async () => {
+    const own = await startTestApp();
+    const ownF = fixtures(own.baseUrl);
+    const k = (await ownF.tenant()).key;
+    const ch = await ownF.channel(k);
+    const minted = await call(own.baseUrl, "POST", "/v1/tokens", { token: ch.secret, body: { user: { id: "z" } } });
+    const socket = await openSocket(`ws://127.0.0.1:${own.app.ports.edge}/ws?token=${minted.body.token}`);
+    await socket.next((fr) => fr.type === "connection_established");
+    await own.stop();
+    expect((await socket.closed).code).toBe(1001);
+  });
+});
