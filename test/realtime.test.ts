@@ -78,6 +78,8 @@ describe("conversation streams", () => {
   it("replays exactly the 500 activities missed since the watermark, in order, then goes live", async () => {
     const { token, conversation_id } = await userToken("ben");
     const first = await openSocket(`${wsUrl}?token=${token}`);
+    // Posts before connection_established are history (its watermark), not live frames.
+    await first.next((fr) => fr.type === "connection_established");
     await f.message(tenant.key, conversation_id, "seen");
     const seen = await first.next(isActivity);
     first.ws.close();
@@ -182,6 +184,34 @@ describe("publishing over the socket", () => {
     expect((await socket.closed).code).toBe(4429);
     expect(socket.frames.some((fr) => fr.type === "error" && fr.code === "resource_exhausted")).toBe(true);
   });
+});
+
+describe("slow consumers", () => {
+  it("closes a consumer that stops reading, while others keep receiving everything", async () => {
+    const { token, conversation_id } = await userToken("slowpoke");
+    const other = await userToken("quick", conversation_id);
+    const slow = await openSocket(`${wsUrl}?token=${token}`);
+    const quick = await openSocket(`${wsUrl}?token=${other.token}`);
+    await slow.next((fr) => fr.type === "connection_established");
+    await quick.next((fr) => fr.type === "connection_established");
+    // Stop reading: the kernel buffers fill, then the edge's own backpressure limit (1 MiB) trips.
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const big = "x".repeat(9_000);
+    for (let batch = 0; batch < 20 && slow.ws.readyState === slow.ws.OPEN; batch++) {
+      await Promise.all(Array.from({ length: 50 }, () => f.message(tenant.key, conversation_id, big)));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    const { code } = await slow.closed;
+    expect(code).not.toBe(1000);
+    const posted = Number(
+      (await call(t.baseUrl, "GET", `/v1/conversations/${conversation_id}`, { key: tenant.key })).body.last_seq,
+    );
+    expect(seqs(await quick.collect(isActivity, posted, 20_000))).toEqual(
+      Array.from({ length: posted }, (_, i) => i + 1),
+    );
+    quick.ws.close();
+  }, 60_000);
 });
 
 describe("tokens over time and tenants", () => {

@@ -8,6 +8,8 @@ export interface Bus {
   /** Publishes a frame already rendered as public JSON. */
   publish(topic: string, frame: BusFrame): void;
   subscribe(topic: string, handler: (frame: BusFrame) => void): () => void;
+  /** Throws when the engine behind the bus is unreachable (for /readyz). */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,6 +40,7 @@ export function createLocalBus(onError: (error: unknown) => void): Bus {
         if (set.size === 0) handlers.delete(topic);
       };
     },
+    async ready() {},
     async close() {
       handlers.clear();
     },

@@ -14,6 +14,7 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   databaseUrl?: string;
+  redisUrl?: string;
   adminToken: string;
   /** True when ADMIN_TOKEN was not given and we made one up (printed once). */
   adminTokenGenerated: boolean;
@@ -61,6 +62,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     publicUrl: (env.PUBLIC_URL || `http://${urlHost(host)}:${port}`).replace(/\/+$/, ""),
     dataDir: resolve(env.DATA_DIR || "./.data"),
     databaseUrl: env.DATABASE_URL || undefined,
+    redisUrl: env.REDIS_URL || undefined,
     adminToken,
     adminTokenGenerated: !env.ADMIN_TOKEN,
     adminAllowedIps: list(env.ADMIN_ALLOWED_IPS ?? "127.0.0.1/32,::1/128"),

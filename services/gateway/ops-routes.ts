@@ -1,8 +1,9 @@
+import type { Bus } from "../common/bus.js";
 import type { RawRoute, ServiceModule } from "../common/service.js";
 import { writeJson } from "./http-io.js";
 
 /** /healthz (listeners up, migrations done) and /readyz (engines reachable). */
-export function opsRoutes(options: { modules: ServiceModule[]; isListening: () => boolean }): RawRoute[] {
+export function opsRoutes(options: { modules: ServiceModule[]; bus: Bus; isListening: () => boolean }): RawRoute[] {
   return [
     {
       method: "GET",
@@ -21,13 +22,17 @@ export function opsRoutes(options: { modules: ServiceModule[]; isListening: () =
       async handle({ res }) {
         const checks: Record<string, string> = {};
         let ok = options.isListening();
-        for (const m of options.modules) {
+        const engines: [string, () => Promise<void>][] = [
+          ...options.modules.map((m): [string, () => Promise<void>] => [m.name, () => m.ready()]),
+          ["bus", () => options.bus.ready()],
+        ];
+        for (const [name, ready] of engines) {
           try {
-            await withTimeout(m.ready(), 2000);
-            checks[m.name] = "ok";
+            await withTimeout(ready(), 2000);
+            checks[name] = "ok";
           } catch (error) {
             ok = false;
-            checks[m.name] = (error as Error).message || "unavailable";
+            checks[name] = (error as Error).message || "unavailable";
           }
         }
         writeJson(res, ok ? 200 : 503, { status: ok ? "ok" : "unavailable", checks });

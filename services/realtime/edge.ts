@@ -61,7 +61,10 @@ export async function startEdge(options: {
   log: Logger;
 }) {
   const { config, access, log } = options;
-  const bridge = createTopicBridge(options.bus, (topic, json) => app.publish(topic, json, false));
+  const bridge = createTopicBridge(options.bus, (topic, frame) => {
+    if (frame.type === "gap") resumeFollowers(topic);
+    else app.publish(topic, JSON.stringify(frame), false);
+  });
   const perUser = new Map<string, number>();
   const sockets = new Set<EdgeSocket>();
   const allowedOrigins = new Set([new URL(config.publicUrl).origin, ...config.wsAllowedOrigins]);
@@ -167,6 +170,14 @@ export async function startEdge(options: {
       else perUser.delete(state.userKey);
     },
   });
+
+  /** Live frames of `topic` were lost: its followers reconnect and resume by watermark. */
+  function resumeFollowers(topic: string): void {
+    for (const ws of sockets) {
+      if (ws.getUserData().subscriptions.has(topic))
+        ws.end(CLOSE.goingAway, "live feed interrupted; resume by watermark");
+    }
+  }
 
   async function openStreams(ws: EdgeSocket): Promise<void> {
     const state = ws.getUserData();

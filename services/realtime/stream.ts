@@ -45,21 +45,36 @@ export async function openConversationStream(options: {
         watermark: conversation.lastSeq.toString(),
       });
     }
-    if (options.watermark !== undefined) {
-      sent = BigInt(options.watermark);
+    /** Sends every stored activity after `from`; returns the last seq sent, or undefined if the socket went. */
+    const replay = async (from: bigint): Promise<bigint | undefined> => {
+      let last = from;
       for (let page = 0; page < 1_000_000; page++) {
         const res = await conversations.listActivities(
-          { conversationId, watermark: sent.toString(), limit: REPLAY_PAGE },
+          { conversationId, watermark: last.toString(), limit: REPLAY_PAGE },
           { headers },
         );
         for (const activity of res.activities) {
-          if (!socket.send({ type: "activity", activity: toApiJson(ActivitySchema, activity) })) return;
-          sent = activity.seq;
+          if (!socket.send({ type: "activity", activity: toApiJson(ActivitySchema, activity) })) return undefined;
+          last = activity.seq;
         }
-        if (res.activities.length < REPLAY_PAGE) break;
+        if (res.activities.length < REPLAY_PAGE) return last;
       }
+      return last;
+    };
+    if (options.watermark !== undefined) {
+      const last = await replay(BigInt(options.watermark));
+      if (last === undefined) return;
+      sent = last;
+    }
+    // Frames lost on the way (a gap, or a hole before the first held one) are in the log: read them.
+    const firstHeld = held.find((f) => f.type === "activity") as { activity: { seq: string } } | undefined;
+    if (held.some((f) => f.type === "gap") || (firstHeld && BigInt(firstHeld.activity.seq) > sent + 1n)) {
+      const last = await replay(sent);
+      if (last === undefined) return;
+      sent = last;
     }
     for (const frame of held) {
+      if (frame.type === "gap") continue;
       if (frame.type === "activity" && BigInt((frame.activity as { seq: string }).seq) <= sent) continue;
       if (!socket.send(frame)) return;
     }

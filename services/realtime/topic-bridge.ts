@@ -1,11 +1,11 @@
-import type { Bus } from "../common/bus.js";
+import type { Bus, BusFrame } from "../common/bus.js";
 
 /**
  * One bus subscription per topic that any local socket follows, turning each
- * frame into one JSON string handed to uWS pub/sub (which writes it to every
- * subscribed socket): serialization happens once per message, not per socket.
+ * frame over to the edge, which serializes it once for uWS pub/sub (which
+ * writes it to every subscribed socket), not once per socket.
  */
-export function createTopicBridge(bus: Bus, publish: (topic: string, json: string) => void) {
+export function createTopicBridge(bus: Bus, publish: (topic: string, frame: BusFrame) => void) {
   const topics = new Map<string, { count: number; off: () => void }>();
   return {
     retain(topic: string): void {
@@ -14,7 +14,7 @@ export function createTopicBridge(bus: Bus, publish: (topic: string, json: strin
         entry.count++;
         return;
       }
-      topics.set(topic, { count: 1, off: bus.subscribe(topic, (frame) => publish(topic, JSON.stringify(frame))) });
+      topics.set(topic, { count: 1, off: bus.subscribe(topic, (frame) => publish(topic, frame)) });
     },
     release(topic: string): void {
       const entry = topics.get(topic);
