@@ -57,6 +57,32 @@ describe("handshake", () => {
   });
 });
 
+describe("tenant connection cap", () => {
+  it("refuses connections past WS_MAX_CONNECTIONS_PER_TENANT with 429", async () => {
+    const capped = await startTestApp({ WS_MAX_CONNECTIONS_PER_TENANT: "2" });
+    try {
+      const cf = fixtures(capped.baseUrl);
+      const k = (await cf.tenant()).key;
+      const ch = await cf.channel(k);
+      const url = `ws://127.0.0.1:${capped.app.ports.edge}/ws`;
+      const mintFor = async (user: string) =>
+        (await call(capped.baseUrl, "POST", "/v1/tokens", { token: ch.secret, body: { user: { id: user } } })).body
+          .token;
+      const sockets = [
+        await openSocket(`${url}?token=${await mintFor("a")}`),
+        await openSocket(`${url}?token=${await mintFor("b")}`),
+      ];
+      await expect(openSocket(`${url}?token=${await mintFor("c")}`)).rejects.toMatchObject({ status: 429 });
+      sockets[0]?.ws.close();
+      await sockets[0]?.closed;
+      const again = await openSocket(`${url}?token=${await mintFor("c")}`);
+      for (const s of [again, sockets[1]]) s?.ws.close();
+    } finally {
+      await capped.stop();
+    }
+  });
+});
+
 describe("conversation streams", () => {
   it("starts with the current watermark, then streams REST posts in seq order", async () => {
     const { token, conversation_id } = await userToken("anna");

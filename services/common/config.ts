@@ -28,6 +28,7 @@ export interface Config {
   corsOrigins: string[];
   wsAllowedOrigins: string[];
   wsMaxConnectionsPerUser: number;
+  wsMaxConnectionsPerTenant: number;
   wsMaxSubscriptions: number;
   webhookAllowPrivate: boolean;
   services: ServiceName[];
@@ -73,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     corsOrigins: list(env.CORS_ORIGINS ?? ""),
     wsAllowedOrigins: list(env.WS_ALLOWED_ORIGINS ?? ""),
     wsMaxConnectionsPerUser: intVar(env, "WS_MAX_CONNECTIONS_PER_USER", 100, 1),
+    wsMaxConnectionsPerTenant: intVar(env, "WS_MAX_CONNECTIONS_PER_TENANT", 20_000, 1),
     wsMaxSubscriptions: intVar(env, "WS_MAX_SUBSCRIPTIONS", 1000, 1),
     webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE === "true",
     services,

@@ -65,7 +65,9 @@ export async function startEdge(options: {
     if (frame.type === "gap") resumeFollowers(topic);
     else app.publish(topic, JSON.stringify(frame), false);
   });
+  // Open sockets per user and per tenant, for the caps (counted on this edge).
   const perUser = new Map<string, number>();
+  const perTenant = new Map<string, number>();
   const sockets = new Set<EdgeSocket>();
   const allowedOrigins = new Set([new URL(config.publicUrl).origin, ...config.wsAllowedOrigins]);
   let closing = false;
@@ -137,6 +139,9 @@ export async function startEdge(options: {
         if ((perUser.get(state.userKey) ?? 0) >= config.wsMaxConnectionsPerUser) {
           throw new UpgradeError("429 Too Many Requests", "too many connections for this user");
         }
+        if ((perTenant.get(principal.tenantId) ?? 0) >= config.wsMaxConnectionsPerTenant) {
+          throw new UpgradeError("429 Too Many Requests", "too many connections for this tenant");
+        }
         if (aborted) return;
         res.cork(() => res.upgrade(state, key, protocol, extensions, context));
       } catch (error) {
@@ -149,7 +154,8 @@ export async function startEdge(options: {
     open: (ws) => {
       const state = ws.getUserData();
       sockets.add(ws);
-      perUser.set(state.userKey, (perUser.get(state.userKey) ?? 0) + 1);
+      count(perUser, state.userKey, 1);
+      count(perTenant, state.principal.tenantId, 1);
       ctx.scheduleExpiry(ws);
       void openStreams(ws).catch((error) => {
         log.warn({ err: error }, "stream failed to open");
@@ -165,9 +171,8 @@ export async function startEdge(options: {
       sockets.delete(ws);
       clearTimeout(state.expiry);
       for (const topic of state.subscriptions) bridge.release(topic);
-      const left = (perUser.get(state.userKey) ?? 1) - 1;
-      if (left > 0) perUser.set(state.userKey, left);
-      else perUser.delete(state.userKey);
+      count(perUser, state.userKey, -1);
+      count(perTenant, state.principal.tenantId, -1);
     },
   });
 
@@ -251,3 +256,9 @@ export async function startEdge(options: {
 }
 
 export type Edge = Awaited<ReturnType<typeof startEdge>>;
+
+function count(counts: Map<string, number>, key: string, delta: number): void {
+  const next = (counts.get(key) ?? 0) + delta;
+  if (next > 0) counts.set(key, next);
+  else counts.delete(key);
+}
