@@ -8,11 +8,8 @@ import { TenantsService } from "../gen/converger/v1/tenants_pb.js";
 import { authRawRoutes } from "./auth/raw-routes.js";
 import { authMigrations, createAuthModule } from "./auth/service.js";
 import type { ServiceName } from "./common/config.js";
-import type { MigrationSet, RawRoute, ServiceModule } from "./common/service.js";
+import type { MigrationSet, ModuleDeps, RawRoute, ServiceModule } from "./common/service.js";
 import { conversationsMigrations, createConversationsModule } from "./conversations/service.js";
-import type { ModuleDeps } from "./registry-types.js";
-
-export type { ModuleDeps };
 
 interface Registration {
   /** Proto services the module implements, known even where it runs remotely. */

@@ -1,7 +1,10 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
-import type { ServiceName } from "./config.js";
+import type { ConnectRouter, Transport } from "@connectrpc/connect";
+import type { AccessOptions } from "./access.js";
+import type { Bus } from "./bus.js";
+import type { Config, ServiceName } from "./config.js";
 import type { Pool } from "./db/pool.js";
+import type { Logger } from "./logger.js";
 
 /** A raw HTTP route owned by a service (chunk bodies, webhooks, health, …). */
 export interface RawRoute {
@@ -34,10 +37,19 @@ export interface ServiceModule {
   stop: () => Promise<void>;
 }
 
+/** What a service module gets from the process that hosts it. */
+export interface ModuleDeps {
+  pool: Pool;
+  bus: Bus;
+  log: Logger;
+  config: Config;
+  access: AccessOptions;
+  /** How to reach a service: in-process when hosted here, gRPC otherwise. */
+  transportFor: (name: ServiceName) => Transport;
+}
+
 /** Migrations run before any module starts; each service owns its folder. */
 export interface MigrationSet {
   owner: ServiceName;
   dir: string;
 }
-
-export type { Pool };

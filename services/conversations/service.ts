@@ -9,8 +9,7 @@ import { announceDirectoryChange } from "../common/directory-client.js";
 import { toApiJson } from "../common/json.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
-import type { MigrationSet, ServiceModule } from "../common/service.js";
-import type { ModuleDeps } from "../registry-types.js";
+import type { MigrationSet, ModuleDeps, ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
 import { channelsImpl } from "./channels-routes.js";
 import { conversationsImpl } from "./conversations-routes.js";
@@ -31,10 +30,8 @@ export const conversationsMigrations: MigrationSet = {
   dir: fileURLToPath(new URL("./migrations", import.meta.url)),
 };
 
-export type ConversationsServiceDeps = ModuleDeps;
-
 /** Tenants, channels, conversations, activities and the event feed, with their outbox. */
-export function createConversationsModule(deps: ConversationsServiceDeps) {
+export function createConversationsModule(deps: ModuleDeps) {
   const { pool, bus, config } = deps;
   const log = forService(deps.log, "conversations");
   const tenants = createTenantStore(pool);
@@ -60,7 +57,7 @@ export function createConversationsModule(deps: ConversationsServiceDeps) {
     routes(router) {
       const changed = () => announceDirectoryChange(bus);
       const conversations = createConversationStore(pool);
-      router.service(TenantsService, tenantsImpl({ tenants, forgetApiKeys: changed }), { interceptors });
+      router.service(TenantsService, tenantsImpl({ tenants, onCredentialsChange: changed }), { interceptors });
       router.service(DirectoryService, directoryImpl({ directory: createDirectoryStore(pool), conversations }), {
         interceptors,
       });

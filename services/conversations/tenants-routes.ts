@@ -9,8 +9,8 @@ import type { TenantStore } from "./store/tenants.js";
 
 export interface TenantsDeps {
   tenants: TenantStore;
-  /** Drops cached API key lookups so a status change or rotation applies at once. */
-  forgetApiKeys: () => void;
+  /** Drops cached credential lookups so a status change or key rotation applies at once. */
+  onCredentialsChange: () => void;
 }
 
 export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsService> {
@@ -32,13 +32,13 @@ export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsServic
     async updateTenant(req) {
       const row = await deps.tenants.setStatus(req.id, req.status === TenantStatus.ACTIVE ? "active" : "inactive");
       if (!row) throw notFound("tenant");
-      deps.forgetApiKeys();
+      deps.onCredentialsChange();
       return tenantMessage(row);
     },
     async rotateTenantKey(req) {
       const rotated = await deps.tenants.rotateKey(req.id);
       if (!rotated) throw notFound("tenant");
-      deps.forgetApiKeys();
+      deps.onCredentialsChange();
       return withKey(rotated.row, rotated.apiKey);
     },
   };
