@@ -59,14 +59,14 @@ export class Client {
   }
 }
 
-/** Creates a tenant and a websocket channel; returns the tenant's API-key header and the channel id. */
+/** Creates a tenant and a websocket channel; returns the tenant's API-key header, the channel id and its secret. */
 export async function createTenant(client: Client, server: Server) {
   const admin = { authorization: `Bearer ${server.adminToken}` };
   const tenant = await client.json<{ api_key: string }>("POST", "/admin/v1/tenants", 201, admin, { name: "bench" });
   const headers = { "x-api-key": tenant.api_key };
   const body = { name: "c", type: "websocket", config: {} };
-  const channel = await client.json<{ id: string }>("POST", "/v1/channels", 201, headers, body);
-  return { headers, channelId: channel.id };
+  const channel = await client.json<{ id: string; secret: string }>("POST", "/v1/channels", 201, headers, body);
+  return { headers, channelId: channel.id, secret: channel.secret };
 }
 
 /** Runs task(0..count-1) with at most `concurrency` in flight. */

@@ -12,7 +12,8 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
 
-export type Server = { url: string; adminToken: string; stop(): Promise<void> };
+/** url: the gateway; edgeUrl: the WebSocket edge (when the script prints `edge ws://…`); pid: the child. */
+export type Server = { url: string; edgeUrl?: string; pid: number; adminToken: string; stop(): Promise<void> };
 
 const live = new Map<ChildProcess, () => Promise<void>>();
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -48,28 +49,34 @@ export async function startServer(script: string): Promise<Server> {
   };
   live.set(child, stop);
   let timer: NodeJS.Timeout | undefined;
+  let edgeUrl: string | undefined;
   const ready = new Promise<string>((resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`${script} not ready in ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
     let partial = "";
     const onData = (chunk: Buffer) => {
       const lines = (partial + chunk.toString("utf8")).split("\n");
       partial = lines.pop() ?? "";
+      let gateway: string | undefined;
       for (const line of lines) {
         if (tail.push(line) > 40) tail.shift();
         const match = /^gateway (http:\/\/127\.0\.0\.1:\d+)$/.exec(line.trim());
-        if (logged >= 0) logged += /^grpc /.test(line) ? 0 : 1;
+        const edge = /^edge (ws:\/\/127\.0\.0\.1:\d+)$/.exec(line.trim());
+        if (edge?.[1]) edgeUrl ??= edge[1];
+        if (logged >= 0) logged += /^(grpc|edge|admin token) /.test(line) ? 0 : 1;
         else if (match?.[1]) {
           logged = 0;
-          resolve(match[1]);
+          gateway = match[1];
         }
       }
+      // The listener lines come in one write: resolve after the whole chunk, so the edge line is seen too.
+      if (gateway) resolve(gateway);
     };
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);
     void exited.then(() => reject(new Error(`${script} exited before it was ready (code ${child.exitCode})`)));
   });
   try {
-    return { url: await ready, adminToken, stop };
+    return { url: await ready, edgeUrl, pid: child.pid ?? 0, adminToken, stop };
   } catch (error) {
     console.error(tail.join("\n"));
     await stop();
