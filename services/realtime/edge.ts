@@ -163,6 +163,7 @@ export async function startEdge(options: {
       });
     },
     message: (ws, data) => {
+      // `data` is only valid during this call: handleFrame parses it before its first await.
       void handleFrame(ctx, ws, data);
     },
     close: (ws) => {
