@@ -45,6 +45,8 @@ export interface EdgeContext {
   leave(ws: EdgeSocket, topic: string): void;
   headersFor(state: SocketState): Headers;
   scheduleExpiry(ws: EdgeSocket): void;
+  /** Streams a conversation to the socket from `watermark` (see stream.ts), as the socket's user. */
+  stream(ws: EdgeSocket, conversationId: string, watermark: string | undefined): Promise<void>;
 }
 
 /**
@@ -99,6 +101,19 @@ export async function startEdge(options: {
     },
     headersFor(state) {
       return new Headers({ authorization: `Bearer ${state.token}`, [CLIENT_IP_HEADER]: state.ip });
+    },
+    stream(ws, conversationId, watermark) {
+      const state = ws.getUserData();
+      return openConversationStream({
+        socket: { send: (frame) => ctx.send(ws, frame), join: (topic) => ctx.join(ws, topic) },
+        conversations: ctx.conversations,
+        headers: ctx.headersFor(state),
+        bus: options.bus,
+        conversationId,
+        tenantId: state.principal.tenantId,
+        watermark,
+        established: true,
+      });
     },
     scheduleExpiry(ws) {
       const state = ws.getUserData();
@@ -188,19 +203,7 @@ export async function startEdge(options: {
   async function openStreams(ws: EdgeSocket): Promise<void> {
     const state = ws.getUserData();
     const { principal } = state;
-    if (principal.kind === "end_user") {
-      await openConversationStream({
-        socket: { send: (f) => ctx.send(ws, f), join: (topic) => ctx.join(ws, topic) },
-        conversations: ctx.conversations,
-        headers: ctx.headersFor(state),
-        bus: options.bus,
-        conversationId: principal.conversationId,
-        tenantId: principal.tenantId,
-        watermark: state.watermark,
-        established: true,
-      });
-      return;
-    }
+    if (principal.kind === "end_user") return ctx.stream(ws, principal.conversationId, state.watermark);
     ctx.send(ws, { type: "connection_established", tenant_id: principal.tenantId, watermark: "0" });
     if (state.feedTenant) ctx.join(ws, tenantTopic(state.feedTenant));
   }

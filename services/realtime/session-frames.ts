@@ -6,7 +6,6 @@ import { fromApiJson, toApiJson } from "../common/json.js";
 import type { EdgeContext, EdgeSocket } from "./edge.js";
 import { authenticateEdge, UpgradeError, userKeyOf } from "./edge-auth.js";
 import { CLOSE, type ClientFrame, FrameError, parseClientFrame } from "./frames.js";
-import { openConversationStream } from "./stream.js";
 
 // Per-socket inbound budget; going over answers an error, doing so repeatedly closes 4429.
 const FRAMES_PER_SECOND = 50;
@@ -73,16 +72,7 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
       if (state.subscriptions.size >= ctx.config.wsMaxSubscriptions) {
         throw new FrameError("resource_exhausted", `at most ${ctx.config.wsMaxSubscriptions} subscriptions per socket`);
       }
-      await openConversationStream({
-        socket: { send: (f) => ctx.send(ws, f), join: (t) => ctx.join(ws, t) },
-        conversations: ctx.conversations,
-        headers: ctx.headersFor(state),
-        bus: ctx.bus,
-        conversationId: frame.conversation_id,
-        tenantId: principal.tenantId,
-        watermark: frame.watermark,
-        established: true,
-      });
+      await ctx.stream(ws, frame.conversation_id, frame.watermark);
       return;
     }
     case "unsubscribe":
