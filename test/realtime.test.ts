@@ -57,6 +57,28 @@ describe("handshake", () => {
   });
 });
 
+describe("subscription cap", () => {
+  it("answers subscriptions beyond WS_MAX_SUBSCRIPTIONS with an error frame", async () => {
+    const small = await startTestApp({ WS_MAX_SUBSCRIPTIONS: "2" });
+    try {
+      const sf = fixtures(small.baseUrl);
+      const owner = await sf.tenant();
+      const ch = await sf.channel(owner.key);
+      const convs = await Promise.all([1, 2, 3].map(() => sf.conversation(owner.key, ch.id)));
+      const token = await forge(small, { claims: { tenant_id: owner.id, scope: "conversations:read" } });
+      const socket = await openSocket(`ws://127.0.0.1:${small.app.ports.edge}/ws?token=${token}`);
+      for (const c of convs) socket.send({ type: "subscribe", conversation_id: c.id });
+      expect(await socket.next((fr) => fr.type === "error")).toMatchObject({ code: "resource_exhausted" });
+      expect(await socket.collect((fr) => fr.type === "connection_established" && fr.conversation_id, 2)).toHaveLength(
+        2,
+      );
+      socket.ws.close();
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe("tenant connection cap", () => {
   it("refuses connections past WS_MAX_CONNECTIONS_PER_TENANT with 429", async () => {
     const capped = await startTestApp({ WS_MAX_CONNECTIONS_PER_TENANT: "2" });
@@ -192,6 +214,32 @@ describe("publishing over the socket", () => {
     expect(errors[4]?.client_id).toBe("big");
     socket.send({ type: "ping" });
     expect(await socket.next((fr) => fr.type === "pong")).toEqual({ type: "pong" });
+    socket.ws.close();
+  });
+
+  it("refuses binary frames, closed conversations and other conversations with error frames, keeping the socket", async () => {
+    const { token, conversation_id } = await userToken("joan");
+    const elsewhere = await f.conversation(tenant.key, channel.id);
+    const socket = await openSocket(`${wsUrl}?token=${token}`);
+    await socket.next((fr) => fr.type === "connection_established");
+    socket.ws.send(Buffer.from(JSON.stringify({ type: "ping" })), { binary: true });
+    expect(await socket.next((fr) => fr.type === "error")).toMatchObject({ code: "invalid_argument" });
+    socket.send({ type: "subscribe", conversation_id: elsewhere.id });
+    socket.send({ type: "activity", client_id: "x1", conversation_id: elsewhere.id, text: "sneak" });
+    const refused = await socket.collect((fr) => fr.type === "error", 3);
+    expect(refused.slice(1).map((e) => e.code)).toEqual(["not_found", "not_found"]);
+    await call(t.baseUrl, "POST", `/v1/conversations/${conversation_id}/close`, { key: tenant.key });
+    socket.send({ type: "activity", client_id: "late", text: "too late" });
+    expect((await socket.collect((fr) => fr.type === "error", 4))[3]).toMatchObject({
+      code: "failed_precondition",
+      client_id: "late",
+    });
+    socket.send({ type: "ping" });
+    await socket.next((fr) => fr.type === "pong");
+    const stored = await t.db.query("SELECT count(*)::int AS n FROM activities WHERE conversation_id = ANY($1)", [
+      [conversation_id, elsewhere.id],
+    ]);
+    expect(stored.rows[0].n).toBe(0);
     socket.ws.close();
   });
 

@@ -30,6 +30,8 @@ export interface SocketState {
   /** Frames left in this second, and strikes for exceeding it. */
   budget: { left: number; resetAt: number; strikes: number };
   subscriptions: Set<string>;
+  /** Topics whose stream is still opening: they count toward the cap already. */
+  opening: Set<string>;
 }
 
 export type EdgeSocket = uWS.WebSocket<SocketState>;
@@ -177,9 +179,9 @@ export async function startEdge(options: {
         if (!state.closed) ws.end(CLOSE.forbidden, "stream unavailable");
       });
     },
-    message: (ws, data) => {
+    message: (ws, data, isBinary) => {
       // `data` is only valid during this call: handleFrame parses it before its first await.
-      void handleFrame(ctx, ws, data);
+      void handleFrame(ctx, ws, data, isBinary);
     },
     close: (ws) => {
       const state = ws.getUserData();
@@ -238,6 +240,7 @@ export async function startEdge(options: {
       closed: false,
       budget: { left: 0, resetAt: 0, strikes: 0 },
       subscriptions: new Set(),
+      opening: new Set(),
     };
   }
 

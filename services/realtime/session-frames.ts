@@ -14,7 +14,12 @@ const STRIKES_BEFORE_CLOSE = 3;
 const TYPES = { message: ActivityType.MESSAGE, event: ActivityType.EVENT, typing: ActivityType.TYPING };
 
 /** Handles one client frame; failures answer an error frame and keep the socket open. */
-export async function handleFrame(ctx: EdgeContext, ws: EdgeSocket, data: ArrayBuffer): Promise<void> {
+export async function handleFrame(
+  ctx: EdgeContext,
+  ws: EdgeSocket,
+  data: ArrayBuffer,
+  isBinary: boolean,
+): Promise<void> {
   const state = ws.getUserData();
   const now = Date.now();
   if (now >= state.budget.resetAt)
@@ -30,6 +35,7 @@ export async function handleFrame(ctx: EdgeContext, ws: EdgeSocket, data: ArrayB
   }
   let frame: ClientFrame | undefined;
   try {
+    if (isBinary) throw new FrameError("invalid_argument", "frames are JSON text; binary frames are not accepted");
     frame = parseClientFrame(data);
     await dispatch(ctx, ws, frame);
   } catch (error) {
@@ -65,14 +71,19 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
     }
     case "subscribe": {
       const topic = conversationTopic(frame.conversation_id);
-      if (state.subscriptions.has(topic)) return;
+      if (state.subscriptions.has(topic) || state.opening.has(topic)) return;
       if (principal.kind === "end_user" && frame.conversation_id !== principal.conversationId) {
         throw new FrameError("not_found", "conversation not found");
       }
-      if (state.subscriptions.size >= ctx.config.wsMaxSubscriptions) {
+      if (state.subscriptions.size + state.opening.size >= ctx.config.wsMaxSubscriptions) {
         throw new FrameError("resource_exhausted", `at most ${ctx.config.wsMaxSubscriptions} subscriptions per socket`);
       }
-      await ctx.stream(ws, frame.conversation_id, frame.watermark);
+      state.opening.add(topic);
+      try {
+        await ctx.stream(ws, frame.conversation_id, frame.watermark);
+      } finally {
+        state.opening.delete(topic);
+      }
       return;
     }
     case "unsubscribe":
