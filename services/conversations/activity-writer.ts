@@ -35,6 +35,8 @@ export interface ActivityWriterOptions {
   render: (row: ActivityRow) => JsonValue;
   /** Called right after each commit with the new activities in commit order. */
   onCommitted: (written: WriteOutcome[]) => void;
+  /** A failing onCommitted is reported here; the writes stand. */
+  onError: (error: unknown) => void;
 }
 
 // Bounded so that one transaction stays short and its statement parameters small.
@@ -107,11 +109,9 @@ export function createActivityWriter(options: ActivityWriterOptions) {
   }
 
   async function commitOrSplit(items: Pending[]): Promise<Result[]> {
+    let results: Result[];
     try {
-      const results = await commit(items);
-      const written = results.flatMap((r) => ("ok" in r && !r.ok.replayed ? [r.ok] : []));
-      if (written.length > 0) options.onCommitted(written);
-      return results;
+      results = await commit(items);
     } catch (error) {
       // A COMMIT that failed may still have committed: retrying could store twice.
       if (error instanceof AmbiguousCommitError) {
@@ -119,10 +119,20 @@ export function createActivityWriter(options: ActivityWriterOptions) {
         return items.map(() => ({ error: unknown }));
       }
       if (items.length === 1) return [{ error: connectErrorFromPg(error) }];
-      const results: Result[] = [];
-      for (const item of items) results.push(...(await commitOrSplit([item])));
-      return results;
+      const one: Result[] = [];
+      for (const item of items) one.push(...(await commitOrSplit([item])));
+      return one;
     }
+    // Outside the error path above: whatever happens here, the batch is committed and must not be retried.
+    const written = results.flatMap((r) => ("ok" in r && !r.ok.replayed ? [r.ok] : []));
+    if (written.length > 0) {
+      try {
+        options.onCommitted(written);
+      } catch (error) {
+        options.onError(error);
+      }
+    }
+    return results;
   }
 
   async function commit(items: Pending[]): Promise<Result[]> {

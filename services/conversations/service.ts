@@ -40,6 +40,7 @@ export function createConversationsModule(deps: ModuleDeps) {
     pool,
     idempotencyTtlHours: config.idempotencyTtlHours,
     render: (row) => toApiJson(ActivitySchema, activityMessage(row)),
+    onError: (error) => log.error({ err: error }, "post-commit push failed; the activities are stored"),
     onCommitted(written) {
       for (const { row, json } of written) {
         bus.publish(conversationTopic(row.conversation_id), { type: "activity", activity: json });
