@@ -206,6 +206,20 @@ describe("refresh and revoke", () => {
     expect(same.status).toBe(200);
   });
 
+  it("ignores a bearer token sent along to the open /auth endpoints", async () => {
+    const grant = await accessToken(["conversations:read"]);
+    const res = await call(t.baseUrl, "POST", "/auth/refresh", {
+      token: grant.access_token,
+      body: { refresh_token: grant.refresh_token },
+    });
+    expect(res.status).toBe(200);
+    const revoke = await call(t.baseUrl, "POST", "/auth/revoke", {
+      token: "garbage",
+      body: { refresh_token: "cvr_x" },
+    });
+    expect(revoke.status).toBe(200);
+  });
+
   it("revokes a refresh token and answers 200 for unknown ones (RFC 7009)", async () => {
     const grant = await accessToken(["conversations:read"]);
     expect(

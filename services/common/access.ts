@@ -87,6 +87,8 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
 
   async function authenticate(header: Headers, allow: Set<PrincipalKind>): Promise<Principal> {
     if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header);
+    // Open endpoints (/auth/refresh, /auth/revoke) ignore whatever credential a client sends along.
+    if (allow.size === 1 && allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
     const internal = header.get(INTERNAL_HEADER);
     if (internal !== null) {
       if (!allow.has(PrincipalKind.INTERNAL)) throw notAllowed("internal");
