@@ -8,31 +8,46 @@ import { type Frame, openSocket, type TestSocket } from "./helpers/ws.js";
 
 let redis: RedisServer;
 const nodes: { proc: ServiceProcess; base: string; ws: string }[] = [];
+let edgeOnly: { proc: ServiceProcess; ws: string; health: string } | undefined;
 
 beforeAll(async () => {
   redis = await startRedis(await freePort());
   const databaseUrl = await createTestDatabase();
-  // Every node of one deployment shares the database, Redis, and the key sealing the signing keys.
+  // Every node of one deployment shares the database, Redis, the key sealing the signing keys and its public URL.
   const shared = {
     DATABASE_URL: databaseUrl,
     REDIS_URL: redis.url,
     ADMIN_TOKEN,
     KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    // The token issuer: every node must agree on it.
+    PUBLIC_URL: "http://127.0.0.1:8080",
   };
   for (let i = 0; i < 2; i++) {
     const port = await freePort();
     const wsPort = await freePort();
+    const grpcPort = await freePort();
     const proc = await spawnService(
-      { ...shared, PORT: String(port), WS_PORT: String(wsPort), GRPC_PORT: String(await freePort()) },
+      { ...shared, PORT: String(port), WS_PORT: String(wsPort), GRPC_PORT: String(grpcPort) },
       [],
       /^gateway /m,
     );
     nodes.push({ proc, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${wsPort}/ws` });
+    if (i === 0) {
+      // A third process runs only the edge; it reaches conversations and auth over gRPC.
+      const edgePort = await freePort();
+      const upstream = `http://127.0.0.1:${grpcPort}`;
+      const edge = await spawnService(
+        { ...shared, WS_PORT: String(edgePort), CONVERSATIONS_GRPC_URL: upstream, AUTH_GRPC_URL: upstream },
+        ["--services=realtime"],
+        /^edge /m,
+      );
+      edgeOnly = { proc: edge, ws: `ws://127.0.0.1:${edgePort}/ws`, health: `http://127.0.0.1:${edgePort}/healthz` };
+    }
   }
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.proc.stop()));
+  await Promise.all([...nodes.map((n) => n.proc.stop()), edgeOnly?.proc.stop()]);
   await redis?.stop();
 });
 
@@ -87,6 +102,8 @@ function follow(url: string, token: string) {
   const ready = connect();
   return {
     seqs,
+    /** Resolves once the first connection_established arrived. */
+    ready,
     reconnects: () => reconnects,
     async until(count: number) {
       await ready;
@@ -102,21 +119,37 @@ function follow(url: string, token: string) {
 describe("two edge processes and Redis", () => {
   it("shows clients on different edges the same sequence, in order", async () => {
     const { a, b, tokens, post } = await setup();
-    const onA = await openSocket(`${a.ws}?token=${tokens[0]}`);
-    const onB = await openSocket(`${b.ws}?token=${tokens[1]}`);
-    await onA.next((f) => f.type === "connection_established");
-    await onB.next((f) => f.type === "connection_established");
+    const onA = follow(a.ws, tokens[0] as string);
+    const onB = follow(b.ws, tokens[1] as string);
+    await Promise.all([onA.ready, onB.ready]);
     await Promise.all(Array.from({ length: 40 }, (_, i) => post(i % 2 ? b : a, `m${i}`)));
+    await onA.until(40);
+    await onB.until(40);
     const expected = Array.from({ length: 40 }, (_, i) => i + 1);
-    expect(seqs(await onA.collect(isActivity, 40, 10_000))).toEqual(expected);
-    expect(seqs(await onB.collect(isActivity, 40, 10_000))).toEqual(expected);
-    onA.ws.close();
-    onB.ws.close();
+    expect(onA.seqs).toEqual(expected);
+    expect(onB.seqs).toEqual(expected);
+    onA.stop();
+    onB.stop();
+  });
+
+  it("serves clients from an edge-only process that reaches the services over gRPC", async () => {
+    const { a, tokens, post } = await setup();
+    const edge = edgeOnly as NonNullable<typeof edgeOnly>;
+    expect((await fetch(edge.health)).status).toBe(200);
+    const socket = await openSocket(`${edge.ws}?token=${tokens[1]}`);
+    await socket.next((f) => f.type === "connection_established");
+    for (let i = 0; i < 5; i++) await post(a, `via ${i}`);
+    expect(seqs(await socket.collect(isActivity, 5, 10_000))).toEqual([1, 2, 3, 4, 5]);
+    socket.send({ type: "activity", client_id: "edge-1", text: "from the edge" });
+    expect((await socket.next((f) => f.type === "ack", 10_000)).activity.seq).toBe("6");
+    await expect(openSocket(`${edge.ws}?token=bad.token.here`)).rejects.toMatchObject({ status: 401 });
+    socket.ws.close();
   });
 
   it("keeps accepting writes while Redis is down, and clients resume by watermark with nothing missing", async () => {
     const { a, b, tokens, post } = await setup();
     const follower = follow(b.ws, tokens[1] as string);
+    await follower.ready;
     for (let i = 0; i < 5; i++) await post(a, `before ${i}`);
     await follower.until(5);
 

@@ -8,6 +8,13 @@ export interface Bus {
   /** Publishes a frame already rendered as public JSON. */
   publish(topic: string, frame: BusFrame): void;
   subscribe(topic: string, handler: (frame: BusFrame) => void): () => void;
+  /**
+   * Resolves once frames published anywhere on `topic` reach this node's
+   * subscribers (immediately in-process; after Redis confirms SUBSCRIBE).
+   * A stream reads its starting watermark only after this, so that nothing
+   * committed later can slip past both the read and the live feed.
+   */
+  whenSubscribed(topic: string): Promise<void>;
   /** Throws when the engine behind the bus is unreachable (for /readyz). */
   ready(): Promise<void>;
   close(): Promise<void>;
@@ -40,6 +47,7 @@ export function createLocalBus(onError: (error: unknown) => void): Bus {
         if (set.size === 0) handlers.delete(topic);
       };
     },
+    async whenSubscribed() {},
     async ready() {},
     async close() {
       handlers.clear();

@@ -21,6 +21,8 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
   const local = createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
   const sequencer = createSequencer((topic, frame) => local.publish(topic, frame));
   const followers = new Map<string, number>();
+  // Per followed topic: settles when Redis has confirmed our SUBSCRIBE.
+  const confirmed = new Map<string, Promise<void>>();
   // Without an offline queue a publish while Redis is down fails at once instead of piling up in memory.
   const pub = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
   const sub = new Redis(url, { lazyConnect: true });
@@ -65,15 +67,26 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
       const off = local.subscribe(topic, handler);
       const count = (followers.get(topic) ?? 0) + 1;
       followers.set(topic, count);
-      if (count === 1) sub.subscribe(CHANNEL_PREFIX + topic).catch(() => undefined); // resubscribed on reconnect
+      if (count === 1) {
+        // While Redis is away the command waits in ioredis's queue (and is redone on reconnect).
+        const done = sub.subscribe(CHANNEL_PREFIX + topic).then(
+          () => undefined,
+          () => undefined,
+        );
+        confirmed.set(topic, done);
+      }
       return () => {
         off();
         const left = (followers.get(topic) ?? 1) - 1;
         if (left > 0) return void followers.set(topic, left);
         followers.delete(topic);
+        confirmed.delete(topic);
         sequencer.forget(topic);
         sub.unsubscribe(CHANNEL_PREFIX + topic).catch(() => undefined);
       };
+    },
+    async whenSubscribed(topic) {
+      await confirmed.get(topic);
     },
     async ready() {
       if (pub.status !== "ready") throw new Error(`redis ${pub.status}`);

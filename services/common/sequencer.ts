@@ -1,7 +1,9 @@
 import type { BusFrame } from "./bus.js";
 
-// How long a frame that arrived ahead of its predecessor waits for it.
-const HOLD_MS = 200;
+// How long a frame that arrived ahead of its predecessor waits for it: well
+// above cross-node delivery times (bench:fanout p99 ~40 ms), so that a busy
+// moment does not send every follower back to resume.
+const HOLD_MS = 500;
 
 /** Sent to a topic's subscribers when frames were lost: they must resume by watermark. */
 export const GAP_FRAME: BusFrame = { type: "gap" };
@@ -10,7 +12,7 @@ export const GAP_FRAME: BusFrame = { type: "gap" };
  * Puts a conversation's activity frames back in seq order when several nodes
  * publish them (each after its own commit, so Redis may relay seq 6 before
  * seq 5). A frame ahead of its predecessor is held briefly; if the
- * predecessor never comes, subscribers get a gap frame, then what was held.
+ * predecessor never comes in time, subscribers get a gap frame, then what was held.
  */
 interface TopicState {
   last?: bigint;

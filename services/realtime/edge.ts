@@ -244,6 +244,12 @@ export async function startEdge(options: {
     };
   }
 
+  // Liveness for edge-only processes, which have no gateway.
+  app.get("/healthz", (res) => {
+    res.writeStatus(closing ? "503 Service Unavailable" : "200 OK").writeHeader("content-type", "application/json");
+    res.end(JSON.stringify({ status: closing ? "closing" : "ok", sockets: sockets.size }));
+  });
+
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.wsPort, (token) =>
       token ? resolve(token) : reject(new Error(`cannot listen on WS_PORT ${config.wsPort}`)),

@@ -35,6 +35,7 @@ export async function openConversationStream(options: {
   const held: BusFrame[] = [];
   const stopHolding = options.bus.subscribe(topic, (frame) => held.push(frame));
   try {
+    await options.bus.whenSubscribed(topic);
     const conversation = await conversations.getConversation({ id: conversationId }, { headers });
     let sent = conversation.lastSeq;
     if (options.established) {
