@@ -137,7 +137,10 @@ async function openDatabase(config: Config, log: Logger, cleanups: (() => Promis
     cleanups.push(() => db.stop());
   }
   const databaseUrl = (config.databaseUrl ?? embedded?.url) as string;
-  const pool = createPool(databaseUrl, (error) => log.warn({ err: error }, "idle database connection lost"));
+  // pg attaches the whole client to these errors: log what an operator needs, not the object graph.
+  const pool = createPool(databaseUrl, (error) =>
+    log.warn({ code: (error as { code?: string }).code, reason: error.message }, "idle database connection lost"),
+  );
   cleanups.push(() => pool.end());
   return { pool, databaseUrl };
 }
