@@ -7,7 +7,7 @@ import { type Bus, createLocalBus } from "./common/bus.js";
 import type { Config, ServiceName } from "./common/config.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./common/db/embedded.js";
 import { migrate } from "./common/db/migrate.js";
-import { createPool, type Pool } from "./common/db/pool.js";
+import { createPool } from "./common/db/pool.js";
 import { createDirectTransport } from "./common/direct-transport.js";
 import { createDirectoryClient } from "./common/directory-client.js";
 import { internalHeaders } from "./common/internal.js";
@@ -52,8 +52,9 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
   };
   try {
     const hosted = config.services.filter((name) => name !== "gateway" && REGISTRY[name]);
-    const { pool, databaseUrl } = hosted.length > 0 ? await openDatabase(config, log, cleanups) : {};
-    if (pool) for (const name of hosted) await migrate(pool, name, REGISTRY[name]!.migrations.dir, log);
+    const owners = hosted.filter((name) => REGISTRY[name]?.migrations);
+    const { pool, databaseUrl } = owners.length > 0 ? await openDatabase(config, log, cleanups) : {};
+    if (pool) for (const name of owners) await migrate(pool, name, REGISTRY[name]!.migrations!.dir, log);
 
     const bus = config.redisUrl
       ? await createRedisBus(config.redisUrl, forService(root, "bus"))
@@ -66,7 +67,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const transportFor = transports(config, hosted, createDirectTransport(localRoutes));
     const access = accessOptions(config, bus, transportFor, log);
     for (const name of hosted) {
-      modules.push(REGISTRY[name]!.create({ pool: pool as Pool, bus, log: root, config, access, transportFor }));
+      modules.push(REGISTRY[name]!.create({ pool, bus, log: root, config, access, transportFor }));
     }
     cleanups.push(async () => {
       for (const m of modules) await m.stop();

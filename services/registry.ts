@@ -4,17 +4,20 @@ import { AuthService } from "../gen/converger/v1/auth_pb.js";
 import { ChannelsService } from "../gen/converger/v1/channels_pb.js";
 import { ConversationsService, DirectoryService } from "../gen/converger/v1/conversations_pb.js";
 import { EventsService } from "../gen/converger/v1/events_pb.js";
+import { RealtimeService } from "../gen/converger/v1/realtime_pb.js";
 import { TenantsService } from "../gen/converger/v1/tenants_pb.js";
 import { authRawRoutes } from "./auth/raw-routes.js";
 import { authMigrations, createAuthModule } from "./auth/service.js";
 import type { ServiceName } from "./common/config.js";
 import type { MigrationSet, ModuleDeps, RawRoute, ServiceModule } from "./common/service.js";
 import { conversationsMigrations, createConversationsModule } from "./conversations/service.js";
+import { createRealtimeModule } from "./realtime/service.js";
 
 interface Registration {
   /** Proto services the module implements, known even where it runs remotely. */
   services: DescService[];
-  migrations: MigrationSet;
+  /** Absent for services without tables (they need no database). */
+  migrations?: MigrationSet;
   create: (deps: ModuleDeps) => ServiceModule;
   /** Raw HTTP routes the gateway serves for this service, calling it through `transport`. */
   rawRoutes?: (transport: Transport) => RawRoute[];
@@ -32,5 +35,9 @@ export const REGISTRY: Partial<Record<ServiceName, Registration>> = {
     migrations: authMigrations,
     create: createAuthModule,
     rawRoutes: authRawRoutes,
+  },
+  realtime: {
+    services: [RealtimeService],
+    create: createRealtimeModule,
   },
 };

@@ -1,4 +1,7 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RealtimeService } from "../gen/converger/v1/realtime_pb.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { forge } from "./helpers/tokens.js";
 import { type Frame, openSocket } from "./helpers/ws.js";
@@ -336,6 +339,35 @@ describe("tokens over time and tenants", () => {
     const other = await f.tenant("Feed Other");
     await expect(openSocket(`${wsUrl}?token=${token}&tenant=${other.id}`)).rejects.toMatchObject({ status: 403 });
     socket.ws.close();
+  });
+});
+
+describe("RealtimeService.Subscribe over gRPC", () => {
+  it("streams stored activities after the watermark, then live ones, to a gRPC client", async () => {
+    const { token, conversation_id } = await userToken("grpc-user");
+    await f.message(tenant.key, conversation_id, "one");
+    await f.message(tenant.key, conversation_id, "two");
+    const client = createClient(
+      RealtimeService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${t.app.ports.grpc}` }),
+    );
+    const abort = new AbortController();
+    const stream = client.subscribe(
+      { conversationId: conversation_id, watermark: 0n },
+      { headers: { authorization: `Bearer ${token}` }, signal: abort.signal },
+    );
+    const seen: string[] = [];
+    for await (const frame of stream) {
+      if (frame.frame.case !== "activity") continue;
+      seen.push(frame.frame.value.text);
+      if (seen.length === 2) await f.message(tenant.key, conversation_id, "three");
+      if (seen.length === 3) break;
+    }
+    abort.abort();
+    expect(seen).toEqual(["one", "two", "three"]);
+    const other = await f.conversation(tenant.key, channel.id);
+    const refused = client.subscribe({ conversationId: other.id }, { headers: { authorization: `Bearer ${token}` } });
+    await expect(refused[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 5 });
   });
 });
 

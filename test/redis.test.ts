@@ -37,7 +37,13 @@ beforeAll(async () => {
       const edgePort = await freePort();
       const upstream = `http://127.0.0.1:${grpcPort}`;
       const edge = await spawnService(
-        { ...shared, WS_PORT: String(edgePort), CONVERSATIONS_GRPC_URL: upstream, AUTH_GRPC_URL: upstream },
+        {
+          ...shared,
+          WS_PORT: String(edgePort),
+          GRPC_PORT: String(await freePort()),
+          CONVERSATIONS_GRPC_URL: upstream,
+          AUTH_GRPC_URL: upstream,
+        },
         ["--services=realtime"],
         /^edge /m,
       );

@@ -3,7 +3,7 @@ import { AuthService } from "../../gen/converger/v1/auth_pb.js";
 import { createAccessInterceptor } from "../common/access.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
-import type { MigrationSet, ModuleDeps, ServiceModule } from "../common/service.js";
+import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { SIGNING_KEYS_TOPIC } from "../common/token-verifier.js";
 import { loadKeyEncryption } from "./key-encryption.js";
 import { authImpl } from "./routes.js";
@@ -20,7 +20,8 @@ export const authMigrations: MigrationSet = {
 
 /** OAuth clients and tokens, client tokens, signing keys and the audit log. */
 export function createAuthModule(deps: ModuleDeps): ServiceModule {
-  const { pool, config } = deps;
+  const { config } = deps;
+  const pool = requirePool(deps);
   const log = forService(deps.log, "auth");
   const keys = createSigningKeys({
     pool,

@@ -39,13 +39,20 @@ export interface ServiceModule {
 
 /** What a service module gets from the process that hosts it. */
 export interface ModuleDeps {
-  pool: Pool;
+  /** Set when the process hosts a service with tables; see requirePool. */
+  pool?: Pool;
   bus: Bus;
   log: Logger;
   config: Config;
   access: AccessOptions;
   /** How to reach a service: in-process when hosted here, gRPC otherwise. */
   transportFor: (name: ServiceName) => Transport;
+}
+
+/** The database of a module that owns tables (the host opens one whenever such a module runs). */
+export function requirePool(deps: ModuleDeps): Pool {
+  if (!deps.pool) throw new Error("this service needs a database");
+  return deps.pool;
 }
 
 /** Migrations run before any module starts; each service owns its folder. */

@@ -9,7 +9,7 @@ import { announceDirectoryChange } from "../common/directory-client.js";
 import { toApiJson } from "../common/json.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
-import type { MigrationSet, ModuleDeps, ServiceModule } from "../common/service.js";
+import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
 import { channelsImpl } from "./channels-routes.js";
 import { conversationsImpl } from "./conversations-routes.js";
@@ -32,7 +32,8 @@ export const conversationsMigrations: MigrationSet = {
 
 /** Tenants, channels, conversations, activities and the event feed, with their outbox. */
 export function createConversationsModule(deps: ModuleDeps) {
-  const { pool, bus, config } = deps;
+  const { bus, config } = deps;
+  const pool = requirePool(deps);
   const log = forService(deps.log, "conversations");
   const tenants = createTenantStore(pool);
   const relay = createOutboxRelay({ pool, log, retentionHours: config.outboxRetentionHours });

@@ -1,0 +1,114 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type ServiceImpl, type Transport } from "@connectrpc/connect";
+import { ActivitySchema, ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import {
+  type RealtimeService,
+  type StreamFrameSchema,
+  SubscribeRequestSchema,
+} from "../../gen/converger/v1/realtime_pb.js";
+import type { Bus, BusFrame } from "../common/bus.js";
+import { CLIENT_IP_HEADER, kPrincipal } from "../common/context.js";
+import { notFound } from "../common/errors.js";
+import { fromApiJson } from "../common/json.js";
+import { validateMessage } from "../common/validation.js";
+import { openConversationStream } from "./stream.js";
+
+// A gRPC subscriber this far behind is cut off (it resumes from its last seq), as slow sockets are.
+const MAX_QUEUED_FRAMES = 10_000;
+const FORWARDED = ["authorization", "x-api-key", CLIENT_IP_HEADER];
+
+type Frame = MessageInitShape<typeof StreamFrameSchema>;
+
+/**
+ * RealtimeService.Subscribe: the edge's conversation stream for gRPC clients
+ * (backends that prefer a typed stream to a WebSocket). Same replay, seam and
+ * live feed as the edge; the caller's own credentials read the conversation.
+ */
+export function realtimeImpl(deps: {
+  conversationsTransport: Transport;
+  bus: Bus;
+}): ServiceImpl<typeof RealtimeService> {
+  const conversations = createClient(ConversationsService, deps.conversationsTransport);
+  return {
+    async *subscribe(req, ctx) {
+      validateMessage(SubscribeRequestSchema, req);
+      const principal = ctx.values.get(kPrincipal);
+      if (principal.kind === "end_user" && principal.conversationId !== req.conversationId)
+        throw notFound("conversation");
+      const headers = new Headers();
+      for (const name of FORWARDED) {
+        const value = ctx.requestHeader.get(name);
+        if (value !== null) headers.set(name, value);
+      }
+      const queue: Frame[] = [];
+      let wake: (() => void) | undefined;
+      let overflow = false;
+      const push = (frame: BusFrame) => {
+        const mapped = toStreamFrame(frame);
+        if (!mapped) return true;
+        if (queue.length >= MAX_QUEUED_FRAMES) overflow = true;
+        else queue.push(mapped);
+        wake?.();
+        return !overflow;
+      };
+      let stopLive: (() => void) | undefined;
+      try {
+        await openConversationStream({
+          socket: {
+            send: (frame) => push(frame as BusFrame),
+            join: (topic) => (stopLive = deps.bus.subscribe(topic, push)),
+          },
+          conversations,
+          headers,
+          bus: deps.bus,
+          conversationId: req.conversationId,
+          tenantId: "tenantId" in principal ? principal.tenantId : "",
+          watermark: req.watermark?.toString(),
+          established: false,
+        });
+        while (!ctx.signal.aborted) {
+          if (overflow) throw new ConnectError("subscriber too slow; resume from the last seq", Code.ResourceExhausted);
+          const frame = queue.shift();
+          if (frame) {
+            yield frame;
+            continue;
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+          wake = undefined;
+        }
+      } finally {
+        stopLive?.();
+      }
+    },
+  };
+}
+
+function toStreamFrame(frame: BusFrame): Frame | undefined {
+  switch (frame.type) {
+    case "activity":
+      return { frame: { case: "activity", value: fromApiJson(ActivitySchema, frame.activity as never) } };
+    case "typing":
+      return {
+        frame: {
+          case: "typing",
+          value: { conversationId: String(frame.conversation_id), from: frame.from as { id: string; name: string } },
+        },
+      };
+    case "read":
+      return {
+        frame: {
+          case: "read",
+          value: {
+            conversationId: String(frame.conversation_id),
+            userId: String(frame.user_id),
+            readUpTo: BigInt(String(frame.read_up_to)),
+          },
+        },
+      };
+    default:
+      return undefined;
+  }
+}
