@@ -13,7 +13,15 @@ const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
 
 /** url: the gateway; edgeUrl: the WebSocket edge (when the script prints `edge ws://…`); pid: the child. */
-export type Server = { url: string; edgeUrl?: string; pid: number; adminToken: string; stop(): Promise<void> };
+export type Server = {
+  url: string;
+  edgeUrl?: string;
+  /** Internal gRPC listener (`grpc 127.0.0.1:<port>`), as an http:// base URL. */
+  grpcUrl?: string;
+  pid: number;
+  adminToken: string;
+  stop(): Promise<void>;
+};
 
 const live = new Map<ChildProcess, () => Promise<void>>();
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -50,6 +58,7 @@ export async function startServer(script: string): Promise<Server> {
   live.set(child, stop);
   let timer: NodeJS.Timeout | undefined;
   let edgeUrl: string | undefined;
+  let grpcUrl: string | undefined;
   const ready = new Promise<string>((resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`${script} not ready in ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
     let partial = "";
@@ -62,6 +71,8 @@ export async function startServer(script: string): Promise<Server> {
         const match = /^gateway (http:\/\/127\.0\.0\.1:\d+)$/.exec(line.trim());
         const edge = /^edge (ws:\/\/127\.0\.0\.1:\d+)$/.exec(line.trim());
         if (edge?.[1]) edgeUrl ??= edge[1];
+        const grpc = /^grpc (127\.0\.0\.1:\d+)$/.exec(line.trim());
+        if (grpc?.[1]) grpcUrl ??= `http://${grpc[1]}`;
         if (logged >= 0) logged += /^(grpc|edge|admin token) /.test(line) ? 0 : 1;
         else if (match?.[1]) {
           logged = 0;
@@ -76,7 +87,7 @@ export async function startServer(script: string): Promise<Server> {
     void exited.then(() => reject(new Error(`${script} exited before it was ready (code ${child.exitCode})`)));
   });
   try {
-    return { url: await ready, edgeUrl, pid: child.pid ?? 0, adminToken, stop };
+    return { url: await ready, edgeUrl, grpcUrl, pid: child.pid ?? 0, adminToken, stop };
   } catch (error) {
     console.error(tail.join("\n"));
     await stop();

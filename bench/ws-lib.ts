@@ -22,9 +22,15 @@ export function mintToken(client: Client, secret: string, userId: string, conver
  * Opens a socket and resolves once `connection_established` arrived; later frames go to `onText`.
  * Rejects with the reason (HTTP status of a refused upgrade, errno code such as EMFILE, close code, timeout).
  */
-export function openSocket(url: string, onText: (text: string) => void, timeoutMs = OPEN_TIMEOUT_MS) {
+export function openSocket(
+  url: string,
+  onText: (text: string) => void,
+  timeoutMs = OPEN_TIMEOUT_MS,
+  localAddress?: string,
+) {
   return new Promise<WebSocket>((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    // A source address of its own gives a client process its own ~28k ephemeral ports.
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...(localAddress ? { localAddress } : {}) });
     let settled = false;
     const fail = (reason: string) => {
       if (settled) return;
