@@ -6,9 +6,10 @@ import { type Bus, tenantTopic } from "../common/bus.js";
 import type { Config } from "../common/config.js";
 import { CLIENT_IP_HEADER } from "../common/context.js";
 import type { Logger } from "../common/logger.js";
-import { authenticateEdge, type EdgePrincipal, tokenOf, UpgradeError, userKeyOf } from "./edge-auth.js";
-import { CLOSE, watermarkOf } from "./frames.js";
+import { authenticateEdge, tokenOf, UpgradeError } from "./edge-auth.js";
+import { CLOSE } from "./frames.js";
 import { handleFrame } from "./session-frames.js";
+import { newSocketState, type SocketState } from "./socket-state.js";
 import { openConversationStream } from "./stream.js";
 import { createTopicBridge } from "./topic-bridge.js";
 
@@ -17,24 +18,8 @@ const MAX_FRAME_BYTES = 64 * 1024;
 const MAX_BACKPRESSURE_BYTES = 1024 * 1024;
 const IDLE_TIMEOUT_S = 60;
 
-export interface SocketState {
-  principal: EdgePrincipal;
-  token: string;
-  expiresAt: number;
-  ip: string;
-  userKey: string;
-  watermark?: string;
-  feedTenant?: string;
-  closed: boolean;
-  expiry?: NodeJS.Timeout;
-  /** Frames left in this second, and strikes for exceeding it. */
-  budget: { left: number; resetAt: number; strikes: number };
-  subscriptions: Set<string>;
-  /** Topics whose stream is still opening: they count toward the cap already. */
-  opening: Set<string>;
-}
-
 export type EdgeSocket = uWS.WebSocket<SocketState>;
+export type { SocketState };
 
 export interface EdgeContext {
   conversations: Client<typeof ConversationsService>;
@@ -152,7 +137,7 @@ export async function startEdge(options: {
         if (closing) throw new UpgradeError("503 Service Unavailable", "shutting down");
         if (origin && !allowedOrigins.has(origin)) throw new UpgradeError("403 Forbidden", "origin not allowed");
         const { principal, expiresAt } = await authenticateEdge(token, access.verifier, access.directory);
-        const state = newState(principal, token as string, expiresAt, ip, query);
+        const state = newSocketState(principal, token as string, expiresAt, ip, query);
         if ((perUser.get(state.userKey) ?? 0) >= config.wsMaxConnectionsPerUser) {
           throw new UpgradeError("429 Too Many Requests", "too many connections for this user");
         }
@@ -208,40 +193,6 @@ export async function startEdge(options: {
     if (principal.kind === "end_user") return ctx.stream(ws, principal.conversationId, state.watermark);
     ctx.send(ws, { type: "connection_established", tenant_id: principal.tenantId, watermark: "0" });
     if (state.feedTenant) ctx.join(ws, tenantTopic(state.feedTenant));
-  }
-
-  function newState(
-    principal: EdgePrincipal,
-    token: string,
-    expiresAt: number,
-    ip: string,
-    query: URLSearchParams,
-  ): SocketState {
-    const feedTenant = query.get("tenant") ?? undefined;
-    if (feedTenant !== undefined) {
-      const canRead = principal.kind === "oauth_client" && principal.scopes.includes("conversations:read");
-      if (!canRead || feedTenant !== principal.tenantId)
-        throw new UpgradeError("403 Forbidden", "not allowed to read this feed");
-    }
-    let watermark: string | undefined;
-    try {
-      watermark = watermarkOf(query.get("watermark") ?? undefined);
-    } catch {
-      throw new UpgradeError("400 Bad Request", "watermark must be a seq");
-    }
-    return {
-      principal,
-      token,
-      expiresAt,
-      ip,
-      userKey: userKeyOf(principal),
-      watermark,
-      feedTenant,
-      closed: false,
-      budget: { left: 0, resetAt: 0, strikes: 0 },
-      subscriptions: new Set(),
-      opening: new Set(),
-    };
   }
 
   // Liveness for edge-only processes, which have no gateway.
