@@ -6,7 +6,7 @@ import { createAddressMatcher } from "./cidr.js";
 import { CLIENT_IP_HEADER, kPrincipal, type Principal } from "./context.js";
 import type { CredentialDirectory } from "./directory-client.js";
 import { INTERNAL_HEADER } from "./internal.js";
-import { InvalidTokenError, type TokenVerifier } from "./token-verifier.js";
+import { InvalidTokenError, principalOfClaims, type TokenVerifier } from "./token-verifier.js";
 import { validateMessage } from "./validation.js";
 
 export interface AuthFailure {
@@ -155,7 +155,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       if (error instanceof InvalidTokenError) throw invalid(error.message, "jwt");
       throw error;
     }
-    const principal = principalOf(claims);
+    const principal = principalOfClaims(claims);
     const kind = principal.kind === "oauth_client" ? PrincipalKind.OAUTH_CLIENT : PrincipalKind.END_USER;
     if (!allow.has(kind)) throw notAllowed(principal.kind);
     const tenant = await options.directory.tenantStatus(claims.tenant_id);
@@ -163,26 +163,6 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
     return principal;
   }
-}
-
-function principalOf(claims: Awaited<ReturnType<TokenVerifier["verify"]>>): Principal {
-  const subject = claims.sub as string;
-  if (claims.token_use === "access") {
-    return {
-      kind: "oauth_client",
-      tenantId: claims.tenant_id,
-      clientId: subject,
-      scopes: (claims.scope ?? "").split(" ").filter(Boolean),
-    };
-  }
-  return {
-    kind: "end_user",
-    tenantId: claims.tenant_id,
-    userId: subject,
-    userName: claims.name ?? "",
-    conversationId: claims.conversation_id ?? "",
-    channelId: claims.channel_id ?? "",
-  };
 }
 
 function invalid(message: string, kind: string, tenantId?: string): AuthError {

@@ -8,18 +8,18 @@ const HOLD_MS = 500;
 /** Sent to a topic's subscribers when frames were lost: they must resume by watermark. */
 export const GAP_FRAME: BusFrame = { type: "gap" };
 
-/**
- * Puts a conversation's activity frames back in seq order when several nodes
- * publish them (each after its own commit, so Redis may relay seq 6 before
- * seq 5). A frame ahead of its predecessor is held briefly; if the
- * predecessor never comes in time, subscribers get a gap frame, then what was held.
- */
 interface TopicState {
   last?: bigint;
   held: Map<bigint, BusFrame>;
   timer?: NodeJS.Timeout;
 }
 
+/**
+ * Puts a conversation's activity frames back in seq order when several nodes
+ * publish them (each after its own commit, so Redis may relay seq 6 before
+ * seq 5). A frame ahead of its predecessor is held briefly; if the
+ * predecessor never comes in time, subscribers get a gap frame, then what was held.
+ */
 export function createSequencer(deliver: (topic: string, frame: BusFrame) => void) {
   const topics = new Map<string, TopicState>();
 

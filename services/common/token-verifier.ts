@@ -1,4 +1,5 @@
 import { type CryptoKey, errors, importJWK, type JWK, type JWTPayload, jwtVerify } from "jose";
+import type { Principal } from "./context.js";
 
 export const TOKEN_ALG = "ES256";
 export const TOKEN_AUDIENCE = "converger";
@@ -27,6 +28,30 @@ export interface ConvergerClaims extends JWTPayload {
 }
 
 export class InvalidTokenError extends Error {}
+
+/** Who a verified token speaks for. */
+export type TokenPrincipal = Extract<Principal, { kind: "oauth_client" } | { kind: "end_user" }>;
+
+/** The principal of verified claims: the one mapping every service and the edge use. */
+export function principalOfClaims(claims: ConvergerClaims): TokenPrincipal {
+  const subject = claims.sub as string;
+  if (claims.token_use === "access") {
+    return {
+      kind: "oauth_client",
+      tenantId: claims.tenant_id,
+      clientId: subject,
+      scopes: (claims.scope ?? "").split(" ").filter(Boolean),
+    };
+  }
+  return {
+    kind: "end_user",
+    tenantId: claims.tenant_id,
+    userId: subject,
+    userName: claims.name ?? "",
+    conversationId: claims.conversation_id ?? "",
+    channelId: claims.channel_id ?? "",
+  };
+}
 
 /**
  * The one JWT verifier of every service and the edge: ES256 only, issuer,

@@ -1,8 +1,12 @@
-import type { Principal } from "../common/context.js";
 import type { CredentialDirectory } from "../common/directory-client.js";
-import { InvalidTokenError, type TokenVerifier } from "../common/token-verifier.js";
+import {
+  InvalidTokenError,
+  principalOfClaims,
+  type TokenPrincipal,
+  type TokenVerifier,
+} from "../common/token-verifier.js";
 
-export type EdgePrincipal = Extract<Principal, { kind: "oauth_client" } | { kind: "end_user" }>;
+export type EdgePrincipal = TokenPrincipal;
 
 export class UpgradeError extends Error {
   constructor(
@@ -42,22 +46,7 @@ export async function authenticateEdge(
   const tenant = await directory.tenantStatus(claims.tenant_id);
   if (!tenant.exists) throw new UpgradeError("401 Unauthorized", "unknown tenant");
   if (!tenant.active) throw new UpgradeError("403 Forbidden", "tenant is inactive");
-  const principal: EdgePrincipal =
-    claims.token_use === "access"
-      ? {
-          kind: "oauth_client",
-          tenantId: claims.tenant_id,
-          clientId: claims.sub as string,
-          scopes: (claims.scope ?? "").split(" ").filter(Boolean),
-        }
-      : {
-          kind: "end_user",
-          tenantId: claims.tenant_id,
-          userId: claims.sub as string,
-          userName: claims.name ?? "",
-          conversationId: claims.conversation_id ?? "",
-          channelId: claims.channel_id ?? "",
-        };
+  const principal = principalOfClaims(claims);
   return { principal, expiresAt: (claims.exp as number) * 1000 };
 }
 
