@@ -17,6 +17,7 @@ import type { CredentialDirectory } from "../common/directory-client.js";
 import { conflict, notFound } from "../common/errors.js";
 import { internalHeaders } from "../common/internal.js";
 import { pageOf, pageResult } from "../common/pagination.js";
+import { nameOf } from "../common/validation.js";
 import { invalidClient, invalidGrant, invalidScope, oauthError } from "./oauth-errors.js";
 import { checkScopes, narrowScope } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
@@ -119,11 +120,7 @@ export function authImpl(deps: AuthDeps): ServiceImpl<typeof AuthService> {
 
     async createOAuthClient(req, ctx) {
       const scopes = checkScopes(req.scopes);
-      const { row, secret } = await deps.clients.create(
-        tenantOf(ctx.values.get(kPrincipal)),
-        req.name.trim() || "client",
-        scopes,
-      );
+      const { row, secret } = await deps.clients.create(tenantOf(ctx.values.get(kPrincipal)), nameOf(req.name), scopes);
       return clientMessage(row, secret);
     },
 

@@ -1,6 +1,6 @@
 import { type DescField, type DescMessage, getOption, hasOption, isMessage, type Message } from "@bufbuild/protobuf";
 import { type FieldRules, rules } from "../../gen/converger/v1/options_pb.js";
-import { invalidArgument } from "./errors.js";
+import { invalidArgument, invalidField } from "./errors.js";
 
 interface Violation {
   field: string;
@@ -92,4 +92,11 @@ function isEmpty(value: unknown): boolean {
   if (Array.isArray(value)) return value.length === 0;
   if (isMessage(value)) return false;
   return false;
+}
+
+/** Names are trimmed; one made only of spaces is as good as none. */
+export function nameOf(raw: string, field = "name"): string {
+  const name = raw.trim();
+  if (!name) throw invalidField(field, "must not be blank");
+  return name;
 }

@@ -4,10 +4,10 @@ import { tenantOf } from "../common/access.js";
 import { kPrincipal } from "../common/context.js";
 import { notFound } from "../common/errors.js";
 import { pageOf, pageResult } from "../common/pagination.js";
+import { nameOf } from "../common/validation.js";
 import { type ConfigPolicy, mergeSecrets, redactConfig, validateChannelConfig } from "./channel-config.js";
 import type { ChannelStore } from "./store/channels.js";
 import { type ChannelRow, channelMessage, channelTypeName } from "./store/rows.js";
-import { nameOf } from "./tenants-routes.js";
 
 export interface ChannelsDeps {
   channels: ChannelStore;

@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { CreateTenantResponseSchema, TenantStatus, type TenantsService } from "../../gen/converger/v1/tenants_pb.js";
-import { invalidField, notFound } from "../common/errors.js";
+import { notFound } from "../common/errors.js";
 import { pageOf, pageResult } from "../common/pagination.js";
+import { nameOf } from "../common/validation.js";
 import type { TenantRow } from "./store/rows.js";
 import { tenantMessage } from "./store/rows.js";
 import type { TenantStore } from "./store/tenants.js";
@@ -42,13 +43,6 @@ export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsServic
       return withKey(rotated.row, rotated.apiKey);
     },
   };
-}
-
-/** Names are trimmed; one made only of spaces is as good as none. */
-export function nameOf(raw: string, field = "name"): string {
-  const name = raw.trim();
-  if (!name) throw invalidField(field, "must not be blank");
-  return name;
 }
 
 function withKey(row: TenantRow, apiKey: string) {
