@@ -24,7 +24,6 @@ export type { SocketState };
 export interface EdgeContext {
   conversations: Client<typeof ConversationsService>;
   access: AccessOptions;
-  bus: Bus;
   config: Config;
   log: Logger;
   send(ws: EdgeSocket, frame: unknown): boolean;
@@ -64,7 +63,6 @@ export async function startEdge(options: {
   const ctx: EdgeContext = {
     conversations: createClient(ConversationsService, options.conversationsTransport),
     access,
-    bus: options.bus,
     config,
     log,
     send(ws, frame) {
