@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Client, createTenant, fmt, inPool, options } from "./lib.js";
 import { startServer } from "./server.js";
-import { mintToken, rssKb } from "./ws-lib.js";
+import { mintToken, settledRssKb } from "./ws-lib.js";
 
 const opts = options("connections-cluster", { connections: 100_000, edges: 6, tokens: 200, seconds: 240 });
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -81,7 +81,7 @@ try {
       launch(["services/main.ts", "--services=realtime"], edgeEnv, /^edge (ws:\S+)$/),
     ),
   );
-  const before = edges.map((e) => rssKb(e.child.pid ?? 0));
+  const before = (await Promise.all(edges.map((e) => settledRssKb(e.child.pid ?? 0)))).map((r) => r.kb);
   const started = performance.now();
   const clients = await Promise.all(
     edges.map((edge, i) =>
@@ -99,8 +99,9 @@ try {
   console.log(
     `\nsockets held: ${total} of ${opts.connections} over ${opts.edges} edges, opened in ${fmt(seconds, 0, 1)} s`,
   );
-  for (const [i, edge] of edges.entries()) {
-    const grown = rssKb(edge.child.pid ?? 0) - (before[i] ?? 0);
+  const after = (await Promise.all(edges.map((e) => settledRssKb(e.child.pid ?? 0)))).map((r) => r.kb);
+  for (const [i] of edges.entries()) {
+    const grown = (after[i] ?? 0) - (before[i] ?? 0);
     const failed = clients[i]?.lines.find((l) => l.startsWith("FAIL"));
     console.log(
       `  edge ${i + 1}: ${held[i]} sockets, RSS +${fmt(grown / 1024, 0, 1)} MB = ${fmt(grown / Math.max(1, held[i] ?? 1), 0, 2)} KB/socket${failed ? `  (${failed})` : ""}`,

@@ -98,3 +98,28 @@ export function fileLimit(pid: number | "self"): number {
 }
 
 export const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
+
+/**
+ * The RSS of a process once it stopped moving: V8 gives back the heap pages an opening burst left
+ * behind only after its memory reducer has run (≈10–20 s of quiet; RSS stands still before that), so
+ * a reading taken right after a burst charges that garbage to the sockets; the token verifier's
+ * cache forgets a token 60–70 s after its last use. Waits `quietMs` (past both), then samples every
+ * second until three readings in a row stay within 256 KB, for at most `maxMs`.
+ */
+export async function settledRssKb(
+  pid: number,
+  quietMs = 75_000,
+  maxMs = 120_000,
+): Promise<{ kb: number; ms: number }> {
+  const start = performance.now();
+  await sleep(quietMs);
+  let last = rssKb(pid);
+  let steady = 0;
+  while (steady < 3 && performance.now() - start < maxMs) {
+    await sleep(1_000);
+    const now = rssKb(pid);
+    steady = Math.abs(now - last) <= 256 ? steady + 1 : 0;
+    last = now;
+  }
+  return { kb: last, ms: performance.now() - start };
+}

@@ -63,6 +63,12 @@ export function createTokenVerifier(options: { issuer: string; fetchKeys: () => 
   const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
   // token → claims and when to stop trusting the entry; cleared whenever the key set changes.
   const verified = new Map<string, { claims: ConvergerClaims; until: number }>();
+  // Entries past their time are dropped every few seconds, so tokens no longer sent do not hold memory.
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const [token, entry] of verified) if (entry.until <= now) verified.delete(token);
+  }, CACHE_TTL_MS / 6);
+  sweeper.unref();
   let keys = new Map<string, CryptoKey>();
   let loadedAt = 0;
   let loading: Promise<void> | undefined;

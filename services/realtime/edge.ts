@@ -6,10 +6,11 @@ import { type Bus, tenantTopic } from "../common/bus.js";
 import type { Config } from "../common/config.js";
 import { CLIENT_IP_HEADER } from "../common/context.js";
 import type { Logger } from "../common/logger.js";
-import { authenticateEdge, tokenOf, UpgradeError } from "./edge-auth.js";
+import { authenticateEdge, tokenOf, UpgradeError, userKeyOf } from "./edge-auth.js";
+import { createExpiryWheel, type ExpiryWheel } from "./expiry-wheel.js";
 import { CLOSE } from "./frames.js";
 import { handleFrame } from "./session-frames.js";
-import { newSocketState, type SocketState } from "./socket-state.js";
+import { newSocketState, type SocketState, without } from "./socket-state.js";
 import { openConversationStream } from "./stream.js";
 import { createTopicBridge } from "./topic-bridge.js";
 
@@ -30,7 +31,8 @@ export interface EdgeContext {
   join(ws: EdgeSocket, topic: string): void;
   leave(ws: EdgeSocket, topic: string): void;
   headersFor(state: SocketState): Headers;
-  scheduleExpiry(ws: EdgeSocket): void;
+  /** Closes sockets whose token expired (4408) unless a fresh token moved their expiry. */
+  expiries: ExpiryWheel<EdgeSocket>;
   /** Streams a conversation to the socket from `watermark` (see stream.ts), as the socket's user. */
   stream(ws: EdgeSocket, conversationId: string, watermark: string | undefined): Promise<void>;
 }
@@ -55,6 +57,12 @@ export async function startEdge(options: {
   });
   // Open sockets per user and per tenant, for the caps (counted on this edge).
   const perUser = new Map<string, number>();
+  const expiries = createExpiryWheel<EdgeSocket>((ws) => {
+    const state = ws.getUserData();
+    if (state.closed) return;
+    if (state.expiresAt > Date.now()) expiries.schedule(ws, state.expiresAt);
+    else ws.end(CLOSE.tokenExpired, "token expired");
+  });
   const perTenant = new Map<string, number>();
   const sockets = new Set<EdgeSocket>();
   const allowedOrigins = new Set([new URL(config.publicUrl).origin, ...config.wsAllowedOrigins]);
@@ -73,14 +81,15 @@ export async function startEdge(options: {
     },
     join(ws, topic) {
       const state = ws.getUserData();
-      if (state.closed || state.subscriptions.has(topic)) return;
-      state.subscriptions.add(topic);
-      bridge.retain(topic);
-      ws.subscribe(topic);
+      if (state.closed || state.subscriptions.includes(topic)) return;
+      const shared = bridge.retain(topic);
+      state.subscriptions = [...state.subscriptions, shared];
+      ws.subscribe(shared);
     },
     leave(ws, topic) {
       const state = ws.getUserData();
-      if (!state.subscriptions.delete(topic)) return;
+      if (!state.subscriptions.includes(topic)) return;
+      state.subscriptions = without(state.subscriptions, topic);
       if (!state.closed) ws.unsubscribe(topic);
       bridge.release(topic);
     },
@@ -100,17 +109,7 @@ export async function startEdge(options: {
         established: true,
       });
     },
-    scheduleExpiry(ws) {
-      const state = ws.getUserData();
-      clearTimeout(state.expiry);
-      state.expiry = setTimeout(
-        () => {
-          if (!state.closed) ws.end(CLOSE.tokenExpired, "token expired");
-        },
-        Math.max(0, state.expiresAt - Date.now()),
-      );
-      state.expiry.unref();
-    },
+    expiries,
   };
 
   const app = uWS.App().ws<SocketState>("/ws", {
@@ -136,7 +135,7 @@ export async function startEdge(options: {
         if (origin && !allowedOrigins.has(origin)) throw new UpgradeError("403 Forbidden", "origin not allowed");
         const { principal, expiresAt } = await authenticateEdge(token, access.verifier, access.directory);
         const state = newSocketState(principal, token as string, expiresAt, ip, query);
-        if ((perUser.get(state.userKey) ?? 0) >= config.wsMaxConnectionsPerUser) {
+        if ((perUser.get(userKeyOf(principal)) ?? 0) >= config.wsMaxConnectionsPerUser) {
           throw new UpgradeError("429 Too Many Requests", "too many connections for this user");
         }
         if ((perTenant.get(principal.tenantId) ?? 0) >= config.wsMaxConnectionsPerTenant) {
@@ -154,9 +153,9 @@ export async function startEdge(options: {
     open: (ws) => {
       const state = ws.getUserData();
       sockets.add(ws);
-      count(perUser, state.userKey, 1);
+      count(perUser, userKeyOf(state.principal), 1);
       count(perTenant, state.principal.tenantId, 1);
-      ctx.scheduleExpiry(ws);
+      expiries.schedule(ws, state.expiresAt);
       void openStreams(ws).catch((error) => {
         log.warn({ err: error }, "stream failed to open");
         if (!state.closed) ws.end(CLOSE.forbidden, "stream unavailable");
@@ -170,9 +169,9 @@ export async function startEdge(options: {
       const state = ws.getUserData();
       state.closed = true;
       sockets.delete(ws);
-      clearTimeout(state.expiry);
+      expiries.cancel(ws);
       for (const topic of state.subscriptions) bridge.release(topic);
-      count(perUser, state.userKey, -1);
+      count(perUser, userKeyOf(state.principal), -1);
       count(perTenant, state.principal.tenantId, -1);
     },
   });
@@ -180,7 +179,7 @@ export async function startEdge(options: {
   /** Live frames of `topic` were lost: its followers reconnect and resume by watermark. */
   function resumeFollowers(topic: string): void {
     for (const ws of sockets) {
-      if (ws.getUserData().subscriptions.has(topic))
+      if (ws.getUserData().subscriptions.includes(topic))
         ws.end(CLOSE.goingAway, "live feed interrupted; resume by watermark");
     }
   }
@@ -213,6 +212,7 @@ export async function startEdge(options: {
       uWS.us_listen_socket_close(listenSocket);
       for (const ws of [...sockets]) ws.end(CLOSE.goingAway, "server going away");
       bridge.close();
+      expiries.close();
     },
   };
 }

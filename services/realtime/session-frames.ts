@@ -6,6 +6,7 @@ import { fromApiJson, toApiJson } from "../common/json.js";
 import type { EdgeContext, EdgeSocket } from "./edge.js";
 import { authenticateEdge, UpgradeError, userKeyOf } from "./edge-auth.js";
 import { CLOSE, type ClientFrame, FrameError, parseClientFrame } from "./frames.js";
+import { without } from "./socket-state.js";
 
 // Per-socket inbound budget; going over answers an error, doing so repeatedly closes 4429.
 const FRAMES_PER_SECOND = 50;
@@ -22,10 +23,12 @@ export async function handleFrame(
 ): Promise<void> {
   const state = ws.getUserData();
   const now = Date.now();
-  if (now >= state.budget.resetAt)
-    state.budget = { left: FRAMES_PER_SECOND, resetAt: now + 1000, strikes: state.budget.strikes };
-  if (state.budget.left-- <= 0) {
-    if (++state.budget.strikes >= STRIKES_BEFORE_CLOSE) return ws.end(CLOSE.rateLimited, "rate limited");
+  if (now >= state.budgetResetAt) {
+    state.framesLeft = FRAMES_PER_SECOND;
+    state.budgetResetAt = now + 1000;
+  }
+  if (state.framesLeft-- <= 0) {
+    if (++state.strikes >= STRIKES_BEFORE_CLOSE) return ws.end(CLOSE.rateLimited, "rate limited");
     ctx.send(ws, {
       type: "error",
       code: "resource_exhausted",
@@ -59,30 +62,30 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
         throw error instanceof UpgradeError ? new FrameError("unauthenticated", error.message) : error;
       });
       const same =
-        userKeyOf(renewed.principal) === state.userKey &&
+        userKeyOf(renewed.principal) === userKeyOf(principal) &&
         (renewed.principal.kind !== "end_user" ||
           (principal.kind === "end_user" && renewed.principal.conversationId === principal.conversationId));
       if (!same) throw new FrameError("permission_denied", "the new token is for another user or conversation");
       state.token = frame.token;
       state.expiresAt = renewed.expiresAt;
-      ctx.scheduleExpiry(ws);
+      ctx.expiries.schedule(ws, renewed.expiresAt);
       ctx.send(ws, { type: "auth_ok", expires_at: new Date(renewed.expiresAt).toISOString() });
       return;
     }
     case "subscribe": {
       const topic = conversationTopic(frame.conversation_id);
-      if (state.subscriptions.has(topic) || state.opening.has(topic)) return;
+      if (state.subscriptions.includes(topic) || state.opening.includes(topic)) return;
       if (principal.kind === "end_user" && frame.conversation_id !== principal.conversationId) {
         throw new FrameError("not_found", "conversation not found");
       }
-      if (state.subscriptions.size + state.opening.size >= ctx.config.wsMaxSubscriptions) {
+      if (state.subscriptions.length + state.opening.length >= ctx.config.wsMaxSubscriptions) {
         throw new FrameError("resource_exhausted", `at most ${ctx.config.wsMaxSubscriptions} subscriptions per socket`);
       }
-      state.opening.add(topic);
+      state.opening = [...state.opening, topic];
       try {
         await ctx.stream(ws, frame.conversation_id, frame.watermark);
       } finally {
-        state.opening.delete(topic);
+        state.opening = without(state.opening, topic);
       }
       return;
     }

@@ -1,22 +1,27 @@
-import { type EdgePrincipal, UpgradeError, userKeyOf } from "./edge-auth.js";
+import { type EdgePrincipal, UpgradeError } from "./edge-auth.js";
 import { watermarkOf } from "./frames.js";
 
-/** What the edge keeps per socket (uWS user data). */
+/**
+ * What the edge keeps per socket (uWS user data). Kept flat and small: it is
+ * multiplied by every connection (bench/connections.ts), so no per-socket
+ * timers, sets or nested objects; a socket follows one topic in the common case.
+ */
 export interface SocketState {
   principal: EdgePrincipal;
+  /** Forwarded to the conversations service, which authorizes each call itself. */
   token: string;
   expiresAt: number;
   ip: string;
-  userKey: string;
   watermark?: string;
   feedTenant?: string;
   closed: boolean;
-  expiry?: NodeJS.Timeout;
-  /** Frames left in this second, and strikes for exceeding it. */
-  budget: { left: number; resetAt: number; strikes: number };
-  subscriptions: Set<string>;
+  /** Frames left in the second ending at budgetResetAt, and strikes for exceeding a second's budget. */
+  framesLeft: number;
+  budgetResetAt: number;
+  strikes: number;
+  subscriptions: readonly string[];
   /** Topics whose stream is still opening: they count toward the cap already. */
-  opening: Set<string>;
+  opening: readonly string[];
 }
 
 /** The state of a socket about to be upgraded; refuses a feed or watermark the token does not allow. */
@@ -40,16 +45,39 @@ export function newSocketState(
     throw new UpgradeError("400 Bad Request", "watermark must be a seq");
   }
   return {
-    principal,
+    principal: withSharedIds(principal),
     token,
     expiresAt,
     ip,
-    userKey: userKeyOf(principal),
     watermark,
     feedTenant,
     closed: false,
-    budget: { left: 0, resetAt: 0, strikes: 0 },
-    subscriptions: new Set(),
-    opening: new Set(),
+    framesLeft: 0,
+    budgetResetAt: 0,
+    strikes: 0,
+    subscriptions: [],
+    opening: [],
   };
+}
+
+/** A copy of a small list without `item`. Lists are replaced, not grown in place: a pushed-to array keeps ~16 slots. */
+export function without(list: readonly string[], item: string): string[] {
+  return list.filter((entry) => entry !== item);
+}
+
+// Ids many sockets carry (tenant, channel): one string each per edge instead of one per socket.
+const MAX_SHARED_IDS = 100_000;
+const sharedIds = new Map<string, string>();
+function shared(id: string): string {
+  const known = sharedIds.get(id);
+  if (known !== undefined) return known;
+  if (sharedIds.size >= MAX_SHARED_IDS) sharedIds.clear();
+  sharedIds.set(id, id);
+  return id;
+}
+
+function withSharedIds(principal: EdgePrincipal): EdgePrincipal {
+  return principal.kind === "end_user"
+    ? { ...principal, tenantId: shared(principal.tenantId), channelId: shared(principal.channelId) }
+    : { ...principal, tenantId: shared(principal.tenantId) };
 }

@@ -6,15 +6,17 @@ import type { Bus, BusFrame } from "../common/bus.js";
  * writes it to every subscribed socket), not once per socket.
  */
 export function createTopicBridge(bus: Bus, publish: (topic: string, frame: BusFrame) => void) {
-  const topics = new Map<string, { count: number; off: () => void }>();
+  const topics = new Map<string, { topic: string; count: number; off: () => void }>();
   return {
-    retain(topic: string): void {
+    /** Follows `topic`; returns the bridge's own copy of the name, which sockets share instead of one each. */
+    retain(topic: string): string {
       const entry = topics.get(topic);
       if (entry) {
         entry.count++;
-        return;
+        return entry.topic;
       }
-      topics.set(topic, { count: 1, off: bus.subscribe(topic, (frame) => publish(topic, frame)) });
+      topics.set(topic, { topic, count: 1, off: bus.subscribe(topic, (frame) => publish(topic, frame)) });
+      return topic;
     },
     release(topic: string): void {
       const entry = topics.get(topic);
