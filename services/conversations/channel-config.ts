@@ -1,52 +1,10 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { ConfigSpec, FieldKind } from "../channels/adapter.js";
+import { adapterOf } from "../channels/index.js";
 import { isNonPublicHostname } from "../common/address-policy.js";
 import { invalidField } from "../common/errors.js";
 
-type Kind = "string" | "url" | "headers" | "method";
-
-interface FieldSpec {
-  kind: Kind;
-  required?: boolean;
-  /** Never shown again after it is set: reads answer REDACTED. */
-  secret?: boolean;
-}
-
-type Spec = Record<string, FieldSpec>;
-
 export const REDACTED = "[redacted]";
-
-const baseUrl: FieldSpec = { kind: "url" };
-
-/** Config shape of each channel type (design.md §3 Channels). */
-const SPECS: Record<string, Spec> = {
-  echo: {},
-  websocket: {},
-  webhook: { url: { kind: "url", required: true }, headers: { kind: "headers" }, method: { kind: "method" } },
-  whatsapp_meta: {
-    phone_number_id: { kind: "string", required: true },
-    access_token: { kind: "string", required: true, secret: true },
-    verify_token: { kind: "string", required: true, secret: true },
-    app_secret: { kind: "string", required: true, secret: true },
-    base_url: baseUrl,
-  },
-  whatsapp_infobip: {
-    base_url: { kind: "url", required: true },
-    api_key: { kind: "string", required: true, secret: true },
-    sender: { kind: "string", required: true },
-  },
-  telegram: { bot_token: { kind: "string", required: true, secret: true }, base_url: baseUrl },
-  instagram: {
-    instagram_account_id: { kind: "string", required: true },
-    access_token: { kind: "string", required: true, secret: true },
-    base_url: baseUrl,
-  },
-  messenger: {
-    page_id: { kind: "string", required: true },
-    page_access_token: { kind: "string", required: true, secret: true },
-    app_secret: { kind: "string", secret: true },
-    base_url: baseUrl,
-  },
-};
 
 const METHODS = new Set(["POST", "PUT", "PATCH"]);
 const MAX_VALUE_LENGTH = 2048;
@@ -58,7 +16,7 @@ export interface ConfigPolicy {
 
 /** Checks a config against its type's spec and returns it normalized; errors name `config.<field>`. */
 export function validateChannelConfig(type: string, config: JsonObject, policy: ConfigPolicy): JsonObject {
-  const spec = SPECS[type];
+  const spec = adapterOf(type)?.config;
   if (!spec) throw invalidField("type", "is not a channel type");
   for (const key of Object.keys(config)) {
     if (!spec[key]) throw invalidField(`config.${key}`, `is not a ${type} setting`);
@@ -75,7 +33,7 @@ export function validateChannelConfig(type: string, config: JsonObject, policy: 
   return normalized;
 }
 
-function checkValue(path: string, kind: Kind, value: JsonValue, policy: ConfigPolicy): JsonValue {
+function checkValue(path: string, kind: FieldKind, value: JsonValue, policy: ConfigPolicy): JsonValue {
   if (kind === "headers") {
     if (typeof value !== "object" || Array.isArray(value)) throw invalidField(path, "must be an object of strings");
     for (const [name, v] of Object.entries(value as JsonObject)) {
@@ -120,7 +78,7 @@ function checkUrl(path: string, value: string, policy: ConfigPolicy): string {
 
 /** The config as reads show it: secret values replaced. */
 export function redactConfig(type: string, config: JsonObject): JsonObject {
-  const spec = SPECS[type] ?? {};
+  const spec: ConfigSpec = adapterOf(type)?.config ?? {};
   const shown: JsonObject = {};
   for (const [name, value] of Object.entries(config)) shown[name] = spec[name]?.secret ? REDACTED : value;
   return shown;
@@ -131,7 +89,7 @@ export function redactConfig(type: string, config: JsonObject): JsonObject {
  * read: both keep the stored value, so clients can round-trip a config.
  */
 export function mergeSecrets(type: string, stored: JsonObject, incoming: JsonObject): JsonObject {
-  const spec = SPECS[type] ?? {};
+  const spec: ConfigSpec = adapterOf(type)?.config ?? {};
   const merged: JsonObject = { ...incoming };
   for (const [name, field] of Object.entries(spec)) {
     const value = incoming[name];
