@@ -4,13 +4,16 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../gen/converger/v1/auth_pb.js";
 import type { AccessOptions, AuthFailure } from "./common/access.js";
 import { type Bus, createLocalBus } from "./common/bus.js";
+import { createAddressMatcher } from "./common/cidr.js";
 import type { Config, ServiceName } from "./common/config.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./common/db/embedded.js";
 import { migrate } from "./common/db/migrate.js";
 import { createPool } from "./common/db/pool.js";
 import { createDirectTransport } from "./common/direct-transport.js";
 import { createDirectoryClient } from "./common/directory-client.js";
+import { createInProcessLog, type EventLog } from "./common/event-log.js";
 import { internalHeaders } from "./common/internal.js";
+import { createKafkaLog } from "./common/kafka-log.js";
 import { createLogger, forService, type Logger } from "./common/logger.js";
 import { createRedisBus } from "./common/redis-bus.js";
 import type { ServiceModule } from "./common/service.js";
@@ -26,6 +29,7 @@ export interface App {
   config: Config;
   log: Logger;
   bus: Bus;
+  eventLog: EventLog;
   modules: ServiceModule[];
   /** Bound ports (useful when the config asked for port 0). */
   ports: { gateway?: number; grpc?: number; edge?: number };
@@ -60,6 +64,9 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       ? await createRedisBus(config.redisUrl, forService(root, "bus"))
       : createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
     cleanups.push(() => bus.close());
+    const eventLog = createEventLog(config, hosted, forService(root, "events"));
+    // Closed after the modules stopped (cleanups run in reverse).
+    cleanups.push(() => eventLog.close());
     const modules: ServiceModule[] = [];
     const localRoutes = (router: ConnectRouter) => {
       for (const m of modules) m.routes(router);
@@ -67,7 +74,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const transportFor = transports(config, hosted, createDirectTransport(localRoutes));
     const access = accessOptions(config, bus, transportFor, log);
     for (const name of hosted) {
-      modules.push(REGISTRY[name]!.create({ pool, bus, log: root, config, access, transportFor }));
+      modules.push(REGISTRY[name]!.create({ pool, bus, eventLog, log: root, config, access, transportFor }));
     }
     cleanups.push(async () => {
       for (const m of modules) await m.stop();
@@ -99,7 +106,14 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     if (config.services.includes("gateway")) {
       const services: { desc: DescService; transport: Transport }[] = [];
       const remote: typeof services = [];
-      const rawRoutes = [...opsRoutes({ modules, bus, isListening: () => listening })];
+      const rawRoutes = [
+        ...opsRoutes({
+          modules,
+          bus,
+          isListening: () => listening,
+          metricsAllowed: createAddressMatcher(config.adminAllowedIps),
+        }),
+      ];
       for (const [name, registration] of Object.entries(REGISTRY)) {
         const transport = transportFor(name as ServiceName);
         const entries = registration.services.map((desc) => ({ desc, transport }));
@@ -123,11 +137,33 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       ports.gateway = gateway.port;
     }
     listening = true;
-    return { config, log: root, bus, modules, ports, databaseUrl, stop };
+    return { config, log: root, bus, eventLog, modules, ports, databaseUrl, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/**
+ * Kafka when KAFKA_BROKERS is set; otherwise the outbox feeds consumers in this
+ * process, which therefore must host the writer (conversations) too.
+ */
+function createEventLog(config: Config, hosted: ServiceName[], log: Logger): EventLog {
+  if (config.kafkaBrokers.length > 0) {
+    return createKafkaLog({
+      brokers: config.kafkaBrokers,
+      clientId: `converger-${hosted.join("-") || "gateway"}`,
+      idempotent: config.kafkaIdempotent,
+      partitions: config.kafkaPartitions,
+      sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+      retryBaseMs: config.processingRetryBaseMs,
+      log,
+    });
+  }
+  if (hosted.includes("delivery") && !hosted.includes("conversations")) {
+    throw new Error("the delivery service needs KAFKA_BROKERS unless it runs with the conversations service");
+  }
+  return createInProcessLog({ retryBaseMs: config.processingRetryBaseMs, log });
 }
 
 async function openDatabase(config: Config, log: Logger, cleanups: (() => Promise<void>)[]) {

@@ -3,6 +3,7 @@ import type { Transport } from "@connectrpc/connect";
 import { AuthService } from "../gen/converger/v1/auth_pb.js";
 import { ChannelsService } from "../gen/converger/v1/channels_pb.js";
 import { ConversationsService, DirectoryService } from "../gen/converger/v1/conversations_pb.js";
+import { DeliveryService } from "../gen/converger/v1/delivery_pb.js";
 import { EventsService } from "../gen/converger/v1/events_pb.js";
 import { RealtimeService } from "../gen/converger/v1/realtime_pb.js";
 import { TenantsService } from "../gen/converger/v1/tenants_pb.js";
@@ -11,6 +12,8 @@ import { authMigrations, createAuthModule } from "./auth/service.js";
 import type { ServiceName } from "./common/config.js";
 import type { MigrationSet, ModuleDeps, RawRoute, ServiceModule } from "./common/service.js";
 import { conversationsMigrations, createConversationsModule } from "./conversations/service.js";
+import { deliveryRawRoutes } from "./delivery/raw-routes.js";
+import { createDeliveryModule, deliveryMigrations } from "./delivery/service.js";
 import { createRealtimeModule } from "./realtime/service.js";
 
 interface Registration {
@@ -39,5 +42,11 @@ export const REGISTRY: Partial<Record<ServiceName, Registration>> = {
   realtime: {
     services: [RealtimeService],
     create: createRealtimeModule,
+  },
+  delivery: {
+    services: [DeliveryService],
+    migrations: deliveryMigrations,
+    create: createDeliveryModule,
+    rawRoutes: deliveryRawRoutes,
   },
 };

@@ -121,14 +121,17 @@ describe("activities", () => {
     const off = t.app.bus.subscribe(`conversation:${id}`, (frame) => {
       pushed.push((frame.activity as { seq: string }).seq);
     });
-    const relay = (t.app.modules[0] as unknown as { relay: OutboxRelay }).relay;
-    const offRelay = relay.subscribe("converger.activities", (m) => {
-      if (m.key === id) relayed.push((m.payload as { activity: { seq: string } }).activity.seq);
+    await t.app.eventLog.consume({
+      group: `test-${id}`,
+      topic: "converger.activities",
+      async handle(record) {
+        if (record.key === id) relayed.push((record.payload as { activity: { seq: string } }).activity.seq);
+      },
+      async deadLetter() {},
     });
     for (let i = 0; i < 5; i++) await f.message(key, id, `n${i}`);
     await expect.poll(() => relayed.length, { timeout: 5000 }).toBe(5);
     off();
-    offRelay();
     expect(pushed).toEqual(["1", "2", "3", "4", "5"]);
     expect(relayed).toEqual(["1", "2", "3", "4", "5"]);
     const outbox = await t.db.query(

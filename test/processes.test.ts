@@ -127,9 +127,12 @@ describe("split processes", () => {
     ]);
     const db = new pg.Client({ connectionString: databaseUrl });
     await db.connect();
-    const rows = await db.query("SELECT owner, version FROM schema_migrations");
+    const rows = await db.query("SELECT owner, version FROM schema_migrations ORDER BY version");
     await db.end();
-    expect(rows.rows).toEqual([{ owner: "conversations", version: "001_init.sql" }]);
+    expect(rows.rows).toEqual([
+      { owner: "conversations", version: "001_init.sql" },
+      { owner: "conversations", version: "002_outbox_per_key.sql" },
+    ]);
     await Promise.all([a.stop(), b.stop()]);
   });
 });
@@ -149,7 +152,10 @@ describe("embedded PostgreSQL", () => {
       const first = await start(env, [], /^gateway /m);
       const tenant = await call(base, "POST", "/admin/v1/tenants", { token: ADMIN_TOKEN, body: { name: "durable" } });
       const key = tenant.body.api_key;
-      const channel = await call(base, "POST", "/v1/channels", { key, body: { name: "c", type: "echo", config: {} } });
+      const channel = await call(base, "POST", "/v1/channels", {
+        key,
+        body: { name: "c", type: "websocket", config: {} },
+      });
       const conv = await call(base, "POST", "/v1/conversations", { key, body: { channel_id: channel.body.id } });
       const path = `/v1/conversations/${conv.body.id}/activities`;
       await call(base, "POST", path, { key, body: { type: "message", text: "before", from: { id: "u" } } });

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { internalTokenFrom } from "./internal.js";
 
 /** Services one process can host; `gateway` is the REST/Connect front door. */
-export const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime"] as const;
+export const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime", "delivery"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface Config {
@@ -31,6 +31,19 @@ export interface Config {
   wsMaxConnectionsPerTenant: number;
   wsMaxSubscriptions: number;
   webhookAllowPrivate: boolean;
+  /** KAFKA_BROKERS: host:port list; unset = the outbox feeds in-process consumers. */
+  kafkaBrokers: string[];
+  /** KAFKA_IDEMPOTENT: idempotent producer (off only for brokers that cannot serve it, e.g. the test mock). */
+  kafkaIdempotent: boolean;
+  /** KAFKA_PARTITIONS: partitions of the topics we create (when the broker lets us). */
+  kafkaPartitions: number;
+  /** KAFKA_SESSION_TIMEOUT_MS: how long a silent consumer keeps its partitions. */
+  kafkaSessionTimeoutMs: number;
+  deliveryBackoffBaseMs: number;
+  deliveryMaxAttempts: number;
+  deliveryRetentionDays: number;
+  /** First wait before a log consumer retries an event it failed to process (then ×2, 3 retries). */
+  processingRetryBaseMs: number;
   services: ServiceName[];
   /** Base URL of the gRPC listener hosting each service not run in this process. */
   upstreams: Partial<Record<ServiceName, string>>;
@@ -77,6 +90,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     wsMaxConnectionsPerTenant: intVar(env, "WS_MAX_CONNECTIONS_PER_TENANT", 20_000, 1),
     wsMaxSubscriptions: intVar(env, "WS_MAX_SUBSCRIPTIONS", 1000, 1),
     webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE === "true",
+    kafkaBrokers: list(env.KAFKA_BROKERS ?? ""),
+    kafkaIdempotent: env.KAFKA_IDEMPOTENT !== "false",
+    kafkaPartitions: intVar(env, "KAFKA_PARTITIONS", 12, 1),
+    kafkaSessionTimeoutMs: intVar(env, "KAFKA_SESSION_TIMEOUT_MS", 30_000, 1_000),
+    deliveryBackoffBaseMs: intVar(env, "DELIVERY_BACKOFF_BASE_MS", 10_000, 1),
+    deliveryMaxAttempts: intVar(env, "DELIVERY_MAX_ATTEMPTS", 5, 1),
+    deliveryRetentionDays: intVar(env, "DELIVERY_RETENTION_DAYS", 30, 1),
+    processingRetryBaseMs: intVar(env, "PROCESSING_RETRY_BASE_MS", 1_000, 1),
     services,
     upstreams: upstreamsFor(env, services, grpcPort),
     idempotencyTtlHours: intVar(env, "IDEMPOTENCY_TTL_HOURS", DEFAULT_IDEMPOTENCY_TTL_HOURS, 24),

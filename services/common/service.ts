@@ -4,6 +4,7 @@ import type { AccessOptions } from "./access.js";
 import type { Bus } from "./bus.js";
 import type { Config, ServiceName } from "./config.js";
 import type { Pool } from "./db/pool.js";
+import type { EventLog } from "./event-log.js";
 import type { Logger } from "./logger.js";
 
 /** A raw HTTP route owned by a service (chunk bodies, webhooks, health, …). */
@@ -42,6 +43,8 @@ export interface ModuleDeps {
   /** Set when the process hosts a service with tables; see requirePool. */
   pool?: Pool;
   bus: Bus;
+  /** The outbox's consumers' side: Kafka or in-process (event-log.ts). */
+  eventLog: EventLog;
   log: Logger;
   config: Config;
   access: AccessOptions;

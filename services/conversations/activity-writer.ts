@@ -159,3 +159,4 @@ class AmbiguousCommitError extends Error {
 function keyOf(d: ActivityDraft): string {
   return `${d.tenantId}|${d.conversationId}|${d.idempotency?.key}`;
 }
+export type ActivityWriter = ReturnType<typeof createActivityWriter>;

@@ -13,7 +13,7 @@ export interface ChannelsDeps {
   channels: ChannelStore;
   configPolicy: ConfigPolicy;
   /** A changed secret or status must reach cached credential lookups at once. */
-  onSecretOrStatusChange: () => void;
+  onChannelChange: () => void;
 }
 
 export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsService> {
@@ -47,13 +47,13 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
       const name = req.name === undefined ? undefined : nameOf(req.name);
       const row = await deps.channels.update(tenantId, req.id, { name, status, config });
       if (!row) throw notFound("channel");
-      if (status) deps.onSecretOrStatusChange();
+      if (status || config) deps.onChannelChange(); // caches elsewhere (access, delivery) forget it
       return shown(row);
     },
     async rotateChannelSecret(req, ctx) {
       const row = await deps.channels.rotateSecret(tenantOf(ctx.values.get(kPrincipal)), req.id);
       if (!row) throw notFound("channel");
-      deps.onSecretOrStatusChange();
+      deps.onChannelChange();
       return shown(row, true);
     },
   };

@@ -17,7 +17,8 @@ export interface EventsDeps {
 export function eventsImpl(deps: EventsDeps): ServiceImpl<typeof EventsService> {
   return {
     async createEvent(req, ctx) {
-      const tenantId = tenantOf(ctx.values.get(kPrincipal));
+      const principal = ctx.values.get(kPrincipal);
+      const tenantId = principal.kind === "internal" ? req.tenantId.toLowerCase() : tenantOf(principal);
       if (req.tenantId.toLowerCase() !== tenantId) {
         throw new ConnectError("X-Tenant-ID does not match the credential's tenant", Code.PermissionDenied);
       }

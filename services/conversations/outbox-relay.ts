@@ -1,53 +1,41 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { Pool } from "../common/db/pool.js";
+import type { EventLog, LogRecord } from "../common/event-log.js";
 import type { Logger } from "../common/logger.js";
-
-/** One relayed outbox row, as consumers receive it. */
-export interface OutboxMessage {
-  eventId: string;
-  topic: string;
-  /** Partition key: messages with one key arrive in the order they were written. */
-  key: string;
-  tenantId: string;
-  payload: JsonValue;
-}
-
-export type OutboxConsumer = (message: OutboxMessage) => Promise<void> | void;
 
 export interface OutboxRelayOptions {
   pool: Pool;
   log: Logger;
+  eventLog: EventLog;
   retentionHours: number;
   /** Fallback poll for rows written by other processes. */
   pollIntervalMs?: number;
 }
 
-// Only one relay in the cluster works at a time, which keeps the outbox order.
-const RELAY_LOCK_KEY = 7_310_042_002;
 const BATCH = 500;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
+// After a failed append (Kafka down) passes wait this long, doubling up to the cap.
+const BACKOFF_MS = [250, 5_000] as const;
 
 /**
- * Relays committed outbox rows to consumers at least once, in id order (so in
- * per-conversation order), marking them published only after every consumer
- * took them. A consumer that throws holds the row back for the next pass;
- * consumers must therefore be idempotent on eventId.
+ * Relays committed outbox rows to the event log at least once, marking them
+ * published only after the log took them (Kafka acknowledged them). Any number
+ * of relays may run: each claims a batch with FOR UPDATE SKIP LOCKED and
+ * publishes a row only when every earlier unpublished row of its key is in its
+ * own batch, so per-key (per-conversation) order holds across relays. While the
+ * log is unreachable rows stay in the outbox and go out, in order, once it is back.
  */
 export function createOutboxRelay(options: OutboxRelayOptions) {
-  const consumers = new Map<string, Set<OutboxConsumer>>();
   let wanted = false;
   let running: Promise<void> | undefined;
   let timers: NodeJS.Timeout[] = [];
+  let failures = 0;
+  let pausedUntil = 0;
 
   async function pass(): Promise<number> {
     const client = await options.pool.connect();
     try {
       await client.query("BEGIN");
-      const lock = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock($1) AS ok", [RELAY_LOCK_KEY]);
-      if (!lock.rows[0]?.ok) {
-        await client.query("COMMIT");
-        return 0;
-      }
       const { rows } = await client.query<{
         id: string;
         event_id: string;
@@ -56,34 +44,31 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         tenant_id: string;
         payload: JsonValue;
       }>(
-        `SELECT id, event_id, topic, key, tenant_id, payload FROM outbox
-         WHERE published_at IS NULL ORDER BY id LIMIT $1`,
+        `WITH batch AS (
+           SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         SELECT o.id, o.event_id, o.topic, o.key, o.tenant_id, o.payload
+         FROM outbox o JOIN batch b ON b.id = o.id
+         WHERE NOT EXISTS (
+           SELECT 1 FROM outbox e
+           WHERE e.published_at IS NULL AND e.key = o.key AND e.id < o.id AND e.id NOT IN (SELECT id FROM batch))
+         ORDER BY o.id`,
         [BATCH],
       );
-      const done: string[] = [];
-      for (const row of rows) {
-        const message = {
-          eventId: row.event_id,
-          topic: row.topic,
-          key: row.key,
-          tenantId: row.tenant_id,
-          payload: row.payload,
-        };
-        try {
-          for (const consumer of consumers.get(row.topic) ?? []) await consumer(message);
-        } catch (error) {
-          options.log.error(
-            { err: error, eventId: row.event_id, topic: row.topic },
-            "outbox consumer failed; will retry",
-          );
-          break;
-        }
-        done.push(row.id);
+      const records: LogRecord[] = rows.map((row) => ({
+        eventId: row.event_id,
+        topic: row.topic,
+        key: row.key,
+        tenantId: row.tenant_id,
+        payload: row.payload,
+      }));
+      await options.eventLog.append(records);
+      if (rows.length > 0) {
+        await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [
+          rows.map((r) => r.id),
+        ]);
       }
-      if (done.length > 0)
-        await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [done]);
       await client.query("COMMIT");
-      return rows.length === BATCH && done.length === BATCH ? done.length : 0;
+      return rows.length;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw error;
@@ -93,12 +78,16 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   }
 
   async function loop(): Promise<void> {
-    while (wanted) {
+    while (wanted && Date.now() >= pausedUntil) {
       wanted = false;
       try {
-        if ((await pass()) > 0) wanted = true;
+        if ((await pass()) === BATCH) wanted = true;
+        failures = 0;
       } catch (error) {
-        options.log.error({ err: error }, "outbox relay pass failed");
+        failures++;
+        pausedUntil = Date.now() + Math.min(BACKOFF_MS[1], BACKOFF_MS[0] * 2 ** (failures - 1));
+        wanted = true;
+        options.log.error({ err: error, failures }, "outbox relay pass failed; rows stay in the outbox");
       }
     }
     running = undefined;
@@ -116,12 +105,6 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   }
 
   const relay = {
-    subscribe(topic: string, consumer: OutboxConsumer): () => void {
-      const set = consumers.get(topic) ?? new Set();
-      consumers.set(topic, set);
-      set.add(consumer);
-      return () => void set.delete(consumer);
-    },
     /** Asks for a pass soon; called right after a commit that wrote outbox rows. */
     wake(): void {
       wanted = true;

@@ -36,7 +36,12 @@ export function createConversationsModule(deps: ModuleDeps) {
   const pool = requirePool(deps);
   const log = forService(deps.log, "conversations");
   const tenants = createTenantStore(pool);
-  const relay = createOutboxRelay({ pool, log, retentionHours: config.outboxRetentionHours });
+  const relay = createOutboxRelay({
+    pool,
+    log,
+    eventLog: deps.eventLog,
+    retentionHours: config.outboxRetentionHours,
+  });
   const writer = createActivityWriter({
     pool,
     idempotencyTtlHours: config.idempotencyTtlHours,
@@ -50,7 +55,6 @@ export function createConversationsModule(deps: ModuleDeps) {
     },
   });
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
-  relay.start();
 
   const module: ServiceModule & { relay: typeof relay } = {
     name: "conversations",
@@ -60,15 +64,19 @@ export function createConversationsModule(deps: ModuleDeps) {
       const changed = () => announceDirectoryChange(bus);
       const conversations = createConversationStore(pool);
       router.service(TenantsService, tenantsImpl({ tenants, onCredentialsChange: changed }), { interceptors });
-      router.service(DirectoryService, directoryImpl({ directory: createDirectoryStore(pool), conversations }), {
-        interceptors,
-      });
+      router.service(
+        DirectoryService,
+        directoryImpl({ directory: createDirectoryStore(pool), conversations, writer }),
+        {
+          interceptors,
+        },
+      );
       router.service(
         ChannelsService,
         channelsImpl({
           channels: createChannelStore(pool),
           configPolicy: { allowPrivate: config.webhookAllowPrivate },
-          onSecretOrStatusChange: changed,
+          onChannelChange: changed,
         }),
         { interceptors },
       );
@@ -85,6 +93,10 @@ export function createConversationsModule(deps: ModuleDeps) {
       router.service(EventsService, eventsImpl({ events: createEventStore(pool), bus, onOutboxWrite: relay.wake }), {
         interceptors,
       });
+    },
+    // Once every module hosted here exists, so in-process log consumers see the first relayed rows.
+    async start() {
+      relay.start();
     },
     async ready() {
       await pool.query("SELECT 1");

@@ -1,9 +1,15 @@
 import type { Bus } from "../common/bus.js";
+import { metrics } from "../common/metrics.js";
 import type { RawRoute, ServiceModule } from "../common/service.js";
 import { writeJson } from "./http-io.js";
 
-/** /healthz (listeners up, migrations done) and /readyz (engines reachable). */
-export function opsRoutes(options: { modules: ServiceModule[]; bus: Bus; isListening: () => boolean }): RawRoute[] {
+/** /healthz (listeners up, migrations done), /readyz (engines reachable) and /metrics (Prometheus). */
+export function opsRoutes(options: {
+  modules: ServiceModule[];
+  bus: Bus;
+  isListening: () => boolean;
+  metricsAllowed: (clientIp: string) => boolean;
+}): RawRoute[] {
   return [
     {
       method: "GET",
@@ -13,6 +19,16 @@ export function opsRoutes(options: { modules: ServiceModule[]; bus: Bus; isListe
         // Migrations run before any listener opens, so "listening" implies both.
         const ok = options.isListening();
         writeJson(res, ok ? 200 : 503, { status: ok ? "ok" : "starting" });
+      },
+    },
+    {
+      method: "GET",
+      path: "/metrics",
+      bodyLimitBytes: 0,
+      async handle({ res, clientIp }) {
+        // Operators' network only (ADMIN_ALLOWED_IPS), like the admin API: metrics name tenants' channels.
+        if (!options.metricsAllowed(clientIp)) return writeJson(res, 403, { code: "permission_denied" });
+        res.writeHead(200, { "content-type": metrics.contentType }).end(await metrics.metrics());
       },
     },
     {

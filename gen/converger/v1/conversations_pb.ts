@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/conversations.proto.
  */
 export const file_converger_v1_conversations: GenFile = /*@__PURE__*/
-  fileDesc("CiBjb252ZXJnZXIvdjEvY29udmVyc2F0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIr0DCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSGAoLZXh0ZXJuYWxfaWQYBCABKAlIAIgBARIwCgZzdGF0dXMYBSABKA4yIC5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uU3RhdHVzEg8KB21lbWJlcnMYBiADKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDWxhc3RfYWN0aXZpdHkYCiABKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHlIAYgBARIZCgx1bnJlYWRfY291bnQYCyABKANIAogBARIQCghsYXN0X3NlcRgMIAEoA0IOCgxfZXh0ZXJuYWxfaWRCEAoOX2xhc3RfYWN0aXZpdHlCDwoNX3VucmVhZF9jb3VudCI2CgZTZW5kZXISFQoCaWQYASABKAlCCdrzGAUIARjIARIVCgRuYW1lGAIgASgJQgfa8xgDGMgBIn8KCkF0dGFjaG1lbnQSFwoHZmlsZV9pZBgBIAEoCUIG2vMYAiABEhQKA3VybBgCIAEoCUIH2vMYAxiAEBIdCgxjb250ZW50X3R5cGUYAyABKAlCB9rzGAMYyAESFQoEbmFtZRgEIAEoCUIH2vMYAxj/ARIMCgRzaXplGAUgASgDIusCCghBY3Rpdml0eRIKCgJpZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEgsKA3NlcRgEIAEoAxIoCgR0eXBlGAUgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZRIMCgR0ZXh0GAYgASgJEi0KC2F0dGFjaG1lbnRzGAcgAygLMhguY29udmVyZ2VyLnYxLkF0dGFjaG1lbnQSIgoEZnJvbRgIIAEoCzIULmNvbnZlcmdlci52MS5TZW5kZXISKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KEW9yaWdpbl9jaGFubmVsX2lkGAsgASgJSACIAQFCFAoSX29yaWdpbl9jaGFubmVsX2lkIoABChlDcmVhdGVDb252ZXJzYXRpb25SZXF1ZXN0EhwKCmNoYW5uZWxfaWQYASABKAlCCNrzGAQIASABEhoKB21lbWJlcnMYAiADKAlCCdrzGAUYyAE4ZBIpCghtZXRhZGF0YRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiZAoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAESFgoGb2Zmc2V0GAMgASgFQgba8xgCKAAiYwoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIxCg1jb252ZXJzYXRpb25zGAEgAygLMhouY29udmVyZ2VyLnYxLkNvbnZlcnNhdGlvbhITCgtuZXh0X2N1cnNvchgCIAEoCSIuChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASIwChhDbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIs8CChVDcmVhdGVBY3Rpdml0eVJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARIwCgR0eXBlGAIgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZUIG2vMYAggBEhUKBHRleHQYAyABKAlCB9rzGAMYkE4SNQoLYXR0YWNobWVudHMYBCADKAsyGC5jb252ZXJnZXIudjEuQXR0YWNobWVudEIG2vMYAjgUEiIKBGZyb20YBSABKAsyFC5jb252ZXJnZXIudjEuU2VuZGVyEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBJECg9pZGVtcG90ZW5jeV9rZXkYByABKAlCK9rzGCcY/wFCD0lkZW1wb3RlbmN5LUtleUIRWC1JZGVtcG90ZW5jeS1LZXkibwoVTGlzdEFjdGl2aXRpZXNSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAESGQoJd2F0ZXJtYXJrGAIgASgJQgba8xgCGEASGAoFbGltaXQYAyABKAVCCdrzGAUoADDoByJXChZMaXN0QWN0aXZpdGllc1Jlc3BvbnNlEioKCmFjdGl2aXRpZXMYASADKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHkSEQoJd2F0ZXJtYXJrGAIgASgDInwKD01hcmtSZWFkUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEh4KCXdhdGVybWFyaxgCIAEoA0IG2vMYAigASACIAQESGAoHdXNlcl9pZBgDIAEoCUIH2vMYAxjIAUIMCgpfd2F0ZXJtYXJrIjcKEE1hcmtSZWFkUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRISCgpyZWFkX3VwX3RvGAIgASgDIjIKFFJlc29sdmVBcGlLZXlSZXF1ZXN0EhoKB2FwaV9rZXkYASABKAlCCdrzGAUIARjIASJQChVSZXNvbHZlQXBpS2V5UmVzcG9uc2USDQoFZm91bmQYASABKAgSEQoJdGVuYW50X2lkGAIgASgJEhUKDXRlbmFudF9hY3RpdmUYAyABKAgiOAobUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0EhkKBnNlY3JldBgBIAEoCUIJ2vMYBQgBGMgBIncKEERpcmVjdG9yeUNoYW5uZWwSDQoFZm91bmQYBSABKAgSEgoKY2hhbm5lbF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFgoOY2hhbm5lbF9hY3RpdmUYAyABKAgSFQoNdGVuYW50X2FjdGl2ZRgEIAEoCCI1ChZHZXRUZW5hbnRTdGF0dXNSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUII2vMYBAgBIAEiOQoXR2V0VGVuYW50U3RhdHVzUmVzcG9uc2USDgoGZXhpc3RzGAEgASgIEg4KBmFjdGl2ZRgCIAEoCCKPAQoXSm9pbkNvbnZlcnNhdGlvblJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgja8xgECAEgARIfCg9jb252ZXJzYXRpb25faWQYAiABKAlCBtrzGAIgARIaCgpjaGFubmVsX2lkGAMgASgJQgba8xgCIAESGgoHdXNlcl9pZBgEIAEoCUIJ2vMYBQgBGMgBIkcKGEpvaW5Db252ZXJzYXRpb25SZXNwb25zZRIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKY2hhbm5lbF9pZBgCIAEoCSp5ChJDb252ZXJzYXRpb25TdGF0dXMSIwofQ09OVkVSU0FUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkNPTlZFUlNBVElPTl9TVEFUVVNfQUNUSVZFEAESHgoaQ09OVkVSU0FUSU9OX1NUQVRVU19DTE9TRUQQAip7CgxBY3Rpdml0eVR5cGUSHQoZQUNUSVZJVFlfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUFDVElWSVRZX1RZUEVfTUVTU0FHRRABEhcKE0FDVElWSVRZX1RZUEVfRVZFTlQQAhIYChRBQ1RJVklUWV9UWVBFX1RZUElORxADMogJChRDb252ZXJzYXRpb25zU2VydmljZRKbAQoSQ3JlYXRlQ29udmVyc2F0aW9uEicuY29udmVyZ2VyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkDK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAhY6ASoiES92MS9jb252ZXJzYXRpb25zEpwBChFMaXN0Q29udmVyc2F0aW9ucxImLmNvbnZlcmdlci52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJy5jb252ZXJnZXIudjEuTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZSI2yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhMSES92MS9jb252ZXJzYXRpb25zEpABCg9HZXRDb252ZXJzYXRpb24SJC5jb252ZXJnZXIudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iO8rzGBkKAwIDBBISY29udmVyc2F0aW9uczpyZWFkgtPkkwIYEhYvdjEvY29udmVyc2F0aW9ucy97aWR9Ep0BChFDbG9zZUNvbnZlcnNhdGlvbhImLmNvbnZlcmdlci52MS5DbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkTK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZYLT5JMCIToBKiIcL3YxL2NvbnZlcnNhdGlvbnMve2lkfS9jbG9zZRKtAQoOQ3JlYXRlQWN0aXZpdHkSIy5jb252ZXJnZXIudjEuQ3JlYXRlQWN0aXZpdHlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkFjdGl2aXR5Il7K8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGXS8xgDCMkBgtPkkwIzOgEqIi4vdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9hY3Rpdml0aWVzErABCg5MaXN0QWN0aXZpdGllcxIjLmNvbnZlcmdlci52MS5MaXN0QWN0aXZpdGllc1JlcXVlc3QaJC5jb252ZXJnZXIudjEuTGlzdEFjdGl2aXRpZXNSZXNwb25zZSJTyvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAjASLi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L2FjdGl2aXRpZXMSnAEKCE1hcmtSZWFkEh0uY29udmVyZ2VyLnYxLk1hcmtSZWFkUmVxdWVzdBoeLmNvbnZlcmdlci52MS5NYXJrUmVhZFJlc3BvbnNlIlHK8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGWC0+STAi06ASoiKC92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L3JlYWQytgMKEERpcmVjdG9yeVNlcnZpY2USYQoNUmVzb2x2ZUFwaUtleRIiLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVxdWVzdBojLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVzcG9uc2UiB8rzGAMKAQcSagoUUmVzb2x2ZUNoYW5uZWxTZWNyZXQSKS5jb252ZXJnZXIudjEuUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0Gh4uY29udmVyZ2VyLnYxLkRpcmVjdG9yeUNoYW5uZWwiB8rzGAMKAQcSZwoPR2V0VGVuYW50U3RhdHVzEiQuY29udmVyZ2VyLnYxLkdldFRlbmFudFN0YXR1c1JlcXVlc3QaJS5jb252ZXJnZXIudjEuR2V0VGVuYW50U3RhdHVzUmVzcG9uc2UiB8rzGAMKAQcSagoQSm9pbkNvbnZlcnNhdGlvbhIlLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVxdWVzdBomLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVzcG9uc2UiB8rzGAMKAQdiBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiBjb252ZXJnZXIvdjEvY29udmVyc2F0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIr0DCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSGAoLZXh0ZXJuYWxfaWQYBCABKAlIAIgBARIwCgZzdGF0dXMYBSABKA4yIC5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uU3RhdHVzEg8KB21lbWJlcnMYBiADKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDWxhc3RfYWN0aXZpdHkYCiABKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHlIAYgBARIZCgx1bnJlYWRfY291bnQYCyABKANIAogBARIQCghsYXN0X3NlcRgMIAEoA0IOCgxfZXh0ZXJuYWxfaWRCEAoOX2xhc3RfYWN0aXZpdHlCDwoNX3VucmVhZF9jb3VudCI2CgZTZW5kZXISFQoCaWQYASABKAlCCdrzGAUIARjIARIVCgRuYW1lGAIgASgJQgfa8xgDGMgBIn8KCkF0dGFjaG1lbnQSFwoHZmlsZV9pZBgBIAEoCUIG2vMYAiABEhQKA3VybBgCIAEoCUIH2vMYAxiAEBIdCgxjb250ZW50X3R5cGUYAyABKAlCB9rzGAMYyAESFQoEbmFtZRgEIAEoCUIH2vMYAxj/ARIMCgRzaXplGAUgASgDIusCCghBY3Rpdml0eRIKCgJpZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEgsKA3NlcRgEIAEoAxIoCgR0eXBlGAUgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZRIMCgR0ZXh0GAYgASgJEi0KC2F0dGFjaG1lbnRzGAcgAygLMhguY29udmVyZ2VyLnYxLkF0dGFjaG1lbnQSIgoEZnJvbRgIIAEoCzIULmNvbnZlcmdlci52MS5TZW5kZXISKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KEW9yaWdpbl9jaGFubmVsX2lkGAsgASgJSACIAQFCFAoSX29yaWdpbl9jaGFubmVsX2lkIoABChlDcmVhdGVDb252ZXJzYXRpb25SZXF1ZXN0EhwKCmNoYW5uZWxfaWQYASABKAlCCNrzGAQIASABEhoKB21lbWJlcnMYAiADKAlCCdrzGAUYyAE4ZBIpCghtZXRhZGF0YRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiZAoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAESFgoGb2Zmc2V0GAMgASgFQgba8xgCKAAiYwoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIxCg1jb252ZXJzYXRpb25zGAEgAygLMhouY29udmVyZ2VyLnYxLkNvbnZlcnNhdGlvbhITCgtuZXh0X2N1cnNvchgCIAEoCSIuChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASIwChhDbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIs8CChVDcmVhdGVBY3Rpdml0eVJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARIwCgR0eXBlGAIgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZUIG2vMYAggBEhUKBHRleHQYAyABKAlCB9rzGAMYkE4SNQoLYXR0YWNobWVudHMYBCADKAsyGC5jb252ZXJnZXIudjEuQXR0YWNobWVudEIG2vMYAjgUEiIKBGZyb20YBSABKAsyFC5jb252ZXJnZXIudjEuU2VuZGVyEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBJECg9pZGVtcG90ZW5jeV9rZXkYByABKAlCK9rzGCcY/wFCD0lkZW1wb3RlbmN5LUtleUIRWC1JZGVtcG90ZW5jeS1LZXkibwoVTGlzdEFjdGl2aXRpZXNSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAESGQoJd2F0ZXJtYXJrGAIgASgJQgba8xgCGEASGAoFbGltaXQYAyABKAVCCdrzGAUoADDoByJXChZMaXN0QWN0aXZpdGllc1Jlc3BvbnNlEioKCmFjdGl2aXRpZXMYASADKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHkSEQoJd2F0ZXJtYXJrGAIgASgDInwKD01hcmtSZWFkUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEh4KCXdhdGVybWFyaxgCIAEoA0IG2vMYAigASACIAQESGAoHdXNlcl9pZBgDIAEoCUIH2vMYAxjIAUIMCgpfd2F0ZXJtYXJrIjcKEE1hcmtSZWFkUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRISCgpyZWFkX3VwX3RvGAIgASgDIjcKF0dldENoYW5uZWxSZWNvcmRSZXF1ZXN0EhwKCmNoYW5uZWxfaWQYASABKAlCCNrzGAQIASABIrMBCg1DaGFubmVsUmVjb3JkEg0KBWZvdW5kGAEgASgIEgoKAmlkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIMCgR0eXBlGAQgASgJEhYKDmNoYW5uZWxfYWN0aXZlGAUgASgIEhUKDXRlbmFudF9hY3RpdmUYBiABKAgSJwoGY29uZmlnGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZzZWNyZXQYCCABKAkiQAobR2V0Q29udmVyc2F0aW9uUm91dGVSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAEiXgoRQ29udmVyc2F0aW9uUm91dGUSDQoFZm91bmQYASABKAgSEQoJdGVuYW50X2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSEwoLZXh0ZXJuYWxfaWQYBCABKAki3wIKGlBvc3RDaGFubmVsQWN0aXZpdHlSZXF1ZXN0EhwKCmNoYW5uZWxfaWQYASABKAlCCNrzGAQIASABEh8KD2NvbnZlcnNhdGlvbl9pZBgCIAEoCUIG2vMYAiABEhwKC2V4dGVybmFsX2lkGAMgASgJQgfa8xgDGMgBEh0KCm1lc3NhZ2VfaWQYBCABKAlCCdrzGAUIARjIARIiCgRmcm9tGAUgASgLMhQuY29udmVyZ2VyLnYxLlNlbmRlchIoCgR0eXBlGAYgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZRIVCgR0ZXh0GAcgASgJQgfa8xgDGJBOEjUKC2F0dGFjaG1lbnRzGAggAygLMhguY29udmVyZ2VyLnYxLkF0dGFjaG1lbnRCBtrzGAI4FBIpCghtZXRhZGF0YRgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiWQobUG9zdENoYW5uZWxBY3Rpdml0eVJlc3BvbnNlEigKCGFjdGl2aXR5GAEgASgLMhYuY29udmVyZ2VyLnYxLkFjdGl2aXR5EhAKCHJlcGxheWVkGAIgASgIIjIKFFJlc29sdmVBcGlLZXlSZXF1ZXN0EhoKB2FwaV9rZXkYASABKAlCCdrzGAUIARjIASJQChVSZXNvbHZlQXBpS2V5UmVzcG9uc2USDQoFZm91bmQYASABKAgSEQoJdGVuYW50X2lkGAIgASgJEhUKDXRlbmFudF9hY3RpdmUYAyABKAgiOAobUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0EhkKBnNlY3JldBgBIAEoCUIJ2vMYBQgBGMgBIncKEERpcmVjdG9yeUNoYW5uZWwSDQoFZm91bmQYBSABKAgSEgoKY2hhbm5lbF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFgoOY2hhbm5lbF9hY3RpdmUYAyABKAgSFQoNdGVuYW50X2FjdGl2ZRgEIAEoCCI1ChZHZXRUZW5hbnRTdGF0dXNSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUII2vMYBAgBIAEiOQoXR2V0VGVuYW50U3RhdHVzUmVzcG9uc2USDgoGZXhpc3RzGAEgASgIEg4KBmFjdGl2ZRgCIAEoCCKPAQoXSm9pbkNvbnZlcnNhdGlvblJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgja8xgECAEgARIfCg9jb252ZXJzYXRpb25faWQYAiABKAlCBtrzGAIgARIaCgpjaGFubmVsX2lkGAMgASgJQgba8xgCIAESGgoHdXNlcl9pZBgEIAEoCUIJ2vMYBQgBGMgBIkcKGEpvaW5Db252ZXJzYXRpb25SZXNwb25zZRIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKY2hhbm5lbF9pZBgCIAEoCSp5ChJDb252ZXJzYXRpb25TdGF0dXMSIwofQ09OVkVSU0FUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkNPTlZFUlNBVElPTl9TVEFUVVNfQUNUSVZFEAESHgoaQ09OVkVSU0FUSU9OX1NUQVRVU19DTE9TRUQQAip7CgxBY3Rpdml0eVR5cGUSHQoZQUNUSVZJVFlfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUFDVElWSVRZX1RZUEVfTUVTU0FHRRABEhcKE0FDVElWSVRZX1RZUEVfRVZFTlQQAhIYChRBQ1RJVklUWV9UWVBFX1RZUElORxADMogJChRDb252ZXJzYXRpb25zU2VydmljZRKbAQoSQ3JlYXRlQ29udmVyc2F0aW9uEicuY29udmVyZ2VyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkDK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAhY6ASoiES92MS9jb252ZXJzYXRpb25zEpwBChFMaXN0Q29udmVyc2F0aW9ucxImLmNvbnZlcmdlci52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJy5jb252ZXJnZXIudjEuTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZSI2yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhMSES92MS9jb252ZXJzYXRpb25zEpABCg9HZXRDb252ZXJzYXRpb24SJC5jb252ZXJnZXIudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iO8rzGBkKAwIDBBISY29udmVyc2F0aW9uczpyZWFkgtPkkwIYEhYvdjEvY29udmVyc2F0aW9ucy97aWR9Ep0BChFDbG9zZUNvbnZlcnNhdGlvbhImLmNvbnZlcmdlci52MS5DbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkTK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZYLT5JMCIToBKiIcL3YxL2NvbnZlcnNhdGlvbnMve2lkfS9jbG9zZRKtAQoOQ3JlYXRlQWN0aXZpdHkSIy5jb252ZXJnZXIudjEuQ3JlYXRlQWN0aXZpdHlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkFjdGl2aXR5Il7K8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGXS8xgDCMkBgtPkkwIzOgEqIi4vdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9hY3Rpdml0aWVzErABCg5MaXN0QWN0aXZpdGllcxIjLmNvbnZlcmdlci52MS5MaXN0QWN0aXZpdGllc1JlcXVlc3QaJC5jb252ZXJnZXIudjEuTGlzdEFjdGl2aXRpZXNSZXNwb25zZSJTyvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAjASLi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L2FjdGl2aXRpZXMSnAEKCE1hcmtSZWFkEh0uY29udmVyZ2VyLnYxLk1hcmtSZWFkUmVxdWVzdBoeLmNvbnZlcmdlci52MS5NYXJrUmVhZFJlc3BvbnNlIlHK8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGWC0+STAi06ASoiKC92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L3JlYWQy+QUKEERpcmVjdG9yeVNlcnZpY2USYQoNUmVzb2x2ZUFwaUtleRIiLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVxdWVzdBojLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVzcG9uc2UiB8rzGAMKAQcSagoUUmVzb2x2ZUNoYW5uZWxTZWNyZXQSKS5jb252ZXJnZXIudjEuUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0Gh4uY29udmVyZ2VyLnYxLkRpcmVjdG9yeUNoYW5uZWwiB8rzGAMKAQcSZwoPR2V0VGVuYW50U3RhdHVzEiQuY29udmVyZ2VyLnYxLkdldFRlbmFudFN0YXR1c1JlcXVlc3QaJS5jb252ZXJnZXIudjEuR2V0VGVuYW50U3RhdHVzUmVzcG9uc2UiB8rzGAMKAQcSagoQSm9pbkNvbnZlcnNhdGlvbhIlLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVxdWVzdBomLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVzcG9uc2UiB8rzGAMKAQcSXwoQR2V0Q2hhbm5lbFJlY29yZBIlLmNvbnZlcmdlci52MS5HZXRDaGFubmVsUmVjb3JkUmVxdWVzdBobLmNvbnZlcmdlci52MS5DaGFubmVsUmVjb3JkIgfK8xgDCgEHEmsKFEdldENvbnZlcnNhdGlvblJvdXRlEikuY29udmVyZ2VyLnYxLkdldENvbnZlcnNhdGlvblJvdXRlUmVxdWVzdBofLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb25Sb3V0ZSIHyvMYAwoBBxJzChNQb3N0Q2hhbm5lbEFjdGl2aXR5EiguY29udmVyZ2VyLnYxLlBvc3RDaGFubmVsQWN0aXZpdHlSZXF1ZXN0GikuY29udmVyZ2VyLnYxLlBvc3RDaGFubmVsQWN0aXZpdHlSZXNwb25zZSIHyvMYAwoBB2IGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A conversation between members, bound to one channel.
@@ -524,6 +524,219 @@ export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*
   messageDesc(file_converger_v1_conversations, 13);
 
 /**
+ * Request for a channel's full record.
+ *
+ * @generated from message converger.v1.GetChannelRecordRequest
+ */
+export type GetChannelRecordRequest = Message<"converger.v1.GetChannelRecordRequest"> & {
+  /**
+   * @generated from field: string channel_id = 1;
+   */
+  channelId: string;
+};
+
+/**
+ * Describes the message converger.v1.GetChannelRecordRequest.
+ * Use `create(GetChannelRecordRequestSchema)` to create a new message.
+ */
+export const GetChannelRecordRequestSchema: GenMessage<GetChannelRecordRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 14);
+
+/**
+ * A channel as adapters need it. found is false for an unknown id.
+ *
+ * @generated from message converger.v1.ChannelRecord
+ */
+export type ChannelRecord = Message<"converger.v1.ChannelRecord"> & {
+  /**
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string type = 4;
+   */
+  type: string;
+
+  /**
+   * @generated from field: bool channel_active = 5;
+   */
+  channelActive: boolean;
+
+  /**
+   * @generated from field: bool tenant_active = 6;
+   */
+  tenantActive: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Struct config = 7;
+   */
+  config?: JsonObject | undefined;
+
+  /**
+   * @generated from field: string secret = 8;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message converger.v1.ChannelRecord.
+ * Use `create(ChannelRecordSchema)` to create a new message.
+ */
+export const ChannelRecordSchema: GenMessage<ChannelRecord> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 15);
+
+/**
+ * Request for a conversation's route.
+ *
+ * @generated from message converger.v1.GetConversationRouteRequest
+ */
+export type GetConversationRouteRequest = Message<"converger.v1.GetConversationRouteRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+};
+
+/**
+ * Describes the message converger.v1.GetConversationRouteRequest.
+ * Use `create(GetConversationRouteRequestSchema)` to create a new message.
+ */
+export const GetConversationRouteRequestSchema: GenMessage<GetConversationRouteRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 16);
+
+/**
+ * A conversation's channel and provider thread. found is false for an unknown id.
+ *
+ * @generated from message converger.v1.ConversationRoute
+ */
+export type ConversationRoute = Message<"converger.v1.ConversationRoute"> & {
+  /**
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string channel_id = 3;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: string external_id = 4;
+   */
+  externalId: string;
+};
+
+/**
+ * Describes the message converger.v1.ConversationRoute.
+ * Use `create(ConversationRouteSchema)` to create a new message.
+ */
+export const ConversationRouteSchema: GenMessage<ConversationRoute> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 17);
+
+/**
+ * An activity produced by a channel's adapter.
+ *
+ * @generated from message converger.v1.PostChannelActivityRequest
+ */
+export type PostChannelActivityRequest = Message<"converger.v1.PostChannelActivityRequest"> & {
+  /**
+   * @generated from field: string channel_id = 1;
+   */
+  channelId: string;
+
+  /**
+   * Set for replies in a known conversation; otherwise external_id picks it.
+   *
+   * @generated from field: string conversation_id = 2;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string external_id = 3;
+   */
+  externalId: string;
+
+  /**
+   * The provider's message id (or a reply's own key): the dedupe key.
+   *
+   * @generated from field: string message_id = 4;
+   */
+  messageId: string;
+
+  /**
+   * @generated from field: converger.v1.Sender from = 5;
+   */
+  from?: Sender | undefined;
+
+  /**
+   * @generated from field: converger.v1.ActivityType type = 6;
+   */
+  type: ActivityType;
+
+  /**
+   * @generated from field: string text = 7;
+   */
+  text: string;
+
+  /**
+   * @generated from field: repeated converger.v1.Attachment attachments = 8;
+   */
+  attachments: Attachment[];
+
+  /**
+   * @generated from field: google.protobuf.Struct metadata = 9;
+   */
+  metadata?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message converger.v1.PostChannelActivityRequest.
+ * Use `create(PostChannelActivityRequestSchema)` to create a new message.
+ */
+export const PostChannelActivityRequestSchema: GenMessage<PostChannelActivityRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 18);
+
+/**
+ * The stored activity; replayed when message_id had been seen.
+ *
+ * @generated from message converger.v1.PostChannelActivityResponse
+ */
+export type PostChannelActivityResponse = Message<"converger.v1.PostChannelActivityResponse"> & {
+  /**
+   * @generated from field: converger.v1.Activity activity = 1;
+   */
+  activity?: Activity | undefined;
+
+  /**
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message converger.v1.PostChannelActivityResponse.
+ * Use `create(PostChannelActivityResponseSchema)` to create a new message.
+ */
+export const PostChannelActivityResponseSchema: GenMessage<PostChannelActivityResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 19);
+
+/**
  * Request to find a tenant by API key.
  *
  * @generated from message converger.v1.ResolveApiKeyRequest
@@ -540,7 +753,7 @@ export type ResolveApiKeyRequest = Message<"converger.v1.ResolveApiKeyRequest"> 
  * Use `create(ResolveApiKeyRequestSchema)` to create a new message.
  */
 export const ResolveApiKeyRequestSchema: GenMessage<ResolveApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 14);
+  messageDesc(file_converger_v1_conversations, 20);
 
 /**
  * The key's tenant, if any.
@@ -569,7 +782,7 @@ export type ResolveApiKeyResponse = Message<"converger.v1.ResolveApiKeyResponse"
  * Use `create(ResolveApiKeyResponseSchema)` to create a new message.
  */
 export const ResolveApiKeyResponseSchema: GenMessage<ResolveApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 15);
+  messageDesc(file_converger_v1_conversations, 21);
 
 /**
  * Request to find a channel by its secret.
@@ -588,7 +801,7 @@ export type ResolveChannelSecretRequest = Message<"converger.v1.ResolveChannelSe
  * Use `create(ResolveChannelSecretRequestSchema)` to create a new message.
  */
 export const ResolveChannelSecretRequestSchema: GenMessage<ResolveChannelSecretRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 16);
+  messageDesc(file_converger_v1_conversations, 22);
 
 /**
  * A channel and the status of it and its tenant.
@@ -627,7 +840,7 @@ export type DirectoryChannel = Message<"converger.v1.DirectoryChannel"> & {
  * Use `create(DirectoryChannelSchema)` to create a new message.
  */
 export const DirectoryChannelSchema: GenMessage<DirectoryChannel> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 17);
+  messageDesc(file_converger_v1_conversations, 23);
 
 /**
  * Request for a tenant's status.
@@ -646,7 +859,7 @@ export type GetTenantStatusRequest = Message<"converger.v1.GetTenantStatusReques
  * Use `create(GetTenantStatusRequestSchema)` to create a new message.
  */
 export const GetTenantStatusRequestSchema: GenMessage<GetTenantStatusRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 18);
+  messageDesc(file_converger_v1_conversations, 24);
 
 /**
  * Whether the tenant exists and is active.
@@ -670,7 +883,7 @@ export type GetTenantStatusResponse = Message<"converger.v1.GetTenantStatusRespo
  * Use `create(GetTenantStatusResponseSchema)` to create a new message.
  */
 export const GetTenantStatusResponseSchema: GenMessage<GetTenantStatusResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 19);
+  messageDesc(file_converger_v1_conversations, 25);
 
 /**
  * Request to add a member (and maybe open the conversation).
@@ -708,7 +921,7 @@ export type JoinConversationRequest = Message<"converger.v1.JoinConversationRequ
  * Use `create(JoinConversationRequestSchema)` to create a new message.
  */
 export const JoinConversationRequestSchema: GenMessage<JoinConversationRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 20);
+  messageDesc(file_converger_v1_conversations, 26);
 
 /**
  * The conversation joined.
@@ -732,7 +945,7 @@ export type JoinConversationResponse = Message<"converger.v1.JoinConversationRes
  * Use `create(JoinConversationResponseSchema)` to create a new message.
  */
 export const JoinConversationResponseSchema: GenMessage<JoinConversationResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 21);
+  messageDesc(file_converger_v1_conversations, 27);
 
 /**
  * Whether a conversation accepts new activities.
@@ -928,6 +1141,40 @@ export const DirectoryService: GenService<{
     methodKind: "unary";
     input: typeof JoinConversationRequestSchema;
     output: typeof JoinConversationResponseSchema;
+  },
+  /**
+   * A channel with its config and secret in clear, for the channel adapters.
+   *
+   * @generated from rpc converger.v1.DirectoryService.GetChannelRecord
+   */
+  getChannelRecord: {
+    methodKind: "unary";
+    input: typeof GetChannelRecordRequestSchema;
+    output: typeof ChannelRecordSchema;
+  },
+  /**
+   * Where a conversation's activities go: its channel and the provider's thread.
+   *
+   * @generated from rpc converger.v1.DirectoryService.GetConversationRoute
+   */
+  getConversationRoute: {
+    methodKind: "unary";
+    input: typeof GetConversationRouteRequestSchema;
+    output: typeof ConversationRouteSchema;
+  },
+  /**
+   * Stores an activity a channel produced (an inbound message, a bot reply),
+   * marked with that channel as its origin so it is never sent back there.
+   * The conversation is the given one, or the channel's conversation with
+   * external_id (opened when new). A repeated message_id stores nothing and
+   * answers the first activity with replayed set.
+   *
+   * @generated from rpc converger.v1.DirectoryService.PostChannelActivity
+   */
+  postChannelActivity: {
+    methodKind: "unary";
+    input: typeof PostChannelActivityRequestSchema;
+    output: typeof PostChannelActivityResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_converger_v1_conversations, 1);

@@ -7,14 +7,147 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_converger_v1_options } from "./options_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file converger/v1/delivery.proto.
  */
 export const file_converger_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb252ZXJnZXIvdjEvZGVsaXZlcnkucHJvdG8SDGNvbnZlcmdlci52MSKdAwoIRGVsaXZlcnkSCgoCaWQYASABKAkSEwoLYWN0aXZpdHlfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIsCgZzdGF0dXMYBCABKA4yHC5jb252ZXJnZXIudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSFwoKbGFzdF9lcnJvchgGIAEoCUgAiAEBEjgKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAYgBARI1CgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAKIAQESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX2xhc3RfZXJyb3JCEgoQX25leHRfYXR0ZW1wdF9hdEIPCg1fZGVsaXZlcmVkX2F0IqsBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSLAoGc3RhdHVzGAEgASgOMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5U3RhdHVzEhoKCmNoYW5uZWxfaWQYAiABKAlCBtrzGAIgARIXCgVsaW1pdBgDIAEoBUII2vMYBCgAMGQSFwoGY3Vyc29yGAQgASgJQgfa8xgDGMgBEhYKBm9mZnNldBgFIAEoBUIG2vMYAigAIlkKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKgoKZGVsaXZlcmllcxgBIAMoCzIWLmNvbnZlcmdlci52MS5EZWxpdmVyeRITCgtuZXh0X2N1cnNvchgCIAEoCSI+Ch1MaXN0QWN0aXZpdHlEZWxpdmVyaWVzUmVxdWVzdBIdCgthY3Rpdml0eV9pZBgBIAEoCUII2vMYBAgBIAEiTAoeTGlzdEFjdGl2aXR5RGVsaXZlcmllc1Jlc3BvbnNlEioKCmRlbGl2ZXJpZXMYASADKAsyFi5jb252ZXJnZXIudjEuRGVsaXZlcnkiLAoUUmV0cnlEZWxpdmVyeVJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABKokBCg5EZWxpdmVyeVN0YXR1cxIfChtERUxJVkVSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9TVEFUVVNfUEVORElORxABEh0KGURFTElWRVJZX1NUQVRVU19ERUxJVkVSRUQQAhIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAMy8wMKD0RlbGl2ZXJ5U2VydmljZRKMAQoOTGlzdERlbGl2ZXJpZXMSIy5jb252ZXJnZXIudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiQuY29udmVyZ2VyLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiL8rzGBUKAgIDEg9kZWxpdmVyaWVzOnJlYWSC0+STAhASDi92MS9kZWxpdmVyaWVzEr0BChZMaXN0QWN0aXZpdHlEZWxpdmVyaWVzEisuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXF1ZXN0GiwuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXNwb25zZSJIyvMYFQoCAgMSD2RlbGl2ZXJpZXM6cmVhZILT5JMCKRInL3YxL2FjdGl2aXRpZXMve2FjdGl2aXR5X2lkfS9kZWxpdmVyaWVzEpABCg1SZXRyeURlbGl2ZXJ5EiIuY29udmVyZ2VyLnYxLlJldHJ5RGVsaXZlcnlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5IkPK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW7S8xgDCMoBgtPkkwIeOgEqIhkvdjEvZGVsaXZlcmllcy97aWR9L3JldHJ5YgZwcm90bzM", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb252ZXJnZXIvdjEvZGVsaXZlcnkucHJvdG8SDGNvbnZlcmdlci52MSKpAgoUUHJvY2Vzc2luZ0RlYWRMZXR0ZXISCgoCaWQYASABKAkSEAoIY29uc3VtZXIYAiABKAkSDQoFdG9waWMYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSEQoJdGVuYW50X2lkGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAcgASgJEhAKCGF0dGVtcHRzGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKC3JlcGxheWVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQg4KDF9yZXBsYXllZF9hdCJgCiBMaXN0UHJvY2Vzc2luZ0RlYWRMZXR0ZXJzUmVxdWVzdBILCgNhbGwYASABKAgSFwoFbGltaXQYAiABKAVCCNrzGAQoADBkEhYKBm9mZnNldBgDIAEoBUIG2vMYAigAIl0KIUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXNwb25zZRI4CgxkZWFkX2xldHRlcnMYASADKAsyIi5jb252ZXJnZXIudjEuUHJvY2Vzc2luZ0RlYWRMZXR0ZXIiOQohUmVwbGF5UHJvY2Vzc2luZ0RlYWRMZXR0ZXJSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKdAwoIRGVsaXZlcnkSCgoCaWQYASABKAkSEwoLYWN0aXZpdHlfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIsCgZzdGF0dXMYBCABKA4yHC5jb252ZXJnZXIudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSFwoKbGFzdF9lcnJvchgGIAEoCUgAiAEBEjgKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAYgBARI1CgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAKIAQESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX2xhc3RfZXJyb3JCEgoQX25leHRfYXR0ZW1wdF9hdEIPCg1fZGVsaXZlcmVkX2F0IqsBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSLAoGc3RhdHVzGAEgASgOMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5U3RhdHVzEhoKCmNoYW5uZWxfaWQYAiABKAlCBtrzGAIgARIXCgVsaW1pdBgDIAEoBUII2vMYBCgAMGQSFwoGY3Vyc29yGAQgASgJQgfa8xgDGMgBEhYKBm9mZnNldBgFIAEoBUIG2vMYAigAIlkKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKgoKZGVsaXZlcmllcxgBIAMoCzIWLmNvbnZlcmdlci52MS5EZWxpdmVyeRITCgtuZXh0X2N1cnNvchgCIAEoCSI+Ch1MaXN0QWN0aXZpdHlEZWxpdmVyaWVzUmVxdWVzdBIdCgthY3Rpdml0eV9pZBgBIAEoCUII2vMYBAgBIAEiTAoeTGlzdEFjdGl2aXR5RGVsaXZlcmllc1Jlc3BvbnNlEioKCmRlbGl2ZXJpZXMYASADKAsyFi5jb252ZXJnZXIudjEuRGVsaXZlcnkiLAoUUmV0cnlEZWxpdmVyeVJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIrYBChVSZWNlaXZlSW5ib3VuZFJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAESDAoEYm9keRgCIAEoDBJBCgdoZWFkZXJzGAMgAygLMjAuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdC5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVAoWUmVjZWl2ZUluYm91bmRSZXNwb25zZRIUCgxhY3Rpdml0eV9pZHMYASADKAkSEgoKZHVwbGljYXRlcxgCIAEoBRIQCghzdGF0dXNlcxgDIAEoBSJVCh1BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBIcCgpjaGFubmVsX2lkGAEgASgJQgja8xgECAEgARIWCgVxdWVyeRgCIAEoCUIH2vMYAxiAICIzCh5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2USEQoJY2hhbGxlbmdlGAEgASgJKokBCg5EZWxpdmVyeVN0YXR1cxIfChtERUxJVkVSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9TVEFUVVNfUEVORElORxABEh0KGURFTElWRVJZX1NUQVRVU19ERUxJVkVSRUQQAhIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAMyvQgKD0RlbGl2ZXJ5U2VydmljZRKMAQoOTGlzdERlbGl2ZXJpZXMSIy5jb252ZXJnZXIudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiQuY29udmVyZ2VyLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiL8rzGBUKAgIDEg9kZWxpdmVyaWVzOnJlYWSC0+STAhASDi92MS9kZWxpdmVyaWVzEr0BChZMaXN0QWN0aXZpdHlEZWxpdmVyaWVzEisuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXF1ZXN0GiwuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXNwb25zZSJIyvMYFQoCAgMSD2RlbGl2ZXJpZXM6cmVhZILT5JMCKRInL3YxL2FjdGl2aXRpZXMve2FjdGl2aXR5X2lkfS9kZWxpdmVyaWVzEpABCg1SZXRyeURlbGl2ZXJ5EiIuY29udmVyZ2VyLnYxLlJldHJ5RGVsaXZlcnlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5IkPK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW7S8xgDCMoBgtPkkwIeOgEqIhkvdjEvZGVsaXZlcmllcy97aWR9L3JldHJ5EmQKDlJlY2VpdmVJbmJvdW5kEiMuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdBokLmNvbnZlcmdlci52MS5SZWNlaXZlSW5ib3VuZFJlc3BvbnNlIgfK8xgDCgEGEnwKFkFuc3dlckluYm91bmRDaGFsbGVuZ2USKy5jb252ZXJnZXIudjEuQW5zd2VySW5ib3VuZENoYWxsZW5nZVJlcXVlc3QaLC5jb252ZXJnZXIudjEuQW5zd2VySW5ib3VuZENoYWxsZW5nZVJlc3BvbnNlIgfK8xgDCgEGEq4BChlMaXN0UHJvY2Vzc2luZ0RlYWRMZXR0ZXJzEi4uY29udmVyZ2VyLnYxLkxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXF1ZXN0Gi8uY29udmVyZ2VyLnYxLkxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXNwb25zZSIwyvMYAwoBAYLT5JMCIxIhL2FkbWluL3YxL3Byb2Nlc3NpbmctZGVhZC1sZXR0ZXJzErIBChpSZXBsYXlQcm9jZXNzaW5nRGVhZExldHRlchIvLmNvbnZlcmdlci52MS5SZXBsYXlQcm9jZXNzaW5nRGVhZExldHRlclJlcXVlc3QaIi5jb252ZXJnZXIudjEuUHJvY2Vzc2luZ0RlYWRMZXR0ZXIiP8rzGAMKAQGC0+STAjI6ASoiLS9hZG1pbi92MS9wcm9jZXNzaW5nLWRlYWQtbGV0dGVycy97aWR9L3JlcGxheWIGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * An event of the log that its consumer failed to process.
+ *
+ * @generated from message converger.v1.ProcessingDeadLetter
+ */
+export type ProcessingDeadLetter = Message<"converger.v1.ProcessingDeadLetter"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string consumer = 2;
+   */
+  consumer: string;
+
+  /**
+   * @generated from field: string topic = 3;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: string event_id = 4;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string tenant_id = 5;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: google.protobuf.Struct payload = 6;
+   */
+  payload?: JsonObject | undefined;
+
+  /**
+   * @generated from field: string error = 7;
+   */
+  error: string;
+
+  /**
+   * @generated from field: int32 attempts = 8;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: optional google.protobuf.Timestamp replayed_at = 10;
+   */
+  replayedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message converger.v1.ProcessingDeadLetter.
+ * Use `create(ProcessingDeadLetterSchema)` to create a new message.
+ */
+export const ProcessingDeadLetterSchema: GenMessage<ProcessingDeadLetter> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 0);
+
+/**
+ * Request for a page of dead letters.
+ *
+ * @generated from message converger.v1.ListProcessingDeadLettersRequest
+ */
+export type ListProcessingDeadLettersRequest = Message<"converger.v1.ListProcessingDeadLettersRequest"> & {
+  /**
+   * Include replayed ones.
+   *
+   * @generated from field: bool all = 1;
+   */
+  all: boolean;
+
+  /**
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: int32 offset = 3;
+   */
+  offset: number;
+};
+
+/**
+ * Describes the message converger.v1.ListProcessingDeadLettersRequest.
+ * Use `create(ListProcessingDeadLettersRequestSchema)` to create a new message.
+ */
+export const ListProcessingDeadLettersRequestSchema: GenMessage<ListProcessingDeadLettersRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 1);
+
+/**
+ * A page of dead letters.
+ *
+ * @generated from message converger.v1.ListProcessingDeadLettersResponse
+ */
+export type ListProcessingDeadLettersResponse = Message<"converger.v1.ListProcessingDeadLettersResponse"> & {
+  /**
+   * @generated from field: repeated converger.v1.ProcessingDeadLetter dead_letters = 1;
+   */
+  deadLetters: ProcessingDeadLetter[];
+};
+
+/**
+ * Describes the message converger.v1.ListProcessingDeadLettersResponse.
+ * Use `create(ListProcessingDeadLettersResponseSchema)` to create a new message.
+ */
+export const ListProcessingDeadLettersResponseSchema: GenMessage<ListProcessingDeadLettersResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 2);
+
+/**
+ * Request to replay a dead letter.
+ *
+ * @generated from message converger.v1.ReplayProcessingDeadLetterRequest
+ */
+export type ReplayProcessingDeadLetterRequest = Message<"converger.v1.ReplayProcessingDeadLetterRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message converger.v1.ReplayProcessingDeadLetterRequest.
+ * Use `create(ReplayProcessingDeadLetterRequestSchema)` to create a new message.
+ */
+export const ReplayProcessingDeadLetterRequestSchema: GenMessage<ReplayProcessingDeadLetterRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 3);
 
 /**
  * One activity's delivery to one channel.
@@ -78,7 +211,7 @@ export type Delivery = Message<"converger.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 0);
+  messageDesc(file_converger_v1_delivery, 4);
 
 /**
  * Request for a page of deliveries.
@@ -117,7 +250,7 @@ export type ListDeliveriesRequest = Message<"converger.v1.ListDeliveriesRequest"
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 1);
+  messageDesc(file_converger_v1_delivery, 5);
 
 /**
  * A page of deliveries.
@@ -141,7 +274,7 @@ export type ListDeliveriesResponse = Message<"converger.v1.ListDeliveriesRespons
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 2);
+  messageDesc(file_converger_v1_delivery, 6);
 
 /**
  * Request for an activity's deliveries.
@@ -160,7 +293,7 @@ export type ListActivityDeliveriesRequest = Message<"converger.v1.ListActivityDe
  * Use `create(ListActivityDeliveriesRequestSchema)` to create a new message.
  */
 export const ListActivityDeliveriesRequestSchema: GenMessage<ListActivityDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 3);
+  messageDesc(file_converger_v1_delivery, 7);
 
 /**
  * An activity's deliveries.
@@ -179,7 +312,7 @@ export type ListActivityDeliveriesResponse = Message<"converger.v1.ListActivityD
  * Use `create(ListActivityDeliveriesResponseSchema)` to create a new message.
  */
 export const ListActivityDeliveriesResponseSchema: GenMessage<ListActivityDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 4);
+  messageDesc(file_converger_v1_delivery, 8);
 
 /**
  * Request to retry a delivery.
@@ -198,7 +331,112 @@ export type RetryDeliveryRequest = Message<"converger.v1.RetryDeliveryRequest"> 
  * Use `create(RetryDeliveryRequestSchema)` to create a new message.
  */
 export const RetryDeliveryRequestSchema: GenMessage<RetryDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 5);
+  messageDesc(file_converger_v1_delivery, 9);
+
+/**
+ * A raw inbound request.
+ *
+ * @generated from message converger.v1.ReceiveInboundRequest
+ */
+export type ReceiveInboundRequest = Message<"converger.v1.ReceiveInboundRequest"> & {
+  /**
+   * @generated from field: string channel_id = 1;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: bytes body = 2;
+   */
+  body: Uint8Array;
+
+  /**
+   * Request headers, lower-case names.
+   *
+   * @generated from field: map<string, string> headers = 3;
+   */
+  headers: { [key: string]: string };
+};
+
+/**
+ * Describes the message converger.v1.ReceiveInboundRequest.
+ * Use `create(ReceiveInboundRequestSchema)` to create a new message.
+ */
+export const ReceiveInboundRequestSchema: GenMessage<ReceiveInboundRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 10);
+
+/**
+ * What the inbound request contained.
+ *
+ * @generated from message converger.v1.ReceiveInboundResponse
+ */
+export type ReceiveInboundResponse = Message<"converger.v1.ReceiveInboundResponse"> & {
+  /**
+   * Activities stored (or found stored, for repeats), in payload order.
+   *
+   * @generated from field: repeated string activity_ids = 1;
+   */
+  activityIds: string[];
+
+  /**
+   * @generated from field: int32 duplicates = 2;
+   */
+  duplicates: number;
+
+  /**
+   * @generated from field: int32 statuses = 3;
+   */
+  statuses: number;
+};
+
+/**
+ * Describes the message converger.v1.ReceiveInboundResponse.
+ * Use `create(ReceiveInboundResponseSchema)` to create a new message.
+ */
+export const ReceiveInboundResponseSchema: GenMessage<ReceiveInboundResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 11);
+
+/**
+ * A subscription challenge's query string.
+ *
+ * @generated from message converger.v1.AnswerInboundChallengeRequest
+ */
+export type AnswerInboundChallengeRequest = Message<"converger.v1.AnswerInboundChallengeRequest"> & {
+  /**
+   * @generated from field: string channel_id = 1;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: string query = 2;
+   */
+  query: string;
+};
+
+/**
+ * Describes the message converger.v1.AnswerInboundChallengeRequest.
+ * Use `create(AnswerInboundChallengeRequestSchema)` to create a new message.
+ */
+export const AnswerInboundChallengeRequestSchema: GenMessage<AnswerInboundChallengeRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 12);
+
+/**
+ * The challenge to echo back.
+ *
+ * @generated from message converger.v1.AnswerInboundChallengeResponse
+ */
+export type AnswerInboundChallengeResponse = Message<"converger.v1.AnswerInboundChallengeResponse"> & {
+  /**
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+};
+
+/**
+ * Describes the message converger.v1.AnswerInboundChallengeResponse.
+ * Use `create(AnswerInboundChallengeResponseSchema)` to create a new message.
+ */
+export const AnswerInboundChallengeResponseSchema: GenMessage<AnswerInboundChallengeResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 13);
 
 /**
  * Where a delivery stands.
@@ -275,6 +513,49 @@ export const DeliveryService: GenService<{
     methodKind: "unary";
     input: typeof RetryDeliveryRequestSchema;
     output: typeof DeliverySchema;
+  },
+  /**
+   * Takes a provider's inbound webhook (the raw route POST
+   * /v1/channels/{id}/inbound calls it with the exact bytes): the signature is
+   * checked, the payload parsed by the channel's adapter, messages stored once
+   * per provider message id, status callbacks applied to their deliveries.
+   *
+   * @generated from rpc converger.v1.DeliveryService.ReceiveInbound
+   */
+  receiveInbound: {
+    methodKind: "unary";
+    input: typeof ReceiveInboundRequestSchema;
+    output: typeof ReceiveInboundResponseSchema;
+  },
+  /**
+   * Answers a provider's subscription challenge (GET …/inbound?hub.mode=subscribe…).
+   *
+   * @generated from rpc converger.v1.DeliveryService.AnswerInboundChallenge
+   */
+  answerInboundChallenge: {
+    methodKind: "unary";
+    input: typeof AnswerInboundChallengeRequestSchema;
+    output: typeof AnswerInboundChallengeResponseSchema;
+  },
+  /**
+   * Lists events a consumer could not process after its retries, newest first.
+   *
+   * @generated from rpc converger.v1.DeliveryService.ListProcessingDeadLetters
+   */
+  listProcessingDeadLetters: {
+    methodKind: "unary";
+    input: typeof ListProcessingDeadLettersRequestSchema;
+    output: typeof ListProcessingDeadLettersResponseSchema;
+  },
+  /**
+   * Processes a dead-lettered event again; on success it leaves the list.
+   *
+   * @generated from rpc converger.v1.DeliveryService.ReplayProcessingDeadLetter
+   */
+  replayProcessingDeadLetter: {
+    methodKind: "unary";
+    input: typeof ReplayProcessingDeadLetterRequestSchema;
+    output: typeof ProcessingDeadLetterSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_converger_v1_delivery, 0);

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { hashSecret } from "../../common/access.js";
 import type { Pool } from "../../common/db/pool.js";
 
@@ -32,6 +34,50 @@ export function createDirectoryStore(pool: Pool) {
         [hashSecret(secret)],
       );
       return rows[0];
+    },
+
+    /** A channel with config and secret, and whether it and its tenant are active. */
+    async channelRecord(channelId: string) {
+      const { rows } = await pool.query<{
+        id: string;
+        tenant_id: string;
+        type: string;
+        channel_active: boolean;
+        tenant_active: boolean;
+        config: JsonObject;
+        secret: string;
+      }>(
+        `SELECT c.id, c.tenant_id, c.type, c.status = 'active' AS channel_active,
+                t.status = 'active' AS tenant_active, c.config, c.secret
+         FROM channels c JOIN tenants t ON t.id = c.tenant_id WHERE c.id = $1`,
+        [channelId],
+      );
+      return rows[0];
+    },
+
+    async conversationRoute(conversationId: string) {
+      const { rows } = await pool.query<{ tenant_id: string; channel_id: string; external_id: string | null }>(
+        "SELECT tenant_id, channel_id, external_id FROM conversations WHERE id = $1",
+        [conversationId],
+      );
+      return rows[0];
+    },
+
+    /** The channel's conversation for a provider thread, opened (with the sender as member) when new. */
+    async conversationForExternal(tenantId: string, channelId: string, externalId: string, memberId: string) {
+      const inserted = await pool.query<{ id: string }>(
+        `INSERT INTO conversations (id, tenant_id, channel_id, external_id, members)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (channel_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id`,
+        [randomUUID(), tenantId, channelId, externalId, [memberId]],
+      );
+      if (inserted.rows[0]) return inserted.rows[0].id;
+      const { rows } = await pool.query<{ id: string }>(
+        "SELECT id FROM conversations WHERE channel_id = $1 AND external_id = $2",
+        [channelId, externalId],
+      );
+      if (!rows[0]) throw new Error("conversation for external id vanished");
+      return rows[0].id;
     },
 
     /**

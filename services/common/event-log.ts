@@ -1,0 +1,112 @@
+import type { JsonValue } from "@bufbuild/protobuf";
+import type { Logger } from "./logger.js";
+
+/** One event of the log (an outbox row on its way to consumers). */
+export interface LogRecord {
+  eventId: string;
+  topic: string;
+  /** Partition key: records with one key reach a consumer in the order they were appended. */
+  key: string;
+  tenantId: string;
+  payload: JsonValue;
+  /** W3C trace context of the write that produced it, when traced. */
+  traceparent?: string;
+}
+
+export type RecordHandler = (record: LogRecord) => Promise<void>;
+
+export interface Consumer {
+  /** Consumer group: each group gets every record once (at least once). */
+  group: string;
+  topic: string;
+  handle: RecordHandler;
+  /** Keeps a record the handler kept failing on; it must not throw for long (it is retried). */
+  deadLetter: (record: LogRecord, error: unknown, attempts: number) => Promise<void>;
+}
+
+/**
+ * The event backbone of design.md §1: the outbox relay appends committed rows,
+ * consumer groups read them in per-key order, at least once. Kafka when
+ * KAFKA_BROKERS is set (kafka-log.ts), otherwise in-process (below).
+ */
+export interface EventLog {
+  readonly kind: "kafka" | "in-process";
+  /** Resolves once the records are durable in the log (Kafka: acknowledged by the brokers). */
+  append(records: LogRecord[]): Promise<void>;
+  consume(consumer: Consumer): Promise<void>;
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const RETRIES = 3;
+
+/**
+ * Runs a consumer's handler on one record: on failure it waits base, 2×base,
+ * 4×base and tries again, then hands the record to the dead-letter store, so a
+ * poisonous record holds its key back for seconds, never forever, and is never
+ * silently dropped. Stops early (returns false) when `alive()` turns false.
+ */
+export async function processRecord(
+  consumer: Consumer,
+  record: LogRecord,
+  options: { retryBaseMs: number; log: Logger; alive?: () => boolean },
+): Promise<boolean> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= RETRIES + 1; attempt++) {
+    try {
+      await consumer.handle(record);
+      return true;
+    } catch (error) {
+      lastError = error;
+      options.log.warn({ err: error, eventId: record.eventId, group: consumer.group, attempt }, "event failed");
+      if (attempt <= RETRIES) await sleep(options.retryBaseMs * 2 ** (attempt - 1));
+      if (options.alive && !options.alive()) return false;
+    }
+  }
+  for (let tries = 0; ; tries++) {
+    try {
+      await consumer.deadLetter(record, lastError, RETRIES + 1);
+      return true;
+    } catch (error) {
+      // Losing the record is not an option: keep trying, slowly, while running.
+      options.log.error({ err: error, eventId: record.eventId }, "dead-lettering failed; retrying");
+      await sleep(Math.min(30_000, options.retryBaseMs * 2 ** Math.min(tries, 5)));
+      if (options.alive && !options.alive()) return false;
+    }
+  }
+}
+
+/**
+ * The log without Kafka: append hands records straight to this process's
+ * consumers and resolves once they processed them (or dead-lettered them), so
+ * the relay marks a row published only after that.
+ */
+export function createInProcessLog(options: { retryBaseMs: number; log: Logger }): EventLog {
+  const consumers: Consumer[] = [];
+  let open = true;
+  return {
+    kind: "in-process",
+    async append(records) {
+      for (const record of records) {
+        for (const consumer of consumers) {
+          if (consumer.topic !== record.topic) continue;
+          if (!(await processRecord(consumer, record, { ...options, alive: () => open }))) {
+            throw new Error("event log closed while processing");
+          }
+        }
+      }
+    },
+    async consume(consumer) {
+      if (consumers.some((c) => c.group === consumer.group && c.topic === consumer.topic)) {
+        throw new Error(`group ${consumer.group} already consumes ${consumer.topic} here`);
+      }
+      consumers.push(consumer);
+    },
+    async ready() {},
+    async close() {
+      open = false;
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

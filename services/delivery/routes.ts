@@ -1,0 +1,83 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DeliverySchema, type DeliveryService, DeliveryStatus } from "../../gen/converger/v1/delivery_pb.js";
+import { tenantOf } from "../common/access.js";
+import { type Bus, conversationTopic } from "../common/bus.js";
+import { kPrincipal } from "../common/context.js";
+import { notFound } from "../common/errors.js";
+import type { Consumer } from "../common/event-log.js";
+import { toApiJson } from "../common/json.js";
+import { pageOf, pageResult } from "../common/pagination.js";
+import { type InboundDeps, inboundChannel, receiveInbound } from "./inbound.js";
+import { deadLetterMessage, deliveryMessage, statusName } from "./rows.js";
+import type { DeliveryStore } from "./store/deliveries.js";
+import type { ConsumerEventStore } from "./store/events.js";
+
+export interface DeliveryRoutesDeps extends InboundDeps {
+  deliveries: DeliveryStore;
+  events: ConsumerEventStore;
+  bus: Bus;
+  /** The log consumers by name, for replaying their dead letters. */
+  consumers: Map<string, Consumer>;
+  wakeWorker: () => void;
+}
+
+export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof DeliveryService> {
+  return {
+    async listDeliveries(req, ctx) {
+      const tenantId = tenantOf(ctx.values.get(kPrincipal));
+      const page = pageOf(req);
+      const status = req.status === DeliveryStatus.UNSPECIFIED ? undefined : statusName(req.status);
+      const rows = await deps.deliveries.list(tenantId, { status, channelId: req.channelId || undefined }, page);
+      const { items, nextCursor } = pageResult(rows, page);
+      return { deliveries: items.map(deliveryMessage), nextCursor };
+    },
+    async listActivityDeliveries(req, ctx) {
+      const rows = await deps.deliveries.listForActivity(tenantOf(ctx.values.get(kPrincipal)), req.activityId);
+      return { deliveries: rows.map(deliveryMessage) };
+    },
+    async retryDelivery(req, ctx) {
+      const tenantId = tenantOf(ctx.values.get(kPrincipal));
+      const row = await deps.deliveries.retry(tenantId, req.id);
+      if (!row) {
+        if (await deps.deliveries.get(tenantId, req.id))
+          throw new ConnectError("already delivered", Code.FailedPrecondition);
+        throw notFound("delivery");
+      }
+      deps.bus.publish(conversationTopic(row.conversation_id), {
+        type: "delivery",
+        conversation_id: row.conversation_id,
+        delivery: toApiJson(DeliverySchema, deliveryMessage(row)),
+      });
+      deps.wakeWorker();
+      return deliveryMessage(row);
+    },
+    receiveInbound: (req) => receiveInbound(deps, req),
+    async answerInboundChallenge(req) {
+      const { channel, adapter } = await inboundChannel(deps, req.channelId);
+      const challenge = adapter.answerChallenge?.(new URLSearchParams(req.query), channel);
+      if (challenge === undefined) throw new ConnectError("verification token does not match", Code.PermissionDenied);
+      return { challenge };
+    },
+    async listProcessingDeadLetters(req) {
+      const limit = req.limit > 0 ? req.limit : 50;
+      const rows = await deps.events.listDeadLetters(req.all, limit, req.offset);
+      return { deadLetters: rows.map(deadLetterMessage) };
+    },
+    async replayProcessingDeadLetter(req) {
+      const letter = await deps.events.getDeadLetter(req.id);
+      if (!letter) throw notFound("dead letter");
+      const consumer = deps.consumers.get(letter.consumer);
+      if (!consumer) throw new ConnectError(`consumer ${letter.consumer} does not run here`, Code.FailedPrecondition);
+      await consumer.handle({
+        eventId: letter.event_id,
+        topic: letter.topic,
+        key: letter.key,
+        tenantId: letter.tenant_id,
+        payload: letter.payload,
+      });
+      const replayed = await deps.events.markReplayed(letter.id);
+      return deadLetterMessage(replayed ?? letter);
+    },
+  };
+}

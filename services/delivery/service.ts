@@ -1,0 +1,124 @@
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { DeliveryService } from "../../gen/converger/v1/delivery_pb.js";
+import { EventsService } from "../../gen/converger/v1/events_pb.js";
+import { createOutboundHttp } from "../channels/http-out.js";
+import { createAccessInterceptor } from "../common/access.js";
+import type { Consumer } from "../common/event-log.js";
+import { createErrorInterceptor } from "../common/log-interceptor.js";
+import { forService } from "../common/logger.js";
+import { processingDeadLettersTotal } from "../common/metrics.js";
+import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
+import { ACTIVITIES_TOPIC, createActivityConsumer, DELIVERY_CONSUMER } from "./consumer.js";
+import { createDeliveryDirectory } from "./directory.js";
+import { deliveryImpl } from "./routes.js";
+import { createDeliveryStore } from "./store/deliveries.js";
+import { createEventStore } from "./store/events.js";
+import { createDeliveryWorker } from "./worker.js";
+
+export const deliveryMigrations: MigrationSet = {
+  owner: "delivery",
+  dir: fileURLToPath(new URL("./migrations", import.meta.url)),
+};
+
+export const PROCESSING_DLQ_TOPIC = "converger.processing.dlq";
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+// Processed event ids are kept well past any redelivery the log could still make.
+const PROCESSED_EVENTS_RETENTION_HOURS = 7 * 24;
+
+/**
+ * The delivery service (design.md §3 Delivery and inbound, §5): consumes the
+ * activity log into tracked deliveries, sends them through the channel
+ * adapters with retries, and takes providers' inbound webhooks.
+ */
+export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
+  const { config, bus, eventLog } = deps;
+  const pool = requirePool(deps);
+  const log = forService(deps.log, "delivery");
+  const deliveries = createDeliveryStore(pool);
+  const events = createEventStore(pool);
+  const directory = createDeliveryDirectory(deps.transportFor("conversations"), config.internalToken, bus);
+  const feed = createClient(EventsService, deps.transportFor("conversations"));
+  const worker = createDeliveryWorker({
+    deliveries,
+    directory,
+    http: createOutboundHttp({ allowPrivate: config.webhookAllowPrivate }),
+    bus,
+    eventLog,
+    log,
+    backoffBaseMs: config.deliveryBackoffBaseMs,
+    maxAttempts: config.deliveryMaxAttempts,
+    async audit(tenantId, message) {
+      await feed.createEvent({ tenantId, message }, { headers: directory.headers });
+    },
+  });
+  const consumer: Consumer = {
+    group: DELIVERY_CONSUMER,
+    topic: ACTIVITIES_TOPIC,
+    handle: createActivityConsumer({ pool, deliveries, events, directory, onQueued: worker.wake }),
+    async deadLetter(record, error, attempts) {
+      const message = error instanceof Error ? error.message : String(error);
+      await events.deadLetter(DELIVERY_CONSUMER, record, message, attempts);
+      processingDeadLettersTotal.inc({ consumer: DELIVERY_CONSUMER, topic: record.topic });
+      log.error({ eventId: record.eventId, topic: record.topic, error: message }, "event dead-lettered");
+      if (eventLog.kind === "kafka") {
+        await eventLog.append([{ ...record, topic: PROCESSING_DLQ_TOPIC }]).catch((e) => {
+          log.error({ err: e, eventId: record.eventId }, "dead letter not copied to its topic; it is in the table");
+        });
+      }
+    },
+  };
+  // Registered now, before any module starts: the in-process relay starts with the conversations module.
+  // An unreachable Kafka does not stop the process: joining is retried until it works.
+  let stopped = false;
+  const join = async (): Promise<void> => {
+    for (let tries = 1; !stopped; tries++) {
+      try {
+        return await eventLog.consume(consumer);
+      } catch (error) {
+        log.error({ err: error, tries }, "cannot join the delivery consumer group; retrying");
+        await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1_000 * tries)));
+      }
+    }
+  };
+  void join();
+  const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
+  let pruneTimer: NodeJS.Timeout | undefined;
+
+  return {
+    name: "delivery",
+    services: [DeliveryService],
+    routes(router) {
+      router.service(
+        DeliveryService,
+        deliveryImpl({
+          deliveries,
+          events,
+          directory,
+          bus,
+          consumers: new Map([[DELIVERY_CONSUMER, consumer]]),
+          wakeWorker: worker.wake,
+        }),
+        { interceptors },
+      );
+    },
+    async start() {
+      worker.wake();
+      const prune = async () => {
+        await deliveries.prune(config.deliveryRetentionDays);
+        await events.pruneProcessed(PROCESSED_EVENTS_RETENTION_HOURS);
+      };
+      pruneTimer = setInterval(() => void prune().catch((e) => log.warn({ err: e }, "prune failed")), PRUNE_EVERY_MS);
+      pruneTimer.unref();
+    },
+    async ready() {
+      await pool.query("SELECT 1");
+      await eventLog.ready();
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(pruneTimer);
+      await worker.stop();
+    },
+  };
+}

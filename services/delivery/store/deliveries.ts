@@ -1,0 +1,189 @@
+import { randomUUID } from "node:crypto";
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { Pool, PoolClient } from "../../common/db/pool.js";
+import type { Page } from "../../common/pagination.js";
+
+export type DeliveryStatusName = "pending" | "delivered" | "failed";
+
+export interface DeliveryRow {
+  id: string;
+  tenant_id: string;
+  activity_id: string;
+  conversation_id: string;
+  seq: string;
+  channel_id: string;
+  external_id: string | null;
+  activity: JsonObject;
+  status: DeliveryStatusName;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: Date | null;
+  delivered_at: Date | null;
+  provider_message_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+  sort_key: string;
+}
+
+export interface NewDelivery {
+  tenantId: string;
+  activityId: string;
+  conversationId: string;
+  seq: string;
+  channelId: string;
+  externalId: string | null;
+  activity: JsonObject;
+}
+
+// A claim outlives the slowest try (10 s HTTP timeout) by far; an expired one is taken again.
+const LEASE_SECONDS = 60;
+
+const COLUMNS = `id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id, activity, status,
+  attempts, last_error, next_attempt_at, delivered_at, provider_message_id, created_at, updated_at,
+  created_at::text AS sort_key`;
+
+export function createDeliveryStore(pool: Pool) {
+  return {
+    /** Records the delivery unless it exists (a redelivered event); returns it only when new. */
+    async insert(client: PoolClient, d: NewDelivery): Promise<DeliveryRow | undefined> {
+      const { rows } = await client.query<DeliveryRow>(
+        `INSERT INTO deliveries (id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id,
+                                 activity, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+         ON CONFLICT (activity_id, channel_id) DO NOTHING RETURNING ${COLUMNS}`,
+        [randomUUID(), d.tenantId, d.activityId, d.conversationId, d.seq, d.channelId, d.externalId, d.activity],
+      );
+      return rows[0];
+    },
+
+    /**
+     * Claims up to `limit` due deliveries, each the head of its (conversation,
+     * channel) line: a delivery waits while an earlier one of its line is
+     * pending, so a retrying one holds back only its own conversation.
+     */
+    async claimDue(limit: number): Promise<DeliveryRow[]> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `WITH due AS (
+           SELECT d.id FROM deliveries d
+           WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+             AND (d.lease_until IS NULL OR d.lease_until < now())
+             AND NOT EXISTS (
+               SELECT 1 FROM deliveries e
+               WHERE e.status = 'pending' AND e.conversation_id = d.conversation_id
+                 AND e.channel_id = d.channel_id AND e.seq < d.seq)
+           ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
+         FROM due WHERE deliveries.id = due.id
+         RETURNING deliveries.*, deliveries.created_at::text AS sort_key`,
+        [limit, LEASE_SECONDS],
+      );
+      return rows;
+    },
+
+    /** When the next pending delivery falls due (for the worker's timer), if any. */
+    async nextDueAt(): Promise<Date | undefined> {
+      const { rows } = await pool.query<{ at: Date | null }>(
+        "SELECT min(greatest(next_attempt_at, lease_until)) AS at FROM deliveries WHERE status = 'pending'",
+      );
+      return rows[0]?.at ?? undefined;
+    },
+
+    async markDelivered(id: string, providerMessageId: string | undefined): Promise<DeliveryRow | undefined> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
+           next_attempt_at = NULL, lease_until = NULL, delivered_at = now(), provider_message_id = $2,
+           updated_at = now()
+         WHERE id = $1 AND status = 'pending' RETURNING ${COLUMNS}`,
+        [id, providerMessageId ?? null],
+      );
+      return rows[0];
+    },
+
+    /** Counts a failed try: pending again after `retryInMs`, or failed when `final`. */
+    async markTryFailed(id: string, error: string, final: boolean, retryInMs: number) {
+      const { rows } = await pool.query<DeliveryRow>(
+        `UPDATE deliveries SET attempts = attempts + 1, last_error = $2, lease_until = NULL, updated_at = now(),
+           status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
+           next_attempt_at = CASE WHEN $3 THEN NULL ELSE now() + make_interval(secs => $4 / 1000.0) END
+         WHERE id = $1 AND status = 'pending' RETURNING ${COLUMNS}`,
+        [id, error.slice(0, 1000), final, retryInMs],
+      );
+      return rows[0];
+    },
+
+    /** Schedules a delivery (failed or pending) for a try now, with a fresh try budget. */
+    async retry(tenantId: string, id: string): Promise<DeliveryRow | undefined> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+         WHERE id = $1 AND tenant_id = $2 AND status <> 'delivered' RETURNING ${COLUMNS}`,
+        [id, tenantId],
+      );
+      return rows[0];
+    },
+
+    async get(tenantId: string, id: string): Promise<DeliveryRow | undefined> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT ${COLUMNS} FROM deliveries WHERE id = $1 AND tenant_id = $2`,
+        [id, tenantId],
+      );
+      return rows[0];
+    },
+
+    async listForActivity(tenantId: string, activityId: string): Promise<DeliveryRow[]> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT ${COLUMNS} FROM deliveries WHERE activity_id = $1 AND tenant_id = $2 ORDER BY created_at, id`,
+        [activityId, tenantId],
+      );
+      return rows;
+    },
+
+    /** Newest first; keyset (created_at, id) after `cursor`, or `offset`. */
+    async list(
+      tenantId: string,
+      filter: { status?: DeliveryStatusName; channelId?: string },
+      page: Page,
+    ): Promise<DeliveryRow[]> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT ${COLUMNS} FROM deliveries
+         WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR channel_id = $3)
+           AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid))
+         ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7`,
+        [
+          tenantId,
+          filter.status ?? null,
+          filter.channelId ?? null,
+          page.after?.sortKey ?? null,
+          page.after?.id ?? null,
+          page.limit + 1,
+          page.offset,
+        ],
+      );
+      return rows;
+    },
+
+    /** Applies a provider's status callback to the delivery of that provider message. */
+    async applyProviderStatus(channelId: string, providerMessageId: string, status: string, error?: string) {
+      const { rows } = await pool.query<DeliveryRow>(
+        `UPDATE deliveries SET provider_status = $3, updated_at = now(),
+           last_error = COALESCE($4, last_error),
+           status = CASE WHEN $3 = 'failed' THEN 'failed'
+                         WHEN $3 IN ('delivered', 'read') THEN 'delivered' ELSE status END,
+           delivered_at = CASE WHEN $3 IN ('delivered', 'read') THEN COALESCE(delivered_at, now())
+                               ELSE delivered_at END
+         WHERE channel_id = $1 AND provider_message_id = $2 RETURNING ${COLUMNS}`,
+        [channelId, providerMessageId, status, error ?? null],
+      );
+      return rows[0];
+    },
+
+    async prune(retentionDays: number): Promise<number> {
+      const { rowCount } = await pool.query(
+        "DELETE FROM deliveries WHERE status = 'delivered' AND delivered_at < now() - make_interval(days => $1)",
+        [retentionDays],
+      );
+      return rowCount ?? 0;
+    },
+  };
+}
+
+export type DeliveryStore = ReturnType<typeof createDeliveryStore>;
