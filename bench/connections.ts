@@ -55,7 +55,6 @@ try {
   if (warmFailures.size > 0) console.log(`warm-up failures: ${tally(warmFailures)}`);
   await closeAll(warm);
   const baseline = await settledRssKb(server.pid);
-  console.log(await (await fetch(server.edgeUrl.replace("ws", "http") + "/healthz")).text());
   const rssBefore = baseline.kb;
   const clientBefore = rssKb("self");
   console.log(
@@ -82,7 +81,6 @@ try {
   const rssBurst = rssKb(server.pid);
   const settled = await settledRssKb(server.pid);
   const held = sockets.filter((ws) => ws.readyState === ws.OPEN).length;
-  console.log(await (await fetch(server.edgeUrl.replace("ws", "http") + "/healthz")).text());
   const rssAfter = settled.kb;
   const perSocket = (rssAfter - rssBefore) / Math.max(1, sockets.length);
   const clientPer = (rssKb("self") - clientBefore) / Math.max(1, sockets.length);

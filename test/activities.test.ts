@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createActivityWriter } from "../services/conversations/activity-writer.js";
-import type { OutboxRelay } from "../services/conversations/outbox-relay.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;

@@ -65,6 +65,8 @@ describe("channels", () => {
     ["whatsapp_meta", { phone_number_id: "1", access_token: "a", verify_token: "v" }, "config.app_secret"],
     ["whatsapp_infobip", { api_key: "k", sender: "s" }, "config.base_url"],
     ["telegram", { bot_token: 42 }, "config.bot_token"],
+    ["instagram", { instagram_account_id: "1" }, "config.access_token"],
+    ["messenger", { page_access_token: "t" }, "config.page_id"],
     ["echo", { surprise: true }, "config.surprise"],
   ])("rejects an invalid %s config with 400 naming %s", async (type, config, field) => {
     const before = await t.db.query("SELECT count(*)::int AS n FROM channels");

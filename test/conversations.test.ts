@@ -103,7 +103,7 @@ describe("conversations", () => {
     await f.message(key, id, "one");
     await f.message(key, id, "two");
     const frames: unknown[] = [];
-    const off = t.app.bus.subscribe(`conversation:${id}`, (frame) => frames.push(frame));
+    const off = t.app.bus.subscribe(`conversation:${id}`, (frame) => frame.type === "read" && frames.push(frame));
     const res = await call(t.baseUrl, "POST", `/v1/conversations/${id}/read`, {
       key,
       body: { user_id: "u1", watermark: 1 },

@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
+import { openSocket } from "./helpers/ws.js";
 
 // Small base so retries happen within a test: waits of 3^n × 20 ms.
 const env = { WEBHOOK_ALLOW_PRIVATE: "true", DELIVERY_BACKOFF_BASE_MS: "20", PROCESSING_RETRY_BASE_MS: "20" };
@@ -227,5 +228,58 @@ describe("processing dead letters", () => {
     } finally {
       await sink.close();
     }
+  });
+});
+
+describe("delivery frames", () => {
+  it("streams each status change of a delivery to the conversation's subscribers", async () => {
+    const sink = await startHttpSink((_req, n) => ({ status: n === 1 ? 500 : 200 }));
+    try {
+      const { channel, conversationId } = await webhookConversation(sink.url);
+      const minted = await call(t.baseUrl, "POST", "/v1/tokens", {
+        token: channel.secret,
+        body: { user: { id: "watcher" }, conversation_id: conversationId },
+      });
+      const socket = await openSocket(`ws://127.0.0.1:${t.app.ports.edge}/ws?token=${minted.body.token}`);
+      await socket.next((fr) => fr.type === "connection_established");
+      const posted = (await f.message(key, conversationId, "watch my delivery")).body;
+      const frames = await socket.collect((fr) => fr.type === "delivery", 2);
+      expect(frames.map((fr) => [fr.delivery.activity_id, fr.delivery.status, fr.delivery.attempts])).toEqual([
+        [posted.id, "pending", 1],
+        [posted.id, "delivered", 2],
+      ]);
+      expect(frames[0]?.delivery.last_error).toBe("HTTP 500");
+      socket.ws.close();
+    } finally {
+      await sink.close();
+    }
+  });
+});
+
+describe("retention", () => {
+  it("prunes delivered rows past DELIVERY_RETENTION_DAYS and keeps the rest", async () => {
+    const { createDeliveryStore } = await import("../services/delivery/store/deliveries.js");
+    const channel = await f.channel(key, "websocket");
+    const { id } = await f.conversation(key, channel.id);
+    const old = (await f.message(key, id, "old")).body;
+    const recent = (await f.message(key, id, "recent")).body;
+    await expect
+      .poll(
+        async () =>
+          (
+            await t.db.query(
+              "SELECT count(*)::int AS n FROM deliveries WHERE conversation_id = $1 AND status = 'delivered'",
+              [id],
+            )
+          ).rows[0].n,
+        { timeout: 5000 },
+      )
+      .toBe(2);
+    await t.db.query("UPDATE deliveries SET delivered_at = now() - interval '31 days' WHERE activity_id = $1", [
+      old.id,
+    ]);
+    await createDeliveryStore(t.db).prune(30);
+    const left = await t.db.query("SELECT activity_id FROM deliveries WHERE conversation_id = $1", [id]);
+    expect(left.rows).toEqual([{ activity_id: recent.id }]);
   });
 });

@@ -20,6 +20,12 @@ export interface Consumer {
   group: string;
   topic: string;
   handle: RecordHandler;
+  /**
+   * Handles records in one go (one transaction instead of one per record).
+   * When it fails, each record of the batch goes through `handle` on its own,
+   * so one poisonous record is retried and dead-lettered alone.
+   */
+  handleBatch?: (records: LogRecord[]) => Promise<void>;
   /** Keeps a record the handler kept failing on; it must not throw for long (it is retried). */
   deadLetter: (record: LogRecord, error: unknown, attempts: number) => Promise<void>;
 }
@@ -76,6 +82,27 @@ export async function processRecord(
   }
 }
 
+/** Runs a batch through handleBatch, or record by record (see Consumer.handleBatch); false when stopped early. */
+export async function processBatch(
+  consumer: Consumer,
+  records: LogRecord[],
+  options: { retryBaseMs: number; log: Logger; alive?: () => boolean },
+): Promise<boolean> {
+  if (records.length === 0) return true;
+  if (consumer.handleBatch && records.length > 1) {
+    try {
+      await consumer.handleBatch(records);
+      return true;
+    } catch (error) {
+      options.log.warn({ err: error, group: consumer.group, records: records.length }, "batch failed; one by one");
+    }
+  }
+  for (const record of records) {
+    if (!(await processRecord(consumer, record, options))) return false;
+  }
+  return true;
+}
+
 /**
  * The log without Kafka: append hands records straight to this process's
  * consumers and resolves once they processed them (or dead-lettered them), so
@@ -87,12 +114,10 @@ export function createInProcessLog(options: { retryBaseMs: number; log: Logger }
   return {
     kind: "in-process",
     async append(records) {
-      for (const record of records) {
-        for (const consumer of consumers) {
-          if (consumer.topic !== record.topic) continue;
-          if (!(await processRecord(consumer, record, { ...options, alive: () => open }))) {
-            throw new Error("event log closed while processing");
-          }
+      for (const consumer of consumers) {
+        const mine = records.filter((record) => record.topic === consumer.topic);
+        if (!(await processBatch(consumer, mine, { ...options, alive: () => open }))) {
+          throw new Error("event log closed while processing");
         }
       }
     },

@@ -1,5 +1,5 @@
 import { CompressionTypes, Kafka, type Consumer as KafkaConsumer, logLevel, type Producer } from "kafkajs";
-import { type Consumer, type EventLog, type LogRecord, processRecord } from "./event-log.js";
+import { type Consumer, type EventLog, type LogRecord, processBatch } from "./event-log.js";
 import type { Logger } from "./logger.js";
 
 export interface KafkaLogOptions {
@@ -14,6 +14,9 @@ export interface KafkaLogOptions {
   log: Logger;
 }
 
+const PARTITIONS_IN_PARALLEL = 8;
+// Records handed to a consumer's handleBatch at once.
+const MAX_BATCH = 500;
 const HEADER_EVENT_ID = "event_id";
 const HEADER_TENANT_ID = "tenant_id";
 const HEADER_TRACEPARENT = "traceparent";
@@ -113,20 +116,28 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       await kafkaConsumer.subscribe({ topic: consumer.topic, fromBeginning: true });
       await kafkaConsumer.run({
         autoCommit: true,
-        eachMessage: async ({ topic, message, heartbeat }) => {
-          const record = recordOf(topic, message);
-          if (!record) {
-            log.error({ topic, offset: message.offset }, "record without event id or JSON body; skipped");
-            return;
+        // Order is per key, hence per partition: partitions can be worked side by side.
+        partitionsConsumedConcurrently: PARTITIONS_IN_PARALLEL,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+          for (let from = 0; from < batch.messages.length; from += MAX_BATCH) {
+            const messages = batch.messages.slice(from, from + MAX_BATCH);
+            const records: LogRecord[] = [];
+            for (const message of messages) {
+              const record = recordOf(batch.topic, message);
+              if (record) records.push(record);
+              else log.error({ topic: batch.topic, offset: message.offset }, "record without event id or JSON body");
+            }
+            const done = await processBatch(consumer, records, {
+              retryBaseMs: options.retryBaseMs,
+              log,
+              alive: () => open,
+            });
+            // Not processed because we are stopping: the offsets stay uncommitted and the records come again.
+            if (!done) throw new Error("stopping before the records were processed");
+            for (const message of messages) resolveOffset(message.offset);
+            await heartbeat();
           }
-          const done = await processRecord(consumer, record, {
-            retryBaseMs: options.retryBaseMs,
-            log,
-            alive: () => open,
-          });
-          // Not processed because we are stopping: throwing keeps the offset uncommitted.
-          if (!done) throw new Error("stopping before the record was processed");
-          await heartbeat();
         },
       });
     },

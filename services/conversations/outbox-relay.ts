@@ -12,6 +12,10 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
 }
 
+// With Kafka, a pass waits this long after a wake-up so rows committed meanwhile go in the same produce
+// request (Kafka producers call it linger.ms; librdkafka's default is 5 ms): fewer, fuller record batches.
+const KAFKA_LINGER_MS = 20;
+
 const BATCH = 500;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 // After a failed append (Kafka down) passes wait this long, doubling up to the cap.
@@ -80,6 +84,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   async function loop(): Promise<void> {
     while (wanted && Date.now() >= pausedUntil) {
       wanted = false;
+      if (options.eventLog.kind === "kafka") await new Promise((resolve) => setTimeout(resolve, KAFKA_LINGER_MS));
       try {
         if ((await pass()) === BATCH) wanted = true;
         failures = 0;

@@ -2,7 +2,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { inTransaction, type Pool } from "../common/db/pool.js";
 import type { LogRecord } from "../common/event-log.js";
 import type { DeliveryDirectory } from "./directory.js";
-import type { DeliveryStore } from "./store/deliveries.js";
+import type { DeliveryStore, NewDelivery } from "./store/deliveries.js";
 import type { ConsumerEventStore } from "./store/events.js";
 
 export const ACTIVITIES_TOPIC = "converger.activities";
@@ -10,14 +10,14 @@ export const DELIVERY_CONSUMER = "delivery";
 
 interface ActivityPayload {
   type: string;
-  activity?: JsonObject & { id: string; conversation_id: string; tenant_id: string; seq: string };
+  activity?: JsonObject & { id: string; conversation_id: string; seq: string };
 }
 
 /**
- * Turns each committed activity into its delivery (design.md §3 Targets): one
+ * Turns committed activities into their deliveries (design.md §3 Targets): one
  * row for the conversation's channel, unless that channel's adapter produced
  * the activity. Idempotent on the event id and on (activity, channel), so a
- * redelivered event never delivers twice.
+ * redelivered event never delivers twice. A batch is one transaction.
  */
 export function createActivityConsumer(deps: {
   pool: Pool;
@@ -26,27 +26,34 @@ export function createActivityConsumer(deps: {
   directory: DeliveryDirectory;
   onQueued: () => void;
 }) {
-  return async function handle(record: LogRecord): Promise<void> {
+  async function targetOf(record: LogRecord): Promise<NewDelivery | undefined> {
     const payload = record.payload as unknown as ActivityPayload;
     const activity = payload?.activity;
-    if (payload?.type !== "activity.created" || !activity) return;
+    if (payload?.type !== "activity.created" || !activity) return undefined;
     const route = await deps.directory.route(activity.conversation_id);
     if (!route) throw new Error(`conversation ${activity.conversation_id} is unknown to the directory`);
-    const cameFromTarget = activity.origin_channel_id === route.channelId;
+    if (activity.origin_channel_id === route.channelId) return undefined;
+    return {
+      tenantId: route.tenantId,
+      activityId: activity.id,
+      conversationId: activity.conversation_id,
+      seq: activity.seq,
+      channelId: route.channelId,
+      externalId: route.externalId,
+      activity,
+    };
+  }
+
+  async function handleBatch(records: LogRecord[]): Promise<void> {
+    const targets = new Map<string, NewDelivery | undefined>();
+    for (const record of records) targets.set(record.eventId, await targetOf(record));
     const queued = await inTransaction(deps.pool, async (client) => {
-      if (!(await deps.events.claim(client, DELIVERY_CONSUMER, record.eventId))) return false;
-      if (cameFromTarget) return false;
-      const row = await deps.deliveries.insert(client, {
-        tenantId: route.tenantId,
-        activityId: activity.id,
-        conversationId: activity.conversation_id,
-        seq: activity.seq,
-        channelId: route.channelId,
-        externalId: route.externalId,
-        activity,
-      });
-      return row !== undefined;
+      const fresh = await deps.events.claim(client, DELIVERY_CONSUMER, [...targets.keys()]);
+      const due = [...targets].filter(([eventId, target]) => target && fresh.has(eventId)).map(([, t]) => t);
+      return deps.deliveries.insertMany(client, due as NewDelivery[]);
     });
-    if (queued) deps.onQueued();
-  };
+    if (queued > 0) deps.onQueued();
+  }
+
+  return { handle: (record: LogRecord) => handleBatch([record]), handleBatch };
 }

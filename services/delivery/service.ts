@@ -55,7 +55,7 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
   const consumer: Consumer = {
     group: DELIVERY_CONSUMER,
     topic: ACTIVITIES_TOPIC,
-    handle: createActivityConsumer({ pool, deliveries, events, directory, onQueued: worker.wake }),
+    ...createActivityConsumer({ pool, deliveries, events, directory, onQueued: worker.wake }),
     async deadLetter(record, error, attempts) {
       const message = error instanceof Error ? error.message : String(error);
       await events.deadLetter(DELIVERY_CONSUMER, record, message, attempts);

@@ -9,13 +9,15 @@ import type { EventLog } from "../common/event-log.js";
 import { toApiJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { deliveriesTotal } from "../common/metrics.js";
-import type { DeliveryDirectory } from "./directory.js";
+import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
 import { deliveryMessage } from "./rows.js";
 import type { DeliveryRow, DeliveryStore } from "./store/deliveries.js";
 
 export const DELIVERIES_DLQ_TOPIC = "converger.deliveries.dlq";
-// Deliveries claimed per pass; they go out concurrently (one per conversation line at most).
-const BATCH = 64;
+// Lines (conversation, channel) worked at once, each one delivery at a time, in seq order.
+const MAX_LINES = 256;
+// Deliveries one line sends before it goes back to the queue, so busy lines cannot starve others.
+const MAX_PER_LINE_RUN = 1_000;
 // Rows written or rescheduled by other processes are found within this long.
 const MAX_IDLE_MS = 1_000;
 
@@ -37,10 +39,18 @@ export function backoffMs(attempt: number, baseMs: number, random = Math.random(
   return Math.round(3 ** attempt * baseMs * (0.9 + 0.2 * random));
 }
 
+type TryOutcome = { sent: true; providerMessageId?: string; type: string } | { sent: false; row?: DeliveryRow };
+
+const lineOf = (row: DeliveryRow) => `${row.conversation_id}/${row.channel_id}`;
+
 /**
- * Sends due deliveries through their channel's adapter and records each try
- * (design.md §5): delivered, pending again after the backoff, or failed after
- * the last try. Every status change is streamed as a `delivery` frame.
+ * Sends due deliveries through their channel's adapter (design.md §5). Each
+ * (conversation, channel) line is worked by one runner at a time, in seq
+ * order: delivered → the next of the line; failed try → pending again after
+ * the backoff (the line waits); last try failed → `failed`, and the line goes
+ * on. Successes of all lines are recorded together, one statement that also
+ * claims each line's next delivery. Every status change is streamed as a
+ * `delivery` frame.
  */
 export function createDeliveryWorker(options: WorkerOptions) {
   const { deliveries, directory, log } = options;
@@ -48,11 +58,11 @@ export function createDeliveryWorker(options: WorkerOptions) {
   let running: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const lines = new Set<Promise<void>>();
+  const steps = createStepBatcher(options);
 
-  async function attempt(row: DeliveryRow): Promise<void> {
+  async function attempt(row: DeliveryRow): Promise<TryOutcome> {
     const channel = await directory.channel(row.channel_id).catch(() => undefined);
-    const type = channel?.type ?? "unknown";
-    let updated: DeliveryRow | undefined;
     try {
       if (!channel) throw new DeliveryError("the channel no longer exists", true);
       if (!channel.active || !channel.tenantActive) throw new DeliveryError("the channel is inactive");
@@ -65,39 +75,29 @@ export function createDeliveryWorker(options: WorkerOptions) {
         externalId: row.external_id ?? undefined,
         http: options.http,
       });
-      for (const [i, reply] of (result.replies ?? []).entries()) {
-        await directory.client
-          .postChannelActivity(
-            {
-              channelId: channel.id,
-              conversationId: row.conversation_id,
-              messageId: `reply:${row.id}:${i}`,
-              from: { id: "bot", name: channel.type },
-              type: ActivityType.MESSAGE,
-              text: reply.text,
-            },
-            { headers: directory.headers },
-          )
-          .catch((error) => {
-            const code = ConnectError.from(error).code;
-            // A closed conversation or a gone channel will not take the reply on a later try either.
-            throw code === Code.FailedPrecondition || code === Code.NotFound
-              ? new DeliveryError(`reply refused: ${ConnectError.from(error).rawMessage}`, true)
-              : error;
-          });
-      }
-      updated = await deliveries.markDelivered(row.id, result.providerMessageId);
-      deliveriesTotal.inc({ channel_type: type, outcome: "delivered" });
+      for (const [i, reply] of (result.replies ?? []).entries()) await postReply(row, channel, i, reply.text);
+      return { sent: true, providerMessageId: result.providerMessageId, type: channel.type };
     } catch (error) {
-      updated = await failedTry(row, type, error);
+      return { sent: false, row: await failedTry(row, channel?.type ?? "unknown", error) };
     }
-    if (updated) {
-      options.bus.publish(conversationTopic(row.conversation_id), {
-        type: "delivery",
-        conversation_id: row.conversation_id,
-        delivery: toApiJson(DeliverySchema, deliveryMessage(updated)),
-      });
-    }
+  }
+
+  /** A reply of the channel (echo) in the same conversation; keyed by delivery, so a re-run adds none. */
+  async function postReply(row: DeliveryRow, channel: ChannelInfo, index: number, text: string) {
+    const request = {
+      channelId: channel.id,
+      conversationId: row.conversation_id,
+      messageId: `reply:${row.id}:${index}`,
+      from: { id: "bot", name: channel.type },
+      type: ActivityType.MESSAGE,
+      text,
+    };
+    await directory.client.postChannelActivity(request, { headers: directory.headers }).catch((error) => {
+      const cause = ConnectError.from(error);
+      // A closed conversation or a gone channel will not take the reply on a later try either.
+      const final = cause.code === Code.FailedPrecondition || cause.code === Code.NotFound;
+      throw final ? new DeliveryError(`reply refused: ${cause.rawMessage}`, true) : error;
+    });
   }
 
   async function failedTry(row: DeliveryRow, type: string, error: unknown): Promise<DeliveryRow | undefined> {
@@ -106,47 +106,59 @@ export function createDeliveryWorker(options: WorkerOptions) {
     const final = (error instanceof DeliveryError && error.permanent) || attempts >= options.maxAttempts;
     const updated = await deliveries.markTryFailed(row.id, message, final, backoffMs(attempts, options.backoffBaseMs));
     deliveriesTotal.inc({ channel_type: type, outcome: final ? "failed" : "retry" });
+    if (updated) publish(options.bus, updated);
     if (!final || !updated) return updated;
     log.warn({ deliveryId: row.id, channelId: row.channel_id, attempts, error: message }, "delivery failed");
+    const audit = `delivery ${row.id} of activity ${row.activity_id} to channel ${row.channel_id} failed after ${attempts} tries: ${message}`;
     await options
-      .audit(
-        row.tenant_id,
-        `delivery ${row.id} of activity ${row.activity_id} to channel ${row.channel_id} failed after ${attempts} tries: ${message}`.slice(
-          0,
-          500,
-        ),
-      )
+      .audit(row.tenant_id, audit.slice(0, 500))
       .catch((e) => log.error({ err: e, deliveryId: row.id }, "audit event for a failed delivery not written"));
     if (options.eventLog.kind === "kafka") {
+      const payload = toApiJson(DeliverySchema, deliveryMessage(updated));
       await options.eventLog
         .append([
-          {
-            eventId: row.id,
-            topic: DELIVERIES_DLQ_TOPIC,
-            key: row.conversation_id,
-            tenantId: row.tenant_id,
-            payload: toApiJson(DeliverySchema, deliveryMessage(updated)),
-          },
+          { eventId: row.id, topic: DELIVERIES_DLQ_TOPIC, key: row.conversation_id, tenantId: row.tenant_id, payload },
         ])
         .catch((e) => log.error({ err: e, deliveryId: row.id }, "failed delivery not copied to its DLQ topic"));
     }
     return updated;
   }
 
+  /** Works one line from its claimed head until it is empty, waits for a retry, or had its share. */
+  async function runLine(head: DeliveryRow): Promise<void> {
+    let row: DeliveryRow | undefined = head;
+    for (let sent = 0; row; sent++) {
+      if (stopped || sent >= MAX_PER_LINE_RUN) return deliveries.release(row.id);
+      const outcome = await attempt(row);
+      if (outcome.sent) row = await steps.complete(row, outcome.type, outcome.providerMessageId);
+      else if (outcome.row?.status === "failed") {
+        row = await deliveries.claimNextInLine(row.conversation_id, row.channel_id, row.id);
+      } else return;
+    }
+  }
+
+  /** Claims heads of idle lines up to the concurrency limit and starts working them. */
   async function pass(): Promise<number> {
-    const rows = await deliveries.claimDue(BATCH);
-    await Promise.all(
-      rows.map((row) => attempt(row).catch((error) => log.error({ err: error, deliveryId: row.id }, "delivery try"))),
-    );
-    return rows.length;
+    const room = MAX_LINES - lines.size;
+    if (room <= 0) return 0;
+    const heads = await deliveries.claimDue(room);
+    for (const head of heads) {
+      const line = runLine(head)
+        .catch((error) => log.error({ err: error, deliveryId: head.id }, "delivery line stopped"))
+        .finally(() => {
+          lines.delete(line);
+          worker.wake(); // another line may be due now
+        });
+      lines.add(line);
+    }
+    return heads.length;
   }
 
   async function loop(): Promise<void> {
     while (wanted && !stopped) {
       wanted = false;
       try {
-        // A full batch, or any batch at all (it may have unblocked the next of its lines): look again.
-        if ((await pass()) > 0) wanted = true;
+        if ((await pass()) > 0 && lines.size < MAX_LINES) wanted = true;
       } catch (error) {
         log.error({ err: error }, "delivery pass failed");
       }
@@ -174,9 +186,68 @@ export function createDeliveryWorker(options: WorkerOptions) {
       stopped = true;
       clearTimeout(timer);
       await running;
+      await Promise.all(lines);
     },
   };
   return worker;
 }
 
 export type DeliveryWorker = ReturnType<typeof createDeliveryWorker>;
+
+/**
+ * Records delivered rows of many lines in one statement per round (one at a
+ * time, so they batch up while it runs) and hands each line its next claimed
+ * delivery.
+ */
+function createStepBatcher(options: WorkerOptions) {
+  interface Step {
+    row: DeliveryRow;
+    type: string;
+    providerMessageId?: string;
+    resolve: (next: DeliveryRow | undefined) => void;
+    reject: (error: unknown) => void;
+  }
+  let queue: Step[] = [];
+  let flushing = false;
+
+  async function flush(): Promise<void> {
+    flushing = true;
+    while (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      try {
+        const { done, next } = await options.deliveries.completeAndClaimNext(
+          batch.map((s) => ({ id: s.row.id, providerMessageId: s.providerMessageId })),
+        );
+        const types = new Map(batch.map((s) => [s.row.id, s.type]));
+        for (const row of done) {
+          deliveriesTotal.inc({ channel_type: types.get(row.id) ?? "unknown", outcome: "delivered" });
+          publish(options.bus, row);
+        }
+        const nextOf = new Map(next.map((row) => [lineOf(row), row]));
+        for (const step of batch) step.resolve(nextOf.get(lineOf(step.row)));
+      } catch (error) {
+        for (const step of batch) step.reject(error);
+      }
+    }
+    flushing = false;
+  }
+
+  return {
+    /** Records `row` delivered; resolves with the next delivery of its line, claimed, if one is due. */
+    complete(row: DeliveryRow, type: string, providerMessageId?: string): Promise<DeliveryRow | undefined> {
+      return new Promise((resolve, reject) => {
+        queue.push({ row, type, providerMessageId, resolve, reject });
+        if (!flushing) setImmediate(() => void (flushing || flush()));
+      });
+    },
+  };
+}
+
+function publish(bus: Bus, row: DeliveryRow): void {
+  bus.publish(conversationTopic(row.conversation_id), {
+    type: "delivery",
+    conversation_id: row.conversation_id,
+    delivery: toApiJson(DeliverySchema, deliveryMessage(row)),
+  });
+}

@@ -44,16 +44,30 @@ const COLUMNS = `id, tenant_id, activity_id, conversation_id, seq, channel_id, e
 
 export function createDeliveryStore(pool: Pool) {
   return {
-    /** Records the delivery unless it exists (a redelivered event); returns it only when new. */
-    async insert(client: PoolClient, d: NewDelivery): Promise<DeliveryRow | undefined> {
-      const { rows } = await client.query<DeliveryRow>(
+    /** Records many deliveries in one statement; existing ones (redelivered events) are left alone. */
+    async insertMany(client: PoolClient, list: NewDelivery[]): Promise<number> {
+      if (list.length === 0) return 0;
+      const rows = list.map((d) => ({
+        id: randomUUID(),
+        tenant_id: d.tenantId,
+        activity_id: d.activityId,
+        conversation_id: d.conversationId,
+        seq: d.seq,
+        channel_id: d.channelId,
+        external_id: d.externalId,
+        activity: d.activity,
+      }));
+      const { rowCount } = await client.query(
         `INSERT INTO deliveries (id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id,
                                  activity, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-         ON CONFLICT (activity_id, channel_id) DO NOTHING RETURNING ${COLUMNS}`,
-        [randomUUID(), d.tenantId, d.activityId, d.conversationId, d.seq, d.channelId, d.externalId, d.activity],
+         SELECT id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id, activity, now()
+         FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, tenant_id uuid, activity_id uuid, conversation_id uuid,
+           seq bigint, channel_id uuid, external_id text, activity jsonb)
+         ORDER BY conversation_id, seq
+         ON CONFLICT (activity_id, channel_id) DO NOTHING`,
+        [JSON.stringify(rows)],
       );
-      return rows[0];
+      return rowCount ?? 0;
     },
 
     /**
@@ -88,15 +102,67 @@ export function createDeliveryStore(pool: Pool) {
       return rows[0]?.at ?? undefined;
     },
 
-    async markDelivered(id: string, providerMessageId: string | undefined): Promise<DeliveryRow | undefined> {
+    /**
+     * Claims the next delivery of a line a worker holds, if it is due: the
+     * lowest pending seq of (conversation, channel) other than `after`, which
+     * the caller just finished. Not due (a retry waiting) → nothing: the line
+     * pauses, so its order holds.
+     */
+    async claimNextInLine(conversationId: string, channelId: string, after: string): Promise<DeliveryRow | undefined> {
       const { rows } = await pool.query<DeliveryRow>(
-        `UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
-           next_attempt_at = NULL, lease_until = NULL, delivered_at = now(), provider_message_id = $2,
-           updated_at = now()
-         WHERE id = $1 AND status = 'pending' RETURNING ${COLUMNS}`,
-        [id, providerMessageId ?? null],
+        `WITH head AS (
+           SELECT id, next_attempt_at, lease_until FROM deliveries
+           WHERE conversation_id = $1 AND channel_id = $2 AND status = 'pending' AND id <> $3
+           ORDER BY seq LIMIT 1 FOR UPDATE)
+         UPDATE deliveries d SET lease_until = now() + make_interval(secs => $4)
+         FROM head
+         WHERE d.id = head.id AND head.next_attempt_at <= now()
+           AND (head.lease_until IS NULL OR head.lease_until < now())
+         RETURNING d.*, d.created_at::text AS sort_key`,
+        [conversationId, channelId, after, LEASE_SECONDS],
       );
       return rows[0];
+    },
+
+    /**
+     * For many lines at once (one statement instead of two per delivery):
+     * marks each given delivery delivered and claims the next due delivery of
+     * its line, as claimNextInLine does. Returns both sets of rows.
+     */
+    async completeAndClaimNext(
+      completed: { id: string; providerMessageId?: string }[],
+    ): Promise<{ done: DeliveryRow[]; next: DeliveryRow[] }> {
+      const input = completed.map((c) => ({ id: c.id, provider_message_id: c.providerMessageId ?? null }));
+      const { rows } = await pool.query<DeliveryRow & { kind: "done" | "next" }>(
+        `WITH input AS (
+           SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, provider_message_id text)),
+         done AS (
+           UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1, last_error = NULL,
+             next_attempt_at = NULL, lease_until = NULL, delivered_at = now(),
+             provider_message_id = input.provider_message_id, updated_at = now()
+           FROM input WHERE d.id = input.id AND d.status = 'pending'
+           RETURNING d.*),
+         heads AS (
+           SELECT DISTINCT ON (d.conversation_id, d.channel_id) d.id
+           FROM deliveries d JOIN done ON d.conversation_id = done.conversation_id AND d.channel_id = done.channel_id
+           WHERE d.status = 'pending' AND d.id NOT IN (SELECT id FROM input)
+           ORDER BY d.conversation_id, d.channel_id, d.seq),
+         claimed AS (
+           UPDATE deliveries d SET lease_until = now() + make_interval(secs => $2)
+           FROM heads WHERE d.id = heads.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+             AND (d.lease_until IS NULL OR d.lease_until < now())
+           RETURNING d.*)
+         SELECT 'done' AS kind, done.*, done.created_at::text AS sort_key FROM done
+         UNION ALL
+         SELECT 'next' AS kind, claimed.*, claimed.created_at::text AS sort_key FROM claimed`,
+        [JSON.stringify(input), LEASE_SECONDS],
+      );
+      return { done: rows.filter((r) => r.kind === "done"), next: rows.filter((r) => r.kind === "next") };
+    },
+
+    /** Gives a claimed delivery back before its lease ends (a line handing over to others). */
+    async release(id: string): Promise<void> {
+      await pool.query("UPDATE deliveries SET lease_until = NULL WHERE id = $1 AND status = 'pending'", [id]);
     },
 
     /** Counts a failed try: pending again after `retryInMs`, or failed when `final`. */

@@ -20,13 +20,14 @@ export interface DeadLetterRow {
 /** What the delivery service's log consumers remember: events done, and events they gave up on. */
 export function createEventStore(pool: Pool) {
   return {
-    /** Claims an event for a consumer inside the transaction doing its work; false if it was done before. */
-    async claim(client: PoolClient, consumer: string, eventId: string): Promise<boolean> {
-      const { rowCount } = await client.query(
-        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        [consumer, eventId],
+    /** Claims events for a consumer inside the transaction doing their work; returns those not done before. */
+    async claim(client: PoolClient, consumer: string, eventIds: string[]): Promise<Set<string>> {
+      const { rows } = await client.query<{ event_id: string }>(
+        `INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
+         ON CONFLICT DO NOTHING RETURNING event_id`,
+        [consumer, eventIds],
       );
-      return rowCount === 1;
+      return new Set(rows.map((r) => r.event_id));
     },
 
     async deadLetter(consumer: string, record: LogRecord, error: string, attempts: number): Promise<DeadLetterRow> {
