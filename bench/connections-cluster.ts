@@ -1,13 +1,18 @@
 // 100,000 sockets on one box: one all-in-one server (database, auth, conversations), `edges` edge-only
 // processes sharing Redis, and one client process per edge with its own 127.0.0.x source address. Reports
-// sockets held and each edge's RSS growth per connection. Needs redis-server (Debian package).
+// sockets held and each edge's RSS growth per connection (settled readings, see settledRssKb). Every
+// socket has a token of its own by default (--tokens N shares N among them). Needs redis-server.
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client, createTenant, fmt, inPool, options } from "./lib.js";
 import { startServer } from "./server.js";
 import { mintToken, settledRssKb } from "./ws-lib.js";
 
-const opts = options("connections-cluster", { connections: 100_000, edges: 6, tokens: 200, seconds: 240 });
+const opts = options("connections-cluster", { connections: 100_000, edges: 6, tokens: 0, seconds: 240 });
+const tokenCount = opts.tokens > 0 ? Math.floor(opts.tokens) : opts.connections;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const perEdge = Math.ceil(opts.connections / opts.edges);
 const children: ChildProcess[] = [];
@@ -67,7 +72,19 @@ try {
   const client = new Client(server.url, 32);
   const { secret } = await createTenant(client, server);
   const tokens: string[] = [];
-  await inPool(opts.tokens, 16, async (i) => void tokens.push((await mintToken(client, secret, `user-${i}`)).token));
+  const minting = performance.now();
+  await inPool(tokenCount, 32, async (i) => void tokens.push((await mintToken(client, secret, `user-${i}`)).token));
+  console.log(`minted ${tokens.length} tokens in ${fmt((performance.now() - minting) / 1000, 0, 1)} s`);
+  // Too many for a command line: each client reads its share from a file.
+  const tokenDir = mkdtempSync(join(tmpdir(), "converger-tokens-"));
+  process.on("exit", () => rmSync(tokenDir, { recursive: true, force: true }));
+  const tokenFile = (edge: number) => {
+    const file = join(tokenDir, `edge-${edge}`);
+    const ownTokens = tokens.length >= opts.connections;
+    const share = ownTokens ? tokens.slice(edge * perEdge, (edge + 1) * perEdge) : tokens;
+    writeFileSync(file, share.join("\n"));
+    return file;
+  };
   const edgeEnv = {
     ...shared,
     ADMIN_TOKEN: server.adminToken,
@@ -86,7 +103,7 @@ try {
   const clients = await Promise.all(
     edges.map((edge, i) =>
       launch(
-        ["bench/connections-client.ts", `${edge.match[1]}/ws`, String(perEdge), `127.0.0.${10 + i}`, tokens.join(",")],
+        ["bench/connections-client.ts", `${edge.match[1]}/ws`, String(perEdge), `127.0.0.${10 + i}`, tokenFile(i)],
         {},
         /^HELD (\d+)$/,
         opts.seconds * 1000,

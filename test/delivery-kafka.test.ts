@@ -1,5 +1,6 @@
+import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
 import { type KafkaMock, startKafkaMock } from "./helpers/kafka.js";
 
@@ -81,6 +82,52 @@ describe("delivery through Kafka", () => {
       expect(sink.requests).toHaveLength(1);
     } finally {
       await sink.close();
+    }
+  }, 60_000);
+});
+
+describe("records on the topic", () => {
+  it("are keyed by conversation and carry the event id, the tenant and the writer's traceparent", async () => {
+    const channel = await f.channel(key, "websocket");
+    const { id } = await f.conversation(key, channel.id);
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const posted = await call(t.baseUrl, "POST", `/v1/conversations/${id}/activities`, {
+      key,
+      headers: { traceparent },
+      body: { type: "message", text: "traced", from: { id: "u" } },
+    });
+    expect(posted.status).toBe(201);
+    const kafkaClient = new Kafka({ brokers: kafka.brokers, logLevel: logLevel.NOTHING });
+    const consumer = kafkaClient.consumer({
+      groupId: `probe-${id}`,
+      sessionTimeout: 3000,
+      heartbeatInterval: 300,
+      maxWaitTimeInMs: 100,
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic: "converger.activities", fromBeginning: true });
+      const found = new Promise<{ key: string; headers: Record<string, string> }>((resolve) => {
+        void consumer.run({
+          eachMessage: async ({ message }) => {
+            if (message.key?.toString() !== id) return;
+            const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
+            resolve({ key: message.key.toString(), headers });
+          },
+        });
+      });
+      const record = await Promise.race([
+        found,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no record")), 30_000)),
+      ]);
+      const outbox = await t.db.query("SELECT event_id, tenant_id FROM outbox WHERE key = $1", [id]);
+      expect(record.headers).toEqual({
+        event_id: outbox.rows[0].event_id,
+        tenant_id: outbox.rows[0].tenant_id,
+        traceparent,
+      });
+    } finally {
+      await consumer.disconnect();
     }
   }, 60_000);
 });

@@ -132,6 +132,7 @@ describe("split processes", () => {
     expect(rows.rows).toEqual([
       { owner: "conversations", version: "001_init.sql" },
       { owner: "conversations", version: "002_outbox_per_key.sql" },
+      { owner: "conversations", version: "003_outbox_traceparent.sql" },
     ]);
     await Promise.all([a.stop(), b.stop()]);
   });

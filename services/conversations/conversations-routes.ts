@@ -109,6 +109,7 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
         fromName: from.name,
         metadata: req.metadata ?? {},
         originChannelId: null,
+        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
         idempotency: req.idempotencyKey ? { key: req.idempotencyKey, requestHash: requestHash(req, from) } : undefined,
       };
       const outcome = await deps.writer.write(draft);

@@ -59,7 +59,7 @@ export function directoryImpl(deps: DirectoryDeps): ServiceImpl<typeof Directory
         externalId: route.external_id ?? "",
       };
     },
-    async postChannelActivity(req) {
+    async postChannelActivity(req, ctx) {
       const channel = await deps.directory.channelRecord(req.channelId);
       if (!channel) throw notFound("channel");
       if (!channel.tenant_active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
@@ -91,6 +91,7 @@ export function directoryImpl(deps: DirectoryDeps): ServiceImpl<typeof Directory
         fromName: from.name,
         metadata: req.metadata ?? {},
         originChannelId: channel.id,
+        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
         idempotency: { key, requestHash: createHash("sha256").update(key).digest() },
       });
       return { activity: activityMessage(outcome.row), replayed: outcome.replayed };

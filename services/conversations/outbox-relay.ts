@@ -47,10 +47,11 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         key: string;
         tenant_id: string;
         payload: JsonValue;
+        traceparent: string | null;
       }>(
         `WITH batch AS (
            SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         SELECT o.id, o.event_id, o.topic, o.key, o.tenant_id, o.payload
+         SELECT o.id, o.event_id, o.topic, o.key, o.tenant_id, o.payload, o.traceparent
          FROM outbox o JOIN batch b ON b.id = o.id
          WHERE NOT EXISTS (
            SELECT 1 FROM outbox e
@@ -64,6 +65,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         key: row.key,
         tenantId: row.tenant_id,
         payload: row.payload,
+        traceparent: row.traceparent ?? undefined,
       }));
       await options.eventLog.append(records);
       if (rows.length > 0) {

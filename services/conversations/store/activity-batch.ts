@@ -19,6 +19,8 @@ export interface ActivityDraft {
   metadata: JsonObject;
   originChannelId: string | null;
   idempotency?: { key: string; requestHash: Buffer };
+  /** W3C traceparent of the writing request, for the outbox row. */
+  traceparent?: string;
 }
 
 export interface WriteOutcome {
@@ -69,6 +71,7 @@ export async function writeBatch(
     client,
     rows,
     fresh.map((i) => (results[i] as { ok: WriteOutcome }).ok.json),
+    fresh.map((i) => drafts[i]?.traceparent),
   );
   return results as Result[];
 }
@@ -152,17 +155,24 @@ async function claimIdempotencyKeys(
  * rather than a parameter array per column: serializing them is one native
  * JSON.stringify instead of escaping every value in JavaScript.
  */
-async function insertActivities(client: PoolClient, rows: ActivityRow[], payloads: JsonValue[]) {
+async function insertActivities(
+  client: PoolClient,
+  rows: ActivityRow[],
+  payloads: JsonValue[],
+  traceparents: (string | undefined)[],
+) {
   const records = rows.map((row, i) => ({
     ...row,
     event_id: randomUUID(),
     payload: { type: "activity.created", activity: payloads[i] },
+    traceparent: traceparents[i] ?? null,
   }));
   await client.query(
     `WITH v AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(
          id uuid, conversation_id uuid, tenant_id uuid, seq bigint, type text, text text, attachments jsonb,
-         from_id text, from_name text, metadata jsonb, origin_channel_id uuid, event_id uuid, payload jsonb)),
+         from_id text, from_name text, metadata jsonb, origin_channel_id uuid, event_id uuid, payload jsonb,
+         traceparent text)),
      bump AS (
        UPDATE conversations c SET last_seq = m.last_seq, activity_at = now(), updated_at = now()
        FROM (SELECT conversation_id, max(seq) AS last_seq FROM v GROUP BY conversation_id) m
@@ -172,8 +182,9 @@ async function insertActivities(client: PoolClient, rows: ActivityRow[], payload
                                metadata, origin_channel_id, created_at)
        SELECT id, conversation_id, tenant_id, seq, type, text, attachments, from_id, from_name,
               metadata, origin_channel_id, now() FROM v)
-     INSERT INTO outbox (event_id, topic, key, tenant_id, payload)
-     SELECT event_id, 'converger.activities', conversation_id::text, tenant_id, payload FROM v ORDER BY seq`,
+     INSERT INTO outbox (event_id, topic, key, tenant_id, payload, traceparent)
+     SELECT event_id, 'converger.activities', conversation_id::text, tenant_id, payload, traceparent
+     FROM v ORDER BY seq`,
     [JSON.stringify(records)],
   );
 }
