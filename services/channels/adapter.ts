@@ -90,6 +90,8 @@ export interface InboundBatch {
 export interface ChannelAdapter {
   type: string;
   config: ConfigSpec;
+  /** Nothing leaves for this type (clients read the stream): its deliveries are recorded as delivered at once. */
+  servedByStream?: boolean;
   /** Sends one activity; throws DeliveryError (or any error) when the try failed. */
   deliver(input: DeliverInput): Promise<DeliverResult>;
   /** Turns a verified inbound request into messages and statuses; throws InboundError when unparseable. */

@@ -5,6 +5,7 @@ import { parseGenericInbound } from "./generic-inbound.js";
 export const websocket: ChannelAdapter = {
   type: "websocket",
   config: {},
+  servedByStream: true,
   async deliver() {
     return {};
   },

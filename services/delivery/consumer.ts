@@ -1,4 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { adapterOf } from "../channels/index.js";
 import { inTransaction, type Pool } from "../common/db/pool.js";
 import type { LogRecord } from "../common/event-log.js";
 import type { DeliveryDirectory } from "./directory.js";
@@ -33,7 +34,9 @@ export function createActivityConsumer(deps: {
     const route = await deps.directory.route(activity.conversation_id);
     if (!route) throw new Error(`conversation ${activity.conversation_id} is unknown to the directory`);
     if (activity.origin_channel_id === route.channelId) return undefined;
+    const channel = await deps.directory.channel(route.channelId);
     return {
+      delivered: channel ? adapterOf(channel.type)?.servedByStream === true : false,
       tenantId: route.tenantId,
       activityId: activity.id,
       conversationId: activity.conversation_id,

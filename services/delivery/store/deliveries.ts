@@ -33,6 +33,8 @@ export interface NewDelivery {
   channelId: string;
   externalId: string | null;
   activity: JsonObject;
+  /** Recorded as delivered at once (nothing to send for its channel type). */
+  delivered?: boolean;
 }
 
 // A claim outlives the slowest try (10 s HTTP timeout) by far; an expired one is taken again.
@@ -56,13 +58,17 @@ export function createDeliveryStore(pool: Pool) {
         channel_id: d.channelId,
         external_id: d.externalId,
         activity: d.activity,
+        delivered: d.delivered ?? false,
       }));
       const { rowCount } = await client.query(
         `INSERT INTO deliveries (id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id,
-                                 activity, next_attempt_at)
-         SELECT id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id, activity, now()
+                                 activity, status, next_attempt_at, delivered_at)
+         SELECT id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id, activity,
+                CASE WHEN delivered THEN 'delivered' ELSE 'pending' END,
+                CASE WHEN delivered THEN NULL ELSE now() END,
+                CASE WHEN delivered THEN now() END
          FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, tenant_id uuid, activity_id uuid, conversation_id uuid,
-           seq bigint, channel_id uuid, external_id text, activity jsonb)
+           seq bigint, channel_id uuid, external_id text, activity jsonb, delivered boolean)
          ORDER BY conversation_id, seq
          ON CONFLICT (activity_id, channel_id) DO NOTHING`,
         [JSON.stringify(rows)],
