@@ -9,13 +9,13 @@ import { announceDirectoryChange } from "../common/directory-client.js";
 import { toApiJson } from "../common/json.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
+import { createOutboxRelay } from "../common/outbox-relay.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
 import { channelsImpl } from "./channels-routes.js";
 import { conversationsImpl } from "./conversations-routes.js";
 import { directoryImpl } from "./directory-routes.js";
 import { eventsImpl } from "./events-routes.js";
-import { createOutboxRelay } from "./outbox-relay.js";
 import { createActivityStore } from "./store/activities.js";
 import { createChannelStore } from "./store/channels.js";
 import { createConversationStore } from "./store/conversations.js";
@@ -38,9 +38,13 @@ export function createConversationsModule(deps: ModuleDeps) {
   const tenants = createTenantStore(pool);
   const relay = createOutboxRelay({
     pool,
+    table: "outbox",
     log,
     eventLog: deps.eventLog,
     retentionHours: config.outboxRetentionHours,
+    async onPrune() {
+      await pool.query("DELETE FROM idempotency_keys WHERE expires_at < now()");
+    },
   });
   const writer = createActivityWriter({
     pool,
