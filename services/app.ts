@@ -119,7 +119,8 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         const entries = registration.services.map((desc) => ({ desc, transport }));
         services.push(...entries);
         if (!hosted.includes(name as ServiceName)) remote.push(...entries);
-        rawRoutes.push(...(registration.rawRoutes?.(transport) ?? []));
+        const local = modules.find((m) => m.name === name);
+        rawRoutes.push(...(registration.rawRoutes?.(transport, local) ?? []));
       }
       const handler = createGatewayHandler({
         services,

@@ -39,7 +39,14 @@ describe("gateway", () => {
     expect((await call(t.baseUrl, "GET", "/healthz")).body).toEqual({ status: "ok" });
     const ready = await call(t.baseUrl, "GET", "/readyz");
     expect(ready.status).toBe(200);
-    expect(ready.body.checks).toEqual({ conversations: "ok", auth: "ok", realtime: "ok", delivery: "ok", bus: "ok" });
+    expect(ready.body.checks).toEqual({
+      conversations: "ok",
+      auth: "ok",
+      realtime: "ok",
+      delivery: "ok",
+      uploads: "ok",
+      bus: "ok",
+    });
   });
 
   it("serves the same RPCs over the Connect protocol", async () => {

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { internalTokenFrom } from "./internal.js";
 
 /** Services one process can host; `gateway` is the REST/Connect front door. */
-export const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime", "delivery"] as const;
+export const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime", "delivery", "uploads"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface Config {
@@ -42,6 +42,14 @@ export interface Config {
   deliveryBackoffBaseMs: number;
   deliveryMaxAttempts: number;
   deliveryRetentionDays: number;
+  uploadChunkBytes: number;
+  uploadMaxBytes: number;
+  tenantStorageQuotaBytes: number;
+  /** UPLOAD_ALLOWED_TYPES: media types accepted at initiate; empty = the built-in list. */
+  uploadAllowedTypes: string[];
+  /** UPLOAD_EXPIRY_HOURS: an upload without a chunk for this long is removed by the hourly collector. */
+  uploadExpiryHours: number;
+  uploadGcIntervalMinutes: number;
   /** First wait before a log consumer retries an event it failed to process (then ×2, 3 retries). */
   processingRetryBaseMs: number;
   services: ServiceName[];
@@ -57,7 +65,8 @@ export interface Config {
 const DEFAULT_IDEMPOTENCY_TTL_HOURS = 48;
 // Published outbox rows are only kept for debugging and replays.
 const DEFAULT_OUTBOX_RETENTION_HOURS = 24;
-const JSON_BODY_LIMIT_BYTES = 1024 * 1024;
+const MIB = 1024 * 1024;
+const JSON_BODY_LIMIT_BYTES = MIB;
 // Weekly: short enough to bound a leaked key's use, long enough to be cheap.
 const DEFAULT_SIGNING_KEY_ROTATION_HOURS = 24 * 7;
 
@@ -98,6 +107,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     deliveryMaxAttempts: intVar(env, "DELIVERY_MAX_ATTEMPTS", 5, 1),
     deliveryRetentionDays: intVar(env, "DELIVERY_RETENTION_DAYS", 30, 1),
     processingRetryBaseMs: intVar(env, "PROCESSING_RETRY_BASE_MS", 1_000, 1),
+    uploadChunkBytes: intVar(env, "UPLOAD_CHUNK_BYTES", 8 * MIB, 1),
+    uploadMaxBytes: intVar(env, "UPLOAD_MAX_BYTES", 2 * 1024 * MIB, 1),
+    tenantStorageQuotaBytes: intVar(env, "TENANT_STORAGE_QUOTA_BYTES", 100 * 1024 * MIB, 1),
+    uploadAllowedTypes: list(env.UPLOAD_ALLOWED_TYPES ?? "").map((t) => t.toLowerCase()),
+    uploadExpiryHours: intVar(env, "UPLOAD_EXPIRY_HOURS", 24, 1),
+    uploadGcIntervalMinutes: intVar(env, "UPLOAD_GC_INTERVAL_MINUTES", 60, 1),
     services,
     upstreams: upstreamsFor(env, services, grpcPort),
     idempotencyTtlHours: intVar(env, "IDEMPOTENCY_TTL_HOURS", DEFAULT_IDEMPOTENCY_TTL_HOURS, 24),

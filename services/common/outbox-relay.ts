@@ -1,15 +1,19 @@
 import type { JsonValue } from "@bufbuild/protobuf";
-import type { Pool } from "../common/db/pool.js";
-import type { EventLog, LogRecord } from "../common/event-log.js";
-import type { Logger } from "../common/logger.js";
+import type { Pool } from "./db/pool.js";
+import type { EventLog, LogRecord } from "./event-log.js";
+import type { Logger } from "./logger.js";
 
 export interface OutboxRelayOptions {
   pool: Pool;
+  /** The owning service's outbox table: (id bigserial, event_id, topic, key, tenant_id, payload, traceparent, published_at). */
+  table: string;
   log: Logger;
   eventLog: EventLog;
   retentionHours: number;
   /** Fallback poll for rows written by other processes. */
   pollIntervalMs?: number;
+  /** More housekeeping of the owner, run with the outbox's (every 10 minutes). */
+  onPrune?: () => Promise<void>;
 }
 
 // With Kafka, a pass waits this long after a wake-up so rows committed meanwhile go in the same produce
@@ -30,6 +34,8 @@ const BACKOFF_MS = [250, 5_000] as const;
  * log is unreachable rows stay in the outbox and go out, in order, once it is back.
  */
 export function createOutboxRelay(options: OutboxRelayOptions) {
+  if (!/^[a-z_]+$/.test(options.table)) throw new Error(`not a table name: ${options.table}`);
+  const { table } = options;
   let wanted = false;
   let running: Promise<void> | undefined;
   let timers: NodeJS.Timeout[] = [];
@@ -50,11 +56,11 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         traceparent: string | null;
       }>(
         `WITH batch AS (
-           SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+           SELECT id FROM ${table} WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
          SELECT o.id, o.event_id, o.topic, o.key, o.tenant_id, o.payload, o.traceparent
-         FROM outbox o JOIN batch b ON b.id = o.id
+         FROM ${table} o JOIN batch b ON b.id = o.id
          WHERE NOT EXISTS (
-           SELECT 1 FROM outbox e
+           SELECT 1 FROM ${table} e
            WHERE e.published_at IS NULL AND e.key = o.key AND e.id < o.id AND e.id NOT IN (SELECT id FROM batch))
          ORDER BY o.id`,
         [BATCH],
@@ -69,7 +75,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       }));
       await options.eventLog.append(records);
       if (rows.length > 0) {
-        await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [
+        await client.query(`UPDATE ${table} SET published_at = now() WHERE id = ANY($1::bigint[])`, [
           rows.map((r) => r.id),
         ]);
       }
@@ -102,10 +108,10 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
 
   async function prune(): Promise<void> {
     try {
-      await options.pool.query("DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)", [
+      await options.pool.query(`DELETE FROM ${table} WHERE published_at < now() - make_interval(hours => $1)`, [
         options.retentionHours,
       ]);
-      await options.pool.query("DELETE FROM idempotency_keys WHERE expires_at < now()");
+      await options.onPrune?.();
     } catch (error) {
       options.log.warn({ err: error }, "outbox prune failed");
     }

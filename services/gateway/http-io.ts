@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { FieldViolationSchema } from "../../gen/converger/v1/options_pb.js";
+import { HTTP_STATUS_HEADER } from "../common/context.js";
 import { codeName, httpStatusForCode } from "../common/errors.js";
 
 // A client that declares more than this is not drained, just answered and cut off.
@@ -72,7 +73,8 @@ export function writeJson(
 
 /** Connect-style error body `{code, message, details}` with the mapped HTTP status. */
 export function writeError(res: ServerResponse, error: ConnectError, headers: Record<string, string> = {}): void {
-  const status = httpStatusForCode(error.code);
+  // A handler may name a more precise status than its code maps to (e.g. 413 for a full storage quota).
+  const status = Number(error.metadata.get(HTTP_STATUS_HEADER)) || httpStatusForCode(error.code);
   const extra: Record<string, string> = { ...headers };
   if (error.code === Code.Unauthenticated) {
     // RFC 6750 §3: no error code when the request carried no credentials at all.

@@ -1,0 +1,43 @@
+import type { LogRecord } from "../common/event-log.js";
+import type { Logger } from "../common/logger.js";
+import type { BlobStore } from "./blob-store.js";
+import type { UploadStore } from "./store.js";
+
+/**
+ * The merge job (consumer of `upload.completed`): joins the chunks, checks
+ * size and declared SHA-256, points an identical file of the tenant at the
+ * existing object instead of keeping a second copy, then deletes the chunks.
+ * Runs again harmlessly after a crash (the log delivers at least once): only
+ * an upload still MERGING is worked, and the joined file is written under a
+ * fresh key before anything refers to it.
+ */
+export function createMergeHandler(deps: { uploads: UploadStore; blobs: BlobStore; log: Logger }) {
+  return async function merge(record: LogRecord): Promise<void> {
+    const uploadId = (record.payload as { upload_id?: string })?.upload_id;
+    if (!uploadId) return;
+    const upload = await deps.uploads.getById(uploadId);
+    if (upload?.status !== "MERGING") return;
+    const joined = await deps.blobs.merge(upload.id, upload.total_chunks).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return undefined; // a chunk vanished from storage: no retry brings it back
+      throw error;
+    });
+    if (!joined) return deps.uploads.fail(upload.id, "a chunk is missing from storage");
+    if (BigInt(joined.size) !== BigInt(upload.size)) {
+      await deps.blobs.removeFile(joined.key);
+      return deps.uploads.fail(upload.id, `merged ${joined.size} bytes, declared ${upload.size}`);
+    }
+    if (upload.declared_sha256 && upload.declared_sha256 !== joined.sha256) {
+      await deps.blobs.removeFile(joined.key);
+      return deps.uploads.fail(upload.id, `SHA-256 mismatch: declared ${upload.declared_sha256}, got ${joined.sha256}`);
+    }
+    const same = await deps.uploads.identical(upload.tenant_id, joined.sha256);
+    const storageKey = same && (await deps.blobs.fileExists(same.storage_key)) ? same.storage_key : joined.key;
+    if (storageKey !== joined.key) await deps.blobs.removeFile(joined.key);
+    await deps.uploads.finish(upload, { storageKey, size: BigInt(joined.size), sha256: joined.sha256 });
+    await deps.blobs.removeUpload(upload.id);
+    deps.log.info(
+      { uploadId: upload.id, bytes: joined.size, deduplicated: storageKey !== joined.key },
+      "upload merged",
+    );
+  };
+}
