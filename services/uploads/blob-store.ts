@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type Readable, Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
 /** A chunk body of the wrong length: too long is cut off as soon as it is seen. */
@@ -91,26 +91,19 @@ export function createLocalBlobStore(root: string): BlobStore {
       const temp = `${target}.tmp`;
       const hash = createHash("sha256");
       let size = 0;
-      const out = createWriteStream(temp);
-      try {
+      async function* chunks() {
         for (let n = 1; n <= total; n++) {
-          await pipeline(
-            createReadStream(chunkPath(uploadId, n)),
-            new Transform({
-              transform(chunk: Buffer, _enc, done) {
-                hash.update(chunk);
-                size += chunk.length;
-                done(null, chunk);
-              },
-            }),
-            out,
-            { end: n === total },
-          );
+          for await (const piece of createReadStream(chunkPath(uploadId, n))) {
+            hash.update(piece as Buffer);
+            size += (piece as Buffer).length;
+            yield piece as Buffer;
+          }
         }
-        if (total === 0) out.end();
+      }
+      try {
+        await pipeline(Readable.from(chunks()), createWriteStream(temp));
         await rename(temp, target);
       } catch (error) {
-        out.destroy();
         await rm(temp, { force: true });
         throw error;
       }
