@@ -5,6 +5,7 @@ import type { RawContext, RawRoute } from "../common/service.js";
 import { writeJson } from "../gateway/http-io.js";
 import { ChunkSizeError } from "./blob-store.js";
 import type { UploadsModule } from "./service.js";
+import { tusRoutes } from "./tus-routes.js";
 
 const CREDENTIAL_HEADERS = ["authorization", "x-api-key", "traceparent"];
 
@@ -32,6 +33,7 @@ export function uploadsRawRoutes(transport: Transport, local?: UploadsModule): R
     return local;
   };
   return [
+    ...tusRoutes(uploads, hosted, callerHeaders, local?.maxUploadBytes ?? 0),
     {
       method: "PATCH",
       path: "/v1/files/upload/{upload_id}/{chunk_number}",

@@ -57,7 +57,7 @@ export async function visibleFile(uploads: UploadStore, ctx: HandlerContext, id:
   return file;
 }
 
-export function statusMessage(row: UploadRow): UploadStatus {
+export function statusMessage(row: UploadRow, expiryHours: number): UploadStatus {
   const received = row.received.flatMap((got, i) => (got ? [i + 1] : []));
   return {
     $typeName: "converger.v1.UploadStatus",
@@ -70,6 +70,11 @@ export function statusMessage(row: UploadRow): UploadStatus {
     error: row.error ?? undefined,
     chunkSize: BigInt(row.chunk_size),
     size: BigInt(row.size),
+    offset: row.tus_offset === null ? undefined : BigInt(row.tus_offset),
+    expiresAt:
+      row.status === "UPLOADING"
+        ? timestampFromDate(new Date(row.updated_at.getTime() + expiryHours * 3_600_000))
+        : undefined,
   };
 }
 
@@ -102,7 +107,8 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
       const contentType = mediaType(req.contentType);
       if (!allowed.has(contentType)) throw invalidField("content_type", "is not an allowed type");
       if (req.sha256 && !/^[0-9a-fA-F]{64}$/.test(req.sha256)) throw invalidField("sha256", "must be 64 hex digits");
-      const chunkSize = BigInt(config.uploadChunkBytes);
+      // A streamed upload is one part growing by appends; a chunked one has numbered parts.
+      const chunkSize = req.streamed ? req.size : BigInt(config.uploadChunkBytes);
       const totalChunks = Number((req.size + chunkSize - 1n) / chunkSize);
       const created = await deps.uploads.create(
         {
@@ -115,6 +121,7 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
           declaredSha256: req.sha256 ? req.sha256.toLowerCase() : null,
           chunkSize,
           totalChunks,
+          streamed: req.streamed,
         },
         BigInt(config.tenantStorageQuotaBytes),
       );
@@ -127,7 +134,7 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
     },
 
     async getUploadStatus(req, ctx) {
-      return statusMessage(await visibleUpload(deps.uploads, ctx, req.uploadId));
+      return statusMessage(await visibleUpload(deps.uploads, ctx, req.uploadId), config.uploadExpiryHours);
     },
 
     async completeUpload(req, ctx) {
@@ -139,7 +146,7 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
       }
       if (result.row.status === "FAILED") throw new ConnectError("the upload failed", Code.FailedPrecondition);
       deps.onMergeQueued();
-      return statusMessage(result.row);
+      return statusMessage(result.row, config.uploadExpiryHours);
     },
 
     async getFile(req, ctx) {

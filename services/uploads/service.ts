@@ -10,7 +10,7 @@ import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
 import { createOutboxRelay } from "../common/outbox-relay.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
-import { createLocalBlobStore } from "./blob-store.js";
+import { ChecksumMismatch, ChunkSizeError, createLocalBlobStore } from "./blob-store.js";
 import { checkFirstBytes } from "./content.js";
 import { createMergeHandler } from "./merge.js";
 import { uploadsImpl } from "./routes.js";
@@ -24,6 +24,16 @@ export const uploadsMigrations: MigrationSet = {
 const MERGE_CONSUMER = "uploads-merge";
 
 export interface UploadsModule extends ServiceModule {
+  maxUploadBytes: number;
+  /** Appends bytes at `offset` to a streamed (tus) upload; finishing it queues the merge. */
+  appendStream(
+    uploadId: string,
+    offset: bigint,
+    body: Readable,
+    checksum?: { algorithm: string; digest: Buffer },
+  ): Promise<UploadRow>;
+  /** Ends an upload still in progress (tus termination): its row and its bytes. */
+  terminate(uploadId: string): Promise<void>;
   /** Streams chunk n into storage (checking size and, for the first, the content) and records it. */
   acceptChunk(uploadId: string, n: number, body: Readable, size: number): Promise<UploadRow>;
   storageKey(fileId: string): Promise<string>;
@@ -81,6 +91,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
   const module: UploadsModule & { collectGarbage: typeof collectGarbage } = {
     name: "uploads",
     services: [UploadsService],
+    maxUploadBytes: config.uploadMaxBytes,
     routes(router) {
       router.service(UploadsService, uploadsImpl({ uploads, config, onMergeQueued: relay.wake }), { interceptors });
     },
@@ -123,15 +134,59 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
         if (error instanceof UnsupportedContent) {
           await uploads.fail(uploadId, error.message);
           await blobs.removeUpload(uploadId);
-          const refused = new ConnectError(error.message, Code.InvalidArgument);
-          refused.metadata.set(HTTP_STATUS_HEADER, "415");
-          throw refused;
+          throw withStatus(error.message, Code.InvalidArgument, 415);
         }
         throw error;
       }
       const marked = await uploads.markChunk(uploadId, n);
       if (!marked) throw new ConnectError("the upload stopped taking chunks", Code.FailedPrecondition);
       return marked;
+    },
+
+    async appendStream(uploadId, offset, body, checksum) {
+      const upload = await uploads.getById(uploadId);
+      if (!upload) throw new ConnectError("upload not found", Code.NotFound);
+      if (upload.tus_offset === null)
+        throw withStatus("not a streamed upload: send numbered chunks", Code.InvalidArgument, 400);
+      if (BigInt(upload.tus_offset) !== offset) {
+        throw withStatus(`Upload-Offset must be ${upload.tus_offset}`, Code.FailedPrecondition, 409);
+      }
+      if (upload.status !== "UPLOADING")
+        throw withStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
+      const inspect = (head: Buffer) => {
+        const wrong = checkFirstBytes(upload.content_type, head);
+        if (wrong) throw new UnsupportedContent(wrong);
+      };
+      let end: number;
+      try {
+        end = await blobs.appendPart(uploadId, Number(offset), body, Number(BigInt(upload.size) - offset), {
+          checksum,
+          inspect,
+        });
+      } catch (error) {
+        if (error instanceof UnsupportedContent) {
+          await uploads.fail(uploadId, error.message);
+          throw withStatus(error.message, Code.InvalidArgument, 415);
+        }
+        if (error instanceof ChecksumMismatch) throw withStatus(error.message, Code.InvalidArgument, 460);
+        if (error instanceof ChunkSizeError) throw withStatus(error.message, Code.InvalidArgument, 413);
+        throw error;
+      }
+      const row = await uploads.advance(uploadId, offset, BigInt(end));
+      if (!row) throw withStatus("another request moved the upload on", Code.FailedPrecondition, 409);
+      if (BigInt(end) < BigInt(row.size)) return row;
+      const completed = await uploads.complete(row.tenant_id, row.id);
+      relay.wake();
+      return completed?.row ?? row;
+    },
+
+    async terminate(uploadId) {
+      const upload = await uploads.getById(uploadId);
+      if (upload?.status === "MERGING" || upload?.status === "COMPLETED") {
+        throw withStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
+      }
+      await blobs.removeUpload(uploadId);
+      await uploads.removeUnfinished(uploadId);
     },
 
     async storageKey(fileId) {
@@ -148,3 +203,10 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
 }
 
 class UnsupportedContent extends Error {}
+
+/** An error whose HTTP status is more precise than its code's (413, 415, tus's 460). */
+function withStatus(message: string, code: Code, status: number): ConnectError {
+  const error = new ConnectError(message, code);
+  error.metadata.set(HTTP_STATUS_HEADER, String(status));
+  return error;
+}

@@ -18,6 +18,8 @@ export interface UploadRow {
   status: UploadStatusName;
   error: string | null;
   file_id: string | null;
+  /** Set for streamed (tus) uploads: bytes in so far. */
+  tus_offset: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -46,6 +48,7 @@ export interface NewUpload {
   declaredSha256: string | null;
   chunkSize: bigint;
   totalChunks: number;
+  streamed: boolean;
 }
 
 export const UPLOADS_TOPIC = "converger.uploads";
@@ -66,8 +69,9 @@ export function createUploadStore(pool: Pool) {
         if (BigInt(used.rows[0]?.bytes ?? "0") + u.size > quotaBytes) return "over_quota";
         const { rows } = await client.query<UploadRow>(
           `INSERT INTO file_uploads (id, tenant_id, uploader, conversation_id, filename, size, content_type,
-                                     declared_sha256, chunk_size, total_chunks, received)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, array_fill(false, ARRAY[$10::int]))
+                                     declared_sha256, chunk_size, total_chunks, received, tus_offset)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, array_fill(false, ARRAY[$10::int]),
+                   CASE WHEN $11 THEN 0 END)
            RETURNING *`,
           [
             randomUUID(),
@@ -80,6 +84,7 @@ export function createUploadStore(pool: Pool) {
             u.declaredSha256,
             u.chunkSize.toString(),
             u.totalChunks,
+            u.streamed,
           ],
         );
         return rows[0] as UploadRow;
@@ -96,6 +101,21 @@ export function createUploadStore(pool: Pool) {
 
     async getById(id: string): Promise<UploadRow | undefined> {
       const { rows } = await pool.query<UploadRow>("SELECT * FROM file_uploads WHERE id = $1", [id]);
+      return rows[0];
+    },
+
+    /**
+     * Moves a streamed upload's offset from `from` to `to` (compare-and-set, so
+     * two PATCHes at one offset cannot both count); at the end its one part is
+     * marked received.
+     */
+    async advance(id: string, from: bigint, to: bigint): Promise<UploadRow | undefined> {
+      const { rows } = await pool.query<UploadRow>(
+        `UPDATE file_uploads SET tus_offset = $3, updated_at = now(),
+           received = CASE WHEN $3 = size THEN ARRAY[true] ELSE received END
+         WHERE id = $1 AND tus_offset = $2 AND status = 'UPLOADING' RETURNING *`,
+        [id, from.toString(), to.toString()],
+      );
       return rows[0];
     },
 
@@ -209,6 +229,10 @@ export function createUploadStore(pool: Pool) {
 
     async remove(id: string): Promise<void> {
       await pool.query("DELETE FROM file_uploads WHERE id = $1 AND status = 'UPLOADING'", [id]);
+    },
+
+    async removeUnfinished(id: string): Promise<void> {
+      await pool.query("DELETE FROM file_uploads WHERE id = $1 AND status IN ('UPLOADING', 'FAILED')", [id]);
     },
 
     async exists(id: string): Promise<boolean> {
