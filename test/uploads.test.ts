@@ -228,3 +228,47 @@ describe("who may upload", () => {
     ).toBe(200);
   });
 });
+
+describe("attachments", () => {
+  it("attaches the tenant's completed files to activities, expanded with name, size, type and download URL", async () => {
+    const data = randomBytes(2048);
+    const { final } = await uploadWhole(data, { filename: "report.pdf.bin" });
+    const channel = await f.channel(key, "websocket");
+    const { id } = await f.conversation(key, channel.id);
+    const path = `/v1/conversations/${id}/activities`;
+    const posted = await call(t.baseUrl, "POST", path, {
+      key,
+      body: { type: "message", from: { id: "agent" }, attachments: [{ file_id: final.file_id }] },
+    });
+    expect(posted.status).toBe(201);
+    const expected = {
+      file_id: final.file_id,
+      name: "report.pdf.bin",
+      size: "2048",
+      content_type: "application/octet-stream",
+      url: `${t.app.config.publicUrl}/v1/files/${final.file_id}/content`,
+    };
+    expect(posted.body.attachments).toEqual([expected]);
+    const listed = await call(t.baseUrl, "GET", path, { key });
+    expect(listed.body.activities[0].attachments).toEqual([expected]);
+
+    const other = await f.tenant("Elsewhere");
+    const theirs = await uploadWhole(randomBytes(10));
+    const foreignChannel = await f.channel(other.key, "websocket");
+    const foreign = await f.conversation(other.key, foreignChannel.id);
+    const stolen = await call(t.baseUrl, "POST", `/v1/conversations/${foreign.id}/activities`, {
+      key: other.key,
+      body: { type: "message", from: { id: "x" }, attachments: [{ file_id: theirs.final.file_id }] },
+    });
+    expect(stolen.status).toBe(404);
+    const unfinished = (await initiate({ filename: "wip.bin", size: 10, content_type: "application/octet-stream" }))
+      .body;
+    for (const fileId of [unfinished.upload_id, "00000000-0000-4000-8000-000000000000"]) {
+      const res = await call(t.baseUrl, "POST", path, {
+        key,
+        body: { type: "message", from: { id: "agent" }, attachments: [{ file_id: fileId }] },
+      });
+      expect(res.status, fileId).toBe(404);
+    }
+  });
+});

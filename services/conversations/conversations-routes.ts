@@ -1,16 +1,18 @@
 import { createHash, randomUUID } from "node:crypto";
 import { create, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ActivitySchema,
   ActivityType,
+  type Attachment,
   AttachmentSchema,
   type ConversationsService,
   type CreateActivityRequest,
   CreateActivityRequestSchema,
   SenderSchema,
 } from "../../gen/converger/v1/conversations_pb.js";
+import type { File } from "../../gen/converger/v1/uploads_pb.js";
 import { tenantOf } from "../common/access.js";
 import { type Bus, conversationTopic } from "../common/bus.js";
 import { HTTP_STATUS_HEADER, kPrincipal, type Principal } from "../common/context.js";
@@ -26,12 +28,38 @@ export interface ConversationsDeps {
   activities: ActivityStore;
   writer: ReturnType<typeof createActivityWriter>;
   bus: Bus;
+  /** The tenant's completed files among `ids` (the uploads service). */
+  describeFiles: (tenantId: string, ids: string[]) => Promise<File[]>;
+  /** Base of download URLs handed out with file attachments. */
+  publicUrl: string;
 }
 
 const DEFAULT_ACTIVITY_PAGE = 100;
 const MAX_METADATA_BYTES = 16 * 1024;
 
 export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof ConversationsService> {
+  /**
+   * File attachments become name, size, type and download URL, read once
+   * here (files never change), so every read of the activity shows them.
+   * A file of another tenant, unknown or not COMPLETED is not found.
+   */
+  async function expandAttachments(tenantId: string, attachments: Attachment[]): Promise<JsonObject[]> {
+    const ids = [...new Set(attachments.flatMap((a) => (a.fileId ? [a.fileId.toLowerCase()] : [])))];
+    const files = new Map(ids.length > 0 ? (await deps.describeFiles(tenantId, ids)).map((f) => [f.id, f]) : []);
+    return attachments.map((a, i) => {
+      if (!a.fileId) return toJson(AttachmentSchema, a, { useProtoFieldName: true }) as JsonObject;
+      const file = files.get(a.fileId.toLowerCase());
+      if (!file) throw new ConnectError(`attachments[${i}].file_id: file not found`, Code.NotFound);
+      return {
+        file_id: file.id,
+        name: file.filename,
+        content_type: file.contentType,
+        size: file.size.toString(),
+        url: `${deps.publicUrl}/v1/files/${file.id}/content`,
+      };
+    });
+  }
+
   /** The tenant and conversation an RPC may touch; end users only their own (others look absent). */
   function scope(ctx: HandlerContext, conversationId?: string) {
     const principal = ctx.values.get(kPrincipal);
@@ -104,7 +132,7 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
         conversationId: req.conversationId,
         type: req.type === ActivityType.EVENT ? "event" : "message",
         text: req.text,
-        attachments: req.attachments.map((a) => toJson(AttachmentSchema, a, { useProtoFieldName: true }) as JsonObject),
+        attachments: await expandAttachments(tenantId, req.attachments),
         fromId: from.id,
         fromName: from.name,
         metadata: req.metadata ?? {},
@@ -190,7 +218,7 @@ function checkActivity(req: CreateActivityRequest): void {
     throw invalidField("text", "is required for a message without attachments");
   }
   req.attachments.forEach((a, i) => {
-    if (a.fileId) throw invalidField(`attachments[${i}].file_id`, "file not found");
+    if (a.fileId) return;
     if (!a.url) throw invalidField(`attachments[${i}]`, "needs file_id or url");
     if (!/^https?:\/\/[^\s]+$/i.test(a.url)) throw invalidField(`attachments[${i}].url`, "must be an http(s) URL");
   });

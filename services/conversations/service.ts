@@ -1,11 +1,14 @@
 import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
 import { ChannelsService } from "../../gen/converger/v1/channels_pb.js";
 import { ActivitySchema, ConversationsService, DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
 import { TenantsService } from "../../gen/converger/v1/tenants_pb.js";
+import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import { createAccessInterceptor } from "../common/access.js";
 import { conversationTopic } from "../common/bus.js";
 import { announceDirectoryChange } from "../common/directory-client.js";
+import { internalHeaders } from "../common/internal.js";
 import { toApiJson } from "../common/json.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
@@ -59,6 +62,8 @@ export function createConversationsModule(deps: ModuleDeps) {
     },
   });
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
+  const files = createClient(UploadsService, deps.transportFor("uploads"));
+  const internal = internalHeaders(config.internalToken);
 
   const module: ServiceModule & { relay: typeof relay } = {
     name: "conversations",
@@ -91,6 +96,10 @@ export function createConversationsModule(deps: ModuleDeps) {
           activities: createActivityStore(pool),
           writer,
           bus,
+          async describeFiles(tenantId, fileIds) {
+            return (await files.describeFiles({ tenantId, fileIds }, { headers: internal })).files;
+          },
+          publicUrl: config.publicUrl,
         }),
         { interceptors },
       );

@@ -149,6 +149,11 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
       return statusMessage(result.row, config.uploadExpiryHours);
     },
 
+    async describeFiles(req) {
+      const rows = await deps.uploads.filesOf(req.tenantId, req.fileIds);
+      return { files: rows.map(fileMessage) };
+    },
+
     async getFile(req, ctx) {
       return fileMessage(await visibleFile(deps.uploads, ctx, req.fileId));
     },

@@ -210,6 +210,14 @@ export function createUploadStore(pool: Pool) {
       return rows[0];
     },
 
+    async filesOf(tenantId: string, ids: string[]): Promise<FileRow[]> {
+      const { rows } = await pool.query<FileRow>("SELECT * FROM files WHERE tenant_id = $1 AND id = ANY($2::uuid[])", [
+        tenantId,
+        ids,
+      ]);
+      return rows;
+    },
+
     async storageKeyOf(fileId: string): Promise<string | undefined> {
       const { rows } = await pool.query<{ storage_key: string }>("SELECT storage_key FROM files WHERE id = $1", [
         fileId,

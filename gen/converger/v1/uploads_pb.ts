@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/uploads.proto.
  */
 export const file_converger_v1_uploads: GenFile = /*@__PURE__*/
-  fileDesc("Chpjb252ZXJnZXIvdjEvdXBsb2Fkcy5wcm90bxIMY29udmVyZ2VyLnYxIroBChVJbml0aWF0ZVVwbG9hZFJlcXVlc3QSGwoIZmlsZW5hbWUYASABKAlCCdrzGAUIARj/ARIWCgRzaXplGAIgASgDQgja8xgECAEoARIfCgxjb250ZW50X3R5cGUYAyABKAlCCdrzGAUIARjIARIYCgZzaGEyNTYYBCABKAlCCNrzGAQQQBhAEh8KD2NvbnZlcnNhdGlvbl9pZBgFIAEoCUIG2vMYAiABEhAKCHN0cmVhbWVkGAYgASgIIlUKFkluaXRpYXRlVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJEhIKCmNodW5rX3NpemUYAiABKAMSFAoMdG90YWxfY2h1bmtzGAMgASgFIjUKFkdldFVwbG9hZFN0YXR1c1JlcXVlc3QSGwoJdXBsb2FkX2lkGAEgASgJQgja8xgECAEgASLSAgoMVXBsb2FkU3RhdHVzEhEKCXVwbG9hZF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb252ZXJnZXIudjEuVXBsb2FkU3RhdGUSFAoMdG90YWxfY2h1bmtzGAMgASgFEhcKD2NodW5rc19yZWNlaXZlZBgEIAMoBRIPCgdwZXJjZW50GAUgASgBEhQKB2ZpbGVfaWQYBiABKAlIAIgBARISCgVlcnJvchgHIAEoCUgBiAEBEhIKCmNodW5rX3NpemUYCCABKAMSDAoEc2l6ZRgJIAEoAxITCgZvZmZzZXQYCiABKANIAogBARIzCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgDiAEBQgoKCF9maWxlX2lkQggKBl9lcnJvckIJCgdfb2Zmc2V0Qg0KC19leHBpcmVzX2F0IjQKFUNvbXBsZXRlVXBsb2FkUmVxdWVzdBIbCgl1cGxvYWRfaWQYASABKAlCCNrzGAQIASABIisKDkdldEZpbGVSZXF1ZXN0EhkKB2ZpbGVfaWQYASABKAlCCNrzGAQIASABIogBCgRGaWxlEgoKAmlkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEgwKBHNpemUYAyABKAMSFAoMY29udGVudF90eXBlGAQgASgJEg4KBnNoYTI1NhgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqWAQoLVXBsb2FkU3RhdGUSHAoYVVBMT0FEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWVVBMT0FEX1NUQVRFX1VQTE9BRElORxABEhgKFFVQTE9BRF9TVEFURV9NRVJHSU5HEAISGgoWVVBMT0FEX1NUQVRFX0NPTVBMRVRFRBADEhcKE1VQTE9BRF9TVEFURV9GQUlMRUQQBDLKBAoOVXBsb2Fkc1NlcnZpY2USlwEKDkluaXRpYXRlVXBsb2FkEiMuY29udmVyZ2VyLnYxLkluaXRpYXRlVXBsb2FkUmVxdWVzdBokLmNvbnZlcmdlci52MS5Jbml0aWF0ZVVwbG9hZFJlc3BvbnNlIjrK8xgSCgMCAwQSC2ZpbGVzOndyaXRl0vMYAwjJAYLT5JMCFzoBKiISL3YxL2ZpbGVzL2luaXRpYXRlEpYBCg9HZXRVcGxvYWRTdGF0dXMSJC5jb252ZXJnZXIudjEuR2V0VXBsb2FkU3RhdHVzUmVxdWVzdBoaLmNvbnZlcmdlci52MS5VcGxvYWRTdGF0dXMiQcrzGBIKAwIDBBILZmlsZXM6d3JpdGWC0+STAiUSIy92MS9maWxlcy91cGxvYWQve3VwbG9hZF9pZH0vc3RhdHVzEo0BCg5Db21wbGV0ZVVwbG9hZBIjLmNvbnZlcmdlci52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaGi5jb252ZXJnZXIudjEuVXBsb2FkU3RhdHVzIjrK8xgSCgMCAwQSC2ZpbGVzOndyaXRl0vMYAwjKAYLT5JMCFzoBKiISL3YxL2ZpbGVzL2NvbXBsZXRlEnUKB0dldEZpbGUSHC5jb252ZXJnZXIudjEuR2V0RmlsZVJlcXVlc3QaEi5jb252ZXJnZXIudjEuRmlsZSI4yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhUSEy92MS9maWxlcy97ZmlsZV9pZH1iBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Chpjb252ZXJnZXIvdjEvdXBsb2Fkcy5wcm90bxIMY29udmVyZ2VyLnYxIroBChVJbml0aWF0ZVVwbG9hZFJlcXVlc3QSGwoIZmlsZW5hbWUYASABKAlCCdrzGAUIARj/ARIWCgRzaXplGAIgASgDQgja8xgECAEoARIfCgxjb250ZW50X3R5cGUYAyABKAlCCdrzGAUIARjIARIYCgZzaGEyNTYYBCABKAlCCNrzGAQQQBhAEh8KD2NvbnZlcnNhdGlvbl9pZBgFIAEoCUIG2vMYAiABEhAKCHN0cmVhbWVkGAYgASgIIlUKFkluaXRpYXRlVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJEhIKCmNodW5rX3NpemUYAiABKAMSFAoMdG90YWxfY2h1bmtzGAMgASgFIjUKFkdldFVwbG9hZFN0YXR1c1JlcXVlc3QSGwoJdXBsb2FkX2lkGAEgASgJQgja8xgECAEgASLSAgoMVXBsb2FkU3RhdHVzEhEKCXVwbG9hZF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb252ZXJnZXIudjEuVXBsb2FkU3RhdGUSFAoMdG90YWxfY2h1bmtzGAMgASgFEhcKD2NodW5rc19yZWNlaXZlZBgEIAMoBRIPCgdwZXJjZW50GAUgASgBEhQKB2ZpbGVfaWQYBiABKAlIAIgBARISCgVlcnJvchgHIAEoCUgBiAEBEhIKCmNodW5rX3NpemUYCCABKAMSDAoEc2l6ZRgJIAEoAxITCgZvZmZzZXQYCiABKANIAogBARIzCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgDiAEBQgoKCF9maWxlX2lkQggKBl9lcnJvckIJCgdfb2Zmc2V0Qg0KC19leHBpcmVzX2F0IjQKFUNvbXBsZXRlVXBsb2FkUmVxdWVzdBIbCgl1cGxvYWRfaWQYASABKAlCCNrzGAQIASABIisKDkdldEZpbGVSZXF1ZXN0EhkKB2ZpbGVfaWQYASABKAlCCNrzGAQIASABIogBCgRGaWxlEgoKAmlkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEgwKBHNpemUYAyABKAMSFAoMY29udGVudF90eXBlGAQgASgJEg4KBnNoYTI1NhgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChREZXNjcmliZUZpbGVzUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABEhoKCGZpbGVfaWRzGAIgAygJQgja8xgEIAE4ZCI6ChVEZXNjcmliZUZpbGVzUmVzcG9uc2USIQoFZmlsZXMYASADKAsyEi5jb252ZXJnZXIudjEuRmlsZSqWAQoLVXBsb2FkU3RhdGUSHAoYVVBMT0FEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWVVBMT0FEX1NUQVRFX1VQTE9BRElORxABEhgKFFVQTE9BRF9TVEFURV9NRVJHSU5HEAISGgoWVVBMT0FEX1NUQVRFX0NPTVBMRVRFRBADEhcKE1VQTE9BRF9TVEFURV9GQUlMRUQQBDKtBQoOVXBsb2Fkc1NlcnZpY2USlwEKDkluaXRpYXRlVXBsb2FkEiMuY29udmVyZ2VyLnYxLkluaXRpYXRlVXBsb2FkUmVxdWVzdBokLmNvbnZlcmdlci52MS5Jbml0aWF0ZVVwbG9hZFJlc3BvbnNlIjrK8xgSCgMCAwQSC2ZpbGVzOndyaXRl0vMYAwjJAYLT5JMCFzoBKiISL3YxL2ZpbGVzL2luaXRpYXRlEpYBCg9HZXRVcGxvYWRTdGF0dXMSJC5jb252ZXJnZXIudjEuR2V0VXBsb2FkU3RhdHVzUmVxdWVzdBoaLmNvbnZlcmdlci52MS5VcGxvYWRTdGF0dXMiQcrzGBIKAwIDBBILZmlsZXM6d3JpdGWC0+STAiUSIy92MS9maWxlcy91cGxvYWQve3VwbG9hZF9pZH0vc3RhdHVzEo0BCg5Db21wbGV0ZVVwbG9hZBIjLmNvbnZlcmdlci52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaGi5jb252ZXJnZXIudjEuVXBsb2FkU3RhdHVzIjrK8xgSCgMCAwQSC2ZpbGVzOndyaXRl0vMYAwjKAYLT5JMCFzoBKiISL3YxL2ZpbGVzL2NvbXBsZXRlEmEKDURlc2NyaWJlRmlsZXMSIi5jb252ZXJnZXIudjEuRGVzY3JpYmVGaWxlc1JlcXVlc3QaIy5jb252ZXJnZXIudjEuRGVzY3JpYmVGaWxlc1Jlc3BvbnNlIgfK8xgDCgEHEnUKB0dldEZpbGUSHC5jb252ZXJnZXIudjEuR2V0RmlsZVJlcXVlc3QaEi5jb252ZXJnZXIudjEuRmlsZSI4yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhUSEy92MS9maWxlcy97ZmlsZV9pZH1iBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * Request to start an upload.
@@ -272,6 +272,49 @@ export const FileSchema: GenMessage<File> = /*@__PURE__*/
   messageDesc(file_converger_v1_uploads, 6);
 
 /**
+ * Request for files of one tenant.
+ *
+ * @generated from message converger.v1.DescribeFilesRequest
+ */
+export type DescribeFilesRequest = Message<"converger.v1.DescribeFilesRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: repeated string file_ids = 2;
+   */
+  fileIds: string[];
+};
+
+/**
+ * Describes the message converger.v1.DescribeFilesRequest.
+ * Use `create(DescribeFilesRequestSchema)` to create a new message.
+ */
+export const DescribeFilesRequestSchema: GenMessage<DescribeFilesRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 7);
+
+/**
+ * The files found.
+ *
+ * @generated from message converger.v1.DescribeFilesResponse
+ */
+export type DescribeFilesResponse = Message<"converger.v1.DescribeFilesResponse"> & {
+  /**
+   * @generated from field: repeated converger.v1.File files = 1;
+   */
+  files: File[];
+};
+
+/**
+ * Describes the message converger.v1.DescribeFilesResponse.
+ * Use `create(DescribeFilesResponseSchema)` to create a new message.
+ */
+export const DescribeFilesResponseSchema: GenMessage<DescribeFilesResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 8);
+
+/**
  * Upload lifecycle; rendered uppercase in JSON.
  *
  * @generated from enum converger.v1.UploadState
@@ -348,6 +391,17 @@ export const UploadsService: GenService<{
     methodKind: "unary";
     input: typeof CompleteUploadRequestSchema;
     output: typeof UploadStatusSchema;
+  },
+  /**
+   * The tenant's completed files among the given ids (unknown, foreign or
+   * unfinished ones are left out), for services attaching them.
+   *
+   * @generated from rpc converger.v1.UploadsService.DescribeFiles
+   */
+  describeFiles: {
+    methodKind: "unary";
+    input: typeof DescribeFilesRequestSchema;
+    output: typeof DescribeFilesResponseSchema;
   },
   /**
    * Returns a completed file's metadata.
