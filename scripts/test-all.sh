@@ -18,6 +18,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 [ -d node_modules ] || npm ci
+# The S3-compatible server the upload tests start (fauxqs on its own Node 22), kept out of the root
+# package so its `node` binary never shadows the project's Node 20.
+[ -d test/s3-server/node_modules ] || npm ci --prefix test/s3-server
 
 echo "== proto lint and generated-code drift"
 npx buf lint

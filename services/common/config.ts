@@ -42,6 +42,8 @@ export interface Config {
   deliveryBackoffBaseMs: number;
   deliveryMaxAttempts: number;
   deliveryRetentionDays: number;
+  /** S3_ENDPOINT and friends: blobs in S3/MinIO; unset = local disk under DATA_DIR. */
+  s3?: { endpoint: string; accessKey: string; secretKey: string; bucket: string; region: string };
   uploadChunkBytes: number;
   uploadMaxBytes: number;
   tenantStorageQuotaBytes: number;
@@ -107,6 +109,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     deliveryMaxAttempts: intVar(env, "DELIVERY_MAX_ATTEMPTS", 5, 1),
     deliveryRetentionDays: intVar(env, "DELIVERY_RETENTION_DAYS", 30, 1),
     processingRetryBaseMs: intVar(env, "PROCESSING_RETRY_BASE_MS", 1_000, 1),
+    s3: env.S3_ENDPOINT
+      ? {
+          endpoint: env.S3_ENDPOINT,
+          accessKey: env.S3_ACCESS_KEY ?? "",
+          secretKey: env.S3_SECRET_KEY ?? "",
+          bucket: env.S3_BUCKET || "converger",
+          region: env.S3_REGION || "us-east-1",
+        }
+      : undefined,
     uploadChunkBytes: intVar(env, "UPLOAD_CHUNK_BYTES", 8 * MIB, 1),
     uploadMaxBytes: intVar(env, "UPLOAD_MAX_BYTES", 2 * 1024 * MIB, 1),
     tenantStorageQuotaBytes: intVar(env, "TENANT_STORAGE_QUOTA_BYTES", 100 * 1024 * MIB, 1),

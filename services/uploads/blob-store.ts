@@ -46,7 +46,7 @@ export interface BlobStore {
   /** Joins chunks 1..total into a new file; returns its key, size and SHA-256 (hex). */
   merge(uploadId: string, total: number): Promise<{ key: string; size: number; sha256: string }>;
   /** The bytes of a file, or of the inclusive range [start, end]. */
-  read(key: string, range?: { start: number; end: number }): Readable;
+  read(key: string, range?: { start: number; end: number }): Promise<Readable>;
   removeFile(key: string): Promise<void>;
   removeUpload(uploadId: string): Promise<void>;
   /** Upload ids with chunks stored (for garbage collection). */
@@ -55,6 +55,38 @@ export interface BlobStore {
 }
 
 const HEAD_BYTES = 512;
+
+/**
+ * A Transform that passes exactly `size` bytes (ChunkSizeError otherwise) and
+ * shows the first HEAD_BYTES to `inspect` before letting anything through.
+ */
+export function chunkGuard(n: number, size: number, inspect?: (head: Buffer) => void): Transform {
+  let seen = 0;
+  let head: Buffer[] | undefined = inspect ? [] : undefined;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > size) return done(new ChunkSizeError(`chunk ${n} is longer than ${size} bytes`));
+      if (head) {
+        head.push(chunk);
+        const buffered = Buffer.concat(head);
+        if (buffered.length < HEAD_BYTES && seen < size) return done();
+        try {
+          inspect?.(buffered.subarray(0, HEAD_BYTES));
+        } catch (error) {
+          return done(error as Error);
+        }
+        head = undefined;
+        return done(null, buffered);
+      }
+      done(null, chunk);
+    },
+    flush(done) {
+      if (seen !== size) return done(new ChunkSizeError(`chunk ${n} must be ${size} bytes, got ${seen}`));
+      done();
+    },
+  });
+}
 
 export function createLocalBlobStore(root: string): BlobStore {
   const uploadsDir = join(root, "uploads");
@@ -67,31 +99,7 @@ export function createLocalBlobStore(root: string): BlobStore {
       const dir = join(uploadsDir, uploadId);
       await mkdir(dir, { recursive: true });
       const temp = join(dir, `${n}.${randomUUID()}.tmp`);
-      let seen = 0;
-      let head: Buffer[] | undefined = inspect ? [] : undefined;
-      const guard = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          seen += chunk.length;
-          if (seen > size) return done(new ChunkSizeError(`chunk ${n} is longer than ${size} bytes`));
-          if (head) {
-            head.push(chunk);
-            const buffered = Buffer.concat(head);
-            if (buffered.length < HEAD_BYTES && seen < size) return done();
-            try {
-              inspect?.(buffered.subarray(0, HEAD_BYTES));
-            } catch (error) {
-              return done(error as Error);
-            }
-            head = undefined;
-            return done(null, buffered);
-          }
-          done(null, chunk);
-        },
-        flush(done) {
-          if (seen !== size) return done(new ChunkSizeError(`chunk ${n} must be ${size} bytes, got ${seen}`));
-          done();
-        },
-      });
+      const guard = chunkGuard(n, size, inspect);
       try {
         await pipeline(body, guard, createWriteStream(temp));
         await rename(temp, chunkPath(uploadId, n));
@@ -187,7 +195,7 @@ export function createLocalBlobStore(root: string): BlobStore {
       return { key, size, sha256: hash.digest("hex") };
     },
 
-    read(key, range) {
+    async read(key, range) {
       return createReadStream(filePath(key), range ? { start: range.start, end: range.end } : {});
     },
     async removeFile(key) {

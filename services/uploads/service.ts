@@ -10,10 +10,11 @@ import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
 import { createOutboxRelay } from "../common/outbox-relay.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
-import { ChecksumMismatch, ChunkSizeError, createLocalBlobStore } from "./blob-store.js";
+import { type BlobStore, ChecksumMismatch, ChunkSizeError, createLocalBlobStore } from "./blob-store.js";
 import { checkFirstBytes } from "./content.js";
 import { createMergeHandler } from "./merge.js";
 import { uploadsImpl } from "./routes.js";
+import { createS3BlobStore } from "./s3-store.js";
 import { createUploadStore, UPLOADS_TOPIC, type UploadRow } from "./store.js";
 
 export const uploadsMigrations: MigrationSet = {
@@ -50,7 +51,10 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
   const pool = requirePool(deps);
   const log = forService(deps.log, "uploads");
   const uploads = createUploadStore(pool);
-  const blobs = createLocalBlobStore(join(config.dataDir, "blobs"));
+  const local = join(config.dataDir, "blobs");
+  const blobs = whenReady(
+    config.s3 ? createS3BlobStore(config.s3, join(local, "staging")) : Promise.resolve(createLocalBlobStore(local)),
+  );
   const relay = createOutboxRelay({
     pool,
     table: "upload_outbox",
@@ -105,6 +109,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     },
     async ready() {
       await pool.query("SELECT 1");
+      await blobs.fileExists("readiness-probe");
     },
     async stop() {
       clearInterval(gcTimer);
@@ -196,13 +201,28 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     },
 
     async streamFile(key, into, range) {
-      await pipeline(blobs.read(key, range), into);
+      await pipeline(await blobs.read(key, range), into);
     },
   };
   return module;
 }
 
 class UnsupportedContent extends Error {}
+
+/** A store usable at once whose calls wait until it is ready (S3 checks its bucket first). */
+function whenReady(store: Promise<BlobStore>): BlobStore {
+  store.catch(() => undefined); // surfaced by the first call that needs it
+  return new Proxy({} as BlobStore, {
+    // Not a thenable: awaiting the store itself must not call into it.
+    get(_target, name) {
+      if (name === "then") return undefined;
+      return async (...args: unknown[]) => {
+        const ready = (await store) as unknown as Record<string | symbol, (...a: unknown[]) => unknown>;
+        return ready[name]?.(...args);
+      };
+    },
+  });
+}
 
 /** An error whose HTTP status is more precise than its code's (413, 415, tus's 460). */
 function withStatus(message: string, code: Code, status: number): ConnectError {
