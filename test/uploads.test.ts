@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { forge } from "./helpers/tokens.js";
 
 const CHUNK = 1024 * 1024;
 let t: TestApp;
@@ -269,6 +270,93 @@ describe("attachments", () => {
         body: { type: "message", from: { id: "agent" }, attachments: [{ file_id: fileId }] },
       });
       expect(res.status, fileId).toBe(404);
+    }
+  });
+});
+
+describe("scopes and tus for client tokens", () => {
+  it("needs files:write for OAuth clients", async () => {
+    const { id } = await f.tenant("Scoped");
+    const body = { filename: "x.txt", size: 3, content_type: "text/plain" };
+    const readOnly = await forge(t, { claims: { tenant_id: id, scope: "conversations:read" } });
+    expect((await initiate(body, { token: readOnly })).status).toBe(403);
+    const writer = await forge(t, { claims: { tenant_id: id, scope: "files:write" } });
+    expect((await initiate(body, { token: writer })).status).toBe(201);
+  });
+
+  it("lets a client token create a tus upload in its own conversation, named in Upload-Metadata", async () => {
+    const channel = await f.channel(key, "websocket");
+    const minted = await call(t.baseUrl, "POST", "/v1/tokens", {
+      token: channel.secret,
+      body: { user: { id: "tus-user" } },
+    });
+    const b64 = (text: string) => Buffer.from(text).toString("base64");
+    const create = (conversationId: string) =>
+      fetch(`${t.baseUrl}/v1/tus/`, {
+        method: "POST",
+        headers: {
+          "tus-resumable": "1.0.0",
+          authorization: `Bearer ${minted.body.token}`,
+          "upload-length": "5",
+          "upload-metadata": `filename ${b64("note.txt")},filetype ${b64("text/plain")},conversation_id ${b64(conversationId)}`,
+        },
+      });
+    const other = await f.conversation(key, channel.id);
+    expect((await create(other.id)).status).toBe(404);
+    expect((await create(minted.body.conversation_id)).status).toBe(201);
+  });
+});
+
+describe("a merge cut off by a crash", () => {
+  it("runs again when the process comes back, from the outbox", async () => {
+    // An app of its own (database and folder), stopped between `complete`'s commit and the merge.
+    const first = await startTestApp({ UPLOAD_CHUNK_BYTES: String(CHUNK) });
+    const env = {
+      UPLOAD_CHUNK_BYTES: String(CHUNK),
+      DATABASE_URL: first.app.config.databaseUrl ?? "",
+      DATA_DIR: first.app.config.dataDir,
+    };
+    const firstKey = (await fixtures(first.baseUrl).tenant()).key;
+    const data = randomBytes(2 * CHUNK + 5);
+    const started = await call(first.baseUrl, "POST", "/v1/files/initiate", {
+      key: firstKey,
+      body: { filename: "late.bin", size: data.length, content_type: "application/octet-stream" },
+    });
+    const id = started.body.upload_id as string;
+    for (const n of [1, 2, 3]) {
+      const res = await fetch(`${first.baseUrl}/v1/files/upload/${id}/${n}`, {
+        method: "PATCH",
+        headers: { "x-api-key": firstKey },
+        body: data.subarray((n - 1) * CHUNK, n * CHUNK),
+      });
+      expect(res.status).toBe(200);
+    }
+    await first.stop();
+    // What a crash right after `complete` committed leaves: MERGING, its event still in the outbox.
+    const db = new (await import("pg")).default.Client({ connectionString: env.DATABASE_URL });
+    await db.connect();
+    await db.query("UPDATE file_uploads SET status = 'MERGING' WHERE id = $1", [id]);
+    await db.query(
+      `INSERT INTO upload_outbox (event_id, topic, key, tenant_id, payload)
+       SELECT gen_random_uuid(), 'converger.uploads', id::text, tenant_id, jsonb_build_object('type', 'upload.completed', 'upload_id', id)
+       FROM file_uploads WHERE id = $1`,
+      [id],
+    );
+    await db.end();
+    const second = await startTestApp(env);
+    try {
+      let status: Record<string, unknown> = {};
+      for (let i = 0; i < 100 && status.status !== "COMPLETED"; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = (await call(second.baseUrl, "GET", `/v1/files/upload/${id}/status`, { key: firstKey })).body;
+      }
+      expect(status.status).toBe("COMPLETED");
+      const content = await fetch(`${second.baseUrl}/v1/files/${status.file_id}/content`, {
+        headers: { "x-api-key": firstKey },
+      });
+      expect(sha256(Buffer.from(await content.arrayBuffer()))).toBe(sha256(data));
+    } finally {
+      await second.stop();
     }
   });
 });
