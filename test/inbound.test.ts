@@ -219,6 +219,8 @@ describe("SSRF guard", () => {
         "http://[::1]/",
         "http://0x7f000001/",
         "http://10.0.0.8/hook",
+        "http://[64:ff9b::a00:1]/",
+        "http://[::ffff:127.0.0.1]/",
         "file:///etc/passwd",
       ]) {
         const res = await call(strict.baseUrl, "POST", "/v1/channels", {

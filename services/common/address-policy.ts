@@ -22,6 +22,11 @@ for (const [net, bits] of [
 for (const [net, bits] of [
   ["::", 128],
   ["::1", 128],
+  // Forms that carry an IPv4 address inside (IPv4-compatible, NAT64, 6to4): any of them may lead to a private one.
+  ["::", 96],
+  ["64:ff9b::", 96],
+  ["64:ff9b:1::", 48],
+  ["2002::", 16],
   ["fc00::", 7],
   ["fe80::", 10],
   ["ff00::", 8],

@@ -45,27 +45,50 @@ export interface EventLog {
 }
 
 const RETRIES = 3;
+const MAX_WAIT_MS = 30_000;
+// PostgreSQL: connection exceptions (08…), shutdown / cannot connect now (57P0…), too many connections.
+const TRANSIENT_PG = /^(08...|57P0[1-3]|53300)$/;
+const TRANSIENT_NET = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "EHOSTUNREACH"]);
+
+/** A failure of the engines around the record rather than of the record itself. */
+export function isTransient(error: unknown): boolean {
+  if (!error || typeof error !== "object") return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === "string" && (TRANSIENT_PG.test(code) || TRANSIENT_NET.has(code))) return true;
+  // ConnectError: Unavailable (14) and DeadlineExceeded (4).
+  if (error instanceof Error && error.name === "ConnectError" && (code === 14 || code === 4)) return true;
+  return typeof message === "string" && /Connection terminated|connection timeout|not queryable/i.test(message);
+}
 
 /**
  * Runs a consumer's handler on one record: on failure it waits base, 2×base,
  * 4×base and tries again, then hands the record to the dead-letter store, so a
  * poisonous record holds its key back for seconds, never forever, and is never
- * silently dropped. Stops early (returns false) when `alive()` turns false.
+ * silently dropped. Failures of the engines around it (isTransient) are waited
+ * out instead. Stops early (returns false) when `alive()` turns false.
  */
-export async function processRecord(
-  consumer: Consumer,
-  record: LogRecord,
-  options: { retryBaseMs: number; log: Logger; alive?: () => boolean },
-): Promise<boolean> {
+export interface ProcessOptions {
+  retryBaseMs: number;
+  log: Logger;
+  alive?: () => boolean;
+  /** Tells the log this consumer is still at work (Kafka group heartbeats) during long retries. */
+  heartbeat?: () => Promise<void>;
+}
+
+export async function processRecord(consumer: Consumer, record: LogRecord, options: ProcessOptions): Promise<boolean> {
   let lastError: unknown;
-  for (let attempt = 1; attempt <= RETRIES + 1; attempt++) {
+  for (let attempt = 1; attempt <= RETRIES + 1 || isTransient(lastError); attempt++) {
     try {
       await consumer.handle(record);
       return true;
     } catch (error) {
       lastError = error;
       options.log.warn({ err: error, eventId: record.eventId, group: consumer.group, attempt }, "event failed");
-      if (attempt <= RETRIES) await sleep(options.retryBaseMs * 2 ** (attempt - 1));
+      // An engine that is away (database failover, network) is waited for: the record is not at fault.
+      if (attempt <= RETRIES || isTransient(error)) {
+        await sleep(Math.min(MAX_WAIT_MS, options.retryBaseMs * 2 ** Math.min(attempt - 1, 10)));
+      }
+      await options.heartbeat?.().catch(() => undefined);
       if (options.alive && !options.alive()) return false;
     }
   }
@@ -76,7 +99,8 @@ export async function processRecord(
     } catch (error) {
       // Losing the record is not an option: keep trying, slowly, while running.
       options.log.error({ err: error, eventId: record.eventId }, "dead-lettering failed; retrying");
-      await sleep(Math.min(30_000, options.retryBaseMs * 2 ** Math.min(tries, 5)));
+      await sleep(Math.min(MAX_WAIT_MS, options.retryBaseMs * 2 ** Math.min(tries, 5)));
+      await options.heartbeat?.().catch(() => undefined);
       if (options.alive && !options.alive()) return false;
     }
   }
@@ -86,7 +110,7 @@ export async function processRecord(
 export async function processBatch(
   consumer: Consumer,
   records: LogRecord[],
-  options: { retryBaseMs: number; log: Logger; alive?: () => boolean },
+  options: ProcessOptions,
 ): Promise<boolean> {
   if (records.length === 0) return true;
   if (consumer.handleBatch && records.length > 1) {
@@ -132,6 +156,21 @@ export function createInProcessLog(options: { retryBaseMs: number; log: Logger }
       open = false;
     },
   };
+}
+
+/**
+ * Joins a consumer group, retrying (1 s, 2 s, … up to 30 s) until it works or
+ * `stopped()`: an unreachable Kafka at start does not leave a consumer out for good.
+ */
+export async function joinUntilDone(log: EventLog, consumer: Consumer, logger: Logger, stopped: () => boolean) {
+  for (let tries = 1; !stopped(); tries++) {
+    try {
+      return await log.consume(consumer);
+    } catch (error) {
+      logger.error({ err: error, tries, group: consumer.group }, "cannot join the consumer group; retrying");
+      await sleep(Math.min(30_000, 1_000 * tries));
+    }
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -132,6 +132,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
               retryBaseMs: options.retryBaseMs,
               log,
               alive: () => open,
+              heartbeat,
             });
             // Not processed because we are stopping: the offsets stay uncommitted and the records come again.
             if (!done) throw new Error("stopping before the records were processed");

@@ -21,6 +21,7 @@ export interface OutboxRelayOptions {
 const KAFKA_LINGER_MS = 20;
 
 const BATCH = 500;
+const MAX_BATCH_BYTES = 512 * 1024;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 // After a failed append (Kafka down) passes wait this long, doubling up to the cap.
 const BACKOFF_MS = [250, 5_000] as const;
@@ -65,6 +66,11 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
          ORDER BY o.id`,
         [BATCH],
       );
+      // One produce request stays well under a broker's message limit (1 MB by default):
+      // the rest of the batch waits for the next pass, in order.
+      let bytes = 0;
+      const fits = rows.findIndex((row) => (bytes += JSON.stringify(row.payload).length) > MAX_BATCH_BYTES);
+      if (fits > 0) rows.length = fits;
       const records: LogRecord[] = rows.map((row) => ({
         eventId: row.event_id,
         topic: row.topic,

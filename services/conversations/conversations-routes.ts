@@ -29,7 +29,8 @@ export interface ConversationsDeps {
   writer: ReturnType<typeof createActivityWriter>;
   bus: Bus;
   /** The tenant's completed files among `ids` (the uploads service). */
-  describeFiles: (tenantId: string, ids: string[]) => Promise<File[]>;
+  /** The tenant's completed files among `ids` (the uploads service), only those of `conversationId` when given. */
+  describeFiles: (tenantId: string, ids: string[], conversationId?: string) => Promise<File[]>;
   /** Base of download URLs handed out with file attachments. */
   publicUrl: string;
 }
@@ -43,9 +44,14 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
    * here (files never change), so every read of the activity shows them.
    * A file of another tenant, unknown or not COMPLETED is not found.
    */
-  async function expandAttachments(tenantId: string, attachments: Attachment[]): Promise<JsonObject[]> {
+  async function expandAttachments(
+    tenantId: string,
+    attachments: Attachment[],
+    conversationId?: string,
+  ): Promise<JsonObject[]> {
     const ids = [...new Set(attachments.flatMap((a) => (a.fileId ? [a.fileId.toLowerCase()] : [])))];
-    const files = new Map(ids.length > 0 ? (await deps.describeFiles(tenantId, ids)).map((f) => [f.id, f]) : []);
+    const found = ids.length > 0 ? await deps.describeFiles(tenantId, ids, conversationId) : [];
+    const files = new Map(found.map((f) => [f.id, f]));
     return attachments.map((a, i) => {
       if (!a.fileId) return toJson(AttachmentSchema, a, { useProtoFieldName: true }) as JsonObject;
       const file = files.get(a.fileId.toLowerCase());
@@ -132,7 +138,12 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
         conversationId: req.conversationId,
         type: req.type === ActivityType.EVENT ? "event" : "message",
         text: req.text,
-        attachments: await expandAttachments(tenantId, req.attachments),
+        // End users attach only files uploaded into their own conversation.
+        attachments: await expandAttachments(
+          tenantId,
+          req.attachments,
+          principal.kind === "end_user" ? principal.conversationId : undefined,
+        ),
         fromId: from.id,
         fromName: from.name,
         metadata: req.metadata ?? {},
@@ -225,7 +236,8 @@ function checkActivity(req: CreateActivityRequest): void {
   checkMetadata("metadata", req.metadata);
 }
 
-function checkMetadata(field: string, metadata: JsonObject | undefined): void {
+/** Metadata stays small: it travels with every read and every log record of the activity. */
+export function checkMetadata(field: string, metadata: JsonObject | undefined): void {
   if (metadata && Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
     throw invalidField(field, `must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
   }

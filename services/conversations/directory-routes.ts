@@ -4,6 +4,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { ActivityType, AttachmentSchema, type DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
 import { conflict, invalidField, notFound } from "../common/errors.js";
 import type { ActivityWriter } from "./activity-writer.js";
+import { checkMetadata } from "./conversations-routes.js";
 import type { ConversationStore } from "./store/conversations.js";
 import type { DirectoryStore } from "./store/directory.js";
 import { activityMessage } from "./store/rows.js";
@@ -64,6 +65,7 @@ export function directoryImpl(deps: DirectoryDeps): ServiceImpl<typeof Directory
       if (!channel) throw notFound("channel");
       if (!channel.tenant_active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
       if (!channel.channel_active) throw conflict("channel is inactive");
+      checkMetadata("metadata", req.metadata);
       const from = { id: req.from?.id || "bot", name: req.from?.name ?? "" };
       let conversationId = req.conversationId;
       if (conversationId) {

@@ -96,8 +96,9 @@ export function createConversationsModule(deps: ModuleDeps) {
           activities: createActivityStore(pool),
           writer,
           bus,
-          async describeFiles(tenantId, fileIds) {
-            return (await files.describeFiles({ tenantId, fileIds }, { headers: internal })).files;
+          async describeFiles(tenantId, fileIds, conversationId) {
+            const request = { tenantId, fileIds, conversationId: conversationId ?? "" };
+            return (await files.describeFiles(request, { headers: internal })).files;
           },
           publicUrl: config.publicUrl,
         }),

@@ -4,7 +4,7 @@ import { DeliveryService } from "../../gen/converger/v1/delivery_pb.js";
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
 import { createOutboundHttp } from "../channels/http-out.js";
 import { createAccessInterceptor } from "../common/access.js";
-import type { Consumer } from "../common/event-log.js";
+import { type Consumer, joinUntilDone } from "../common/event-log.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
 import { processingDeadLettersTotal } from "../common/metrics.js";
@@ -71,17 +71,7 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
   // Registered now, before any module starts: the in-process relay starts with the conversations module.
   // An unreachable Kafka does not stop the process: joining is retried until it works.
   let stopped = false;
-  const join = async (): Promise<void> => {
-    for (let tries = 1; !stopped; tries++) {
-      try {
-        return await eventLog.consume(consumer);
-      } catch (error) {
-        log.error({ err: error, tries }, "cannot join the delivery consumer group; retrying");
-        await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1_000 * tries)));
-      }
-    }
-  };
-  void join();
+  void joinUntilDone(eventLog, consumer, log, () => stopped);
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   let pruneTimer: NodeJS.Timeout | undefined;
 

@@ -20,6 +20,8 @@ const MAX_LINES = 256;
 const MAX_PER_LINE_RUN = 1_000;
 // Rows written or rescheduled by other processes are found within this long.
 const MAX_IDLE_MS = 1_000;
+// An empty pass is not repeated sooner than this (new rows wake the worker anyway).
+const MIN_IDLE_MS = 20;
 
 export interface WorkerOptions {
   deliveries: DeliveryStore;
@@ -62,8 +64,12 @@ export function createDeliveryWorker(options: WorkerOptions) {
   const steps = createStepBatcher(options);
 
   async function attempt(row: DeliveryRow): Promise<TryOutcome> {
-    const channel = await directory.channel(row.channel_id).catch(() => undefined);
+    let channel: ChannelInfo | undefined;
     try {
+      // A directory that cannot answer now is a failed try like any other; only "no such channel" is final.
+      channel = await directory.channel(row.channel_id).catch((error: unknown) => {
+        throw new DeliveryError(`channel lookup failed: ${(error as Error).message}`);
+      });
       if (!channel) throw new DeliveryError("the channel no longer exists", true);
       if (!channel.active || !channel.tenantActive) throw new DeliveryError("the channel is inactive");
       const adapter = adapterOf(channel.type);
@@ -169,8 +175,9 @@ export function createDeliveryWorker(options: WorkerOptions) {
 
   async function scheduleNext(): Promise<void> {
     clearTimeout(timer);
-    const due = await deliveries.nextDueAt().catch(() => undefined);
-    const wait = due ? Math.max(0, Math.min(MAX_IDLE_MS, due.getTime() - Date.now())) : MAX_IDLE_MS;
+    // Saturated: finishing lines wake the worker. Otherwise the next head falls due, at least MIN_IDLE_MS on.
+    const due = lines.size < MAX_LINES ? await deliveries.nextDueAt().catch(() => undefined) : undefined;
+    const wait = due ? Math.max(MIN_IDLE_MS, Math.min(MAX_IDLE_MS, due.getTime() - Date.now())) : MAX_IDLE_MS;
     timer = setTimeout(worker.wake, wait);
     timer.unref();
   }
@@ -224,8 +231,13 @@ function createStepBatcher(options: WorkerOptions) {
           deliveriesTotal.inc({ channel_type: types.get(row.id) ?? "unknown", outcome: "delivered" });
           publish(options.bus, row);
         }
+        // Each claimed row goes to one runner of its line, never to two.
         const nextOf = new Map(next.map((row) => [lineOf(row), row]));
-        for (const step of batch) step.resolve(nextOf.get(lineOf(step.row)));
+        for (const step of batch) {
+          const line = lineOf(step.row);
+          step.resolve(nextOf.get(line));
+          nextOf.delete(line);
+        }
       } catch (error) {
         for (const step of batch) step.reject(error);
       }

@@ -12,28 +12,36 @@ import type { UploadStore } from "./store.js";
  * fresh key before anything refers to it.
  */
 export function createMergeHandler(deps: { uploads: UploadStore; blobs: BlobStore; log: Logger }) {
+  async function failAndClean(uploadId: string, reason: string): Promise<void> {
+    await deps.uploads.fail(uploadId, reason);
+    await deps.blobs.removeUpload(uploadId);
+  }
+
   return async function merge(record: LogRecord): Promise<void> {
     const uploadId = (record.payload as { upload_id?: string })?.upload_id;
     if (!uploadId) return;
     const upload = await deps.uploads.getById(uploadId);
-    if (upload?.status !== "MERGING") return;
+    if (!upload || upload.status === "UPLOADING") return;
+    // Already ended (a repeated event, or a crash after the end): only the chunks may be left.
+    if (upload.status !== "MERGING") return deps.blobs.removeUpload(upload.id);
     const joined = await deps.blobs.merge(upload.id, upload.total_chunks).catch((error: NodeJS.ErrnoException) => {
       if (error.code === "ENOENT") return undefined; // a chunk vanished from storage: no retry brings it back
       throw error;
     });
-    if (!joined) return deps.uploads.fail(upload.id, "a chunk is missing from storage");
+    if (!joined) return failAndClean(upload.id, "a chunk is missing from storage");
     if (BigInt(joined.size) !== BigInt(upload.size)) {
       await deps.blobs.removeFile(joined.key);
-      return deps.uploads.fail(upload.id, `merged ${joined.size} bytes, declared ${upload.size}`);
+      return failAndClean(upload.id, `merged ${joined.size} bytes, declared ${upload.size}`);
     }
     if (upload.declared_sha256 && upload.declared_sha256 !== joined.sha256) {
       await deps.blobs.removeFile(joined.key);
-      return deps.uploads.fail(upload.id, `SHA-256 mismatch: declared ${upload.declared_sha256}, got ${joined.sha256}`);
+      return failAndClean(upload.id, `SHA-256 mismatch: declared ${upload.declared_sha256}, got ${joined.sha256}`);
     }
     const same = await deps.uploads.identical(upload.tenant_id, joined.sha256);
     const storageKey = same && (await deps.blobs.fileExists(same.storage_key)) ? same.storage_key : joined.key;
     if (storageKey !== joined.key) await deps.blobs.removeFile(joined.key);
-    await deps.uploads.finish(upload, { storageKey, size: BigInt(joined.size), sha256: joined.sha256 });
+    const stored = await deps.uploads.finish(upload, { storageKey, size: BigInt(joined.size), sha256: joined.sha256 });
+    if (!stored && storageKey === joined.key) await deps.blobs.removeFile(joined.key); // another run finished it
     await deps.blobs.removeUpload(upload.id);
     deps.log.info(
       { uploadId: upload.id, bytes: joined.size, deduplicated: storageKey !== joined.key },

@@ -1,3 +1,4 @@
+import { pipeline } from "node:stream/promises";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import { CLIENT_IP_HEADER } from "../common/context.js";
@@ -93,6 +94,7 @@ export function uploadsRawRoutes(transport: Transport, local?: UploadsModule): R
           ctx.res.writeHead(416, { "content-range": `bytes */${size}` }).end();
           return;
         }
+        const bytes = await module.openFile(key, range ?? undefined);
         if (range) {
           headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
           headers["content-length"] = String(range.end - range.start + 1);
@@ -101,7 +103,8 @@ export function uploadsRawRoutes(transport: Transport, local?: UploadsModule): R
           headers["content-length"] = String(size);
           ctx.res.writeHead(200, headers);
         }
-        await module.streamFile(key, ctx.res, range ?? undefined);
+        // Past the headers an error can only cut the response short: the client sees it fail, never hangs.
+        await pipeline(bytes, ctx.res).catch(() => ctx.res.destroy());
       },
     },
   ];

@@ -150,7 +150,7 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
     },
 
     async describeFiles(req) {
-      const rows = await deps.uploads.filesOf(req.tenantId, req.fileIds);
+      const rows = await deps.uploads.filesOf(req.tenantId, req.fileIds, req.conversationId || undefined);
       return { files: rows.map(fileMessage) };
     },
 

@@ -89,7 +89,14 @@ export async function createS3BlobStore(settings: S3Settings, stagingDir: string
       const guarded = chunkGuard(n, size, inspect);
       // A PUT is all or nothing: a body refused half-way stores no object.
       const put = client.putObject(bucket, chunkKey(uploadId, n), guarded, size);
-      await Promise.all([pipeline(body, guarded), put]);
+      try {
+        await Promise.all([pipeline(body, guarded), put]);
+      } catch (error) {
+        // Whichever side failed first, the other must not wait on it: stop the guard, drain the request.
+        guarded.destroy();
+        if (!body.readableEnded) body.resume();
+        throw error;
+      }
     },
 
     appendPart: (uploadId, offset, body, maxBytes, options) =>

@@ -1,16 +1,16 @@
 import { join } from "node:path";
-import type { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import { createAccessInterceptor } from "../common/access.js";
 import { HTTP_STATUS_HEADER } from "../common/context.js";
+import { type Consumer, joinUntilDone } from "../common/event-log.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
 import { createOutboxRelay } from "../common/outbox-relay.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
-import { type BlobStore, ChecksumMismatch, ChunkSizeError, createLocalBlobStore } from "./blob-store.js";
+import { type BlobStore, ChecksumMismatch, ChunkSizeError, createLocalBlobStore, PartNotHere } from "./blob-store.js";
 import { checkFirstBytes } from "./content.js";
 import { createMergeHandler } from "./merge.js";
 import { uploadsImpl } from "./routes.js";
@@ -38,7 +38,8 @@ export interface UploadsModule extends ServiceModule {
   /** Streams chunk n into storage (checking size and, for the first, the content) and records it. */
   acceptChunk(uploadId: string, n: number, body: Readable, size: number): Promise<UploadRow>;
   storageKey(fileId: string): Promise<string>;
-  streamFile(key: string, into: Writable, range?: { start: number; end: number }): Promise<void>;
+  /** The bytes of a stored file (opened before any header is sent, so a missing object is still a clean error). */
+  openFile(key: string, range?: { start: number; end: number }): Promise<Readable>;
 }
 
 /**
@@ -63,7 +64,8 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     retentionHours: config.outboxRetentionHours,
   });
   const merge = createMergeHandler({ uploads, blobs, log });
-  const consuming = deps.eventLog.consume({
+  let stopped = false;
+  const consumer: Consumer = {
     group: MERGE_CONSUMER,
     topic: UPLOADS_TOPIC,
     handle: merge,
@@ -73,10 +75,12 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
       log.error({ err: error, uploadId }, "merge gave up");
       if (uploadId) await uploads.fail(uploadId, `merge failed: ${(error as Error).message ?? error}`);
     },
-  });
-  consuming.catch((error) => log.error({ err: error }, "cannot join the merge consumer group"));
+  };
+  // Registered now, before any module starts: the in-process relay starts with this module.
+  void joinUntilDone(deps.eventLog, consumer, log, () => stopped);
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   let gcTimer: NodeJS.Timeout | undefined;
+  const appending = new Set<string>();
 
   /** Removes uploads left UPLOADING past UPLOAD_EXPIRY_HOURS, and chunk folders no upload owns. */
   async function collectGarbage(): Promise<number> {
@@ -86,10 +90,56 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
       await uploads.remove(upload.id);
       removed++;
     }
-    for (const uploadId of await blobs.uploadsWithChunks()) {
-      if (!(await uploads.exists(uploadId))) await blobs.removeUpload(uploadId);
+    // Chunks nobody will merge: of uploads gone, or ended (a chunk that lost a race with complete).
+    const stored = await blobs.uploadsWithChunks();
+    const ended = new Set(await uploads.finishedWithChunks(stored));
+    for (const uploadId of stored) {
+      if (ended.has(uploadId) || !(await uploads.exists(uploadId))) await blobs.removeUpload(uploadId);
     }
     return removed;
+  }
+
+  async function append(
+    uploadId: string,
+    offset: bigint,
+    body: Readable,
+    checksum?: { algorithm: string; digest: Buffer },
+  ): Promise<UploadRow> {
+    const upload = await uploads.getById(uploadId);
+    if (!upload) throw new ConnectError("upload not found", Code.NotFound);
+    if (upload.tus_offset === null)
+      throw withStatus("not a streamed upload: send numbered chunks", Code.InvalidArgument, 400);
+    if (BigInt(upload.tus_offset) !== offset) {
+      throw withStatus(`Upload-Offset must be ${upload.tus_offset}`, Code.FailedPrecondition, 409);
+    }
+    if (upload.status !== "UPLOADING")
+      throw withStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
+    const inspect = (head: Buffer) => {
+      const wrong = checkFirstBytes(upload.content_type, head);
+      if (wrong) throw new UnsupportedContent(wrong);
+    };
+    let end: number;
+    try {
+      end = await blobs.appendPart(uploadId, Number(offset), body, Number(BigInt(upload.size) - offset), {
+        checksum,
+        inspect,
+      });
+    } catch (error) {
+      if (error instanceof UnsupportedContent) {
+        await uploads.fail(uploadId, error.message);
+        throw withStatus(error.message, Code.InvalidArgument, 415);
+      }
+      if (error instanceof ChecksumMismatch) throw withStatus(error.message, Code.InvalidArgument, 460);
+      if (error instanceof ChunkSizeError) throw withStatus(error.message, Code.InvalidArgument, 413);
+      if (error instanceof PartNotHere) throw withStatus(error.message, Code.FailedPrecondition, 409);
+      throw error;
+    }
+    const row = await uploads.advance(uploadId, offset, BigInt(end));
+    if (!row) throw withStatus("another request moved the upload on", Code.FailedPrecondition, 409);
+    if (BigInt(end) < BigInt(row.size)) return row;
+    const completed = await uploads.complete(row.tenant_id, row.id);
+    relay.wake();
+    return completed?.row ?? row;
   }
 
   const module: UploadsModule & { collectGarbage: typeof collectGarbage } = {
@@ -112,6 +162,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
       await blobs.fileExists("readiness-probe");
     },
     async stop() {
+      stopped = true;
       clearInterval(gcTimer);
       await relay.stop();
     },
@@ -149,40 +200,15 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     },
 
     async appendStream(uploadId, offset, body, checksum) {
-      const upload = await uploads.getById(uploadId);
-      if (!upload) throw new ConnectError("upload not found", Code.NotFound);
-      if (upload.tus_offset === null)
-        throw withStatus("not a streamed upload: send numbered chunks", Code.InvalidArgument, 400);
-      if (BigInt(upload.tus_offset) !== offset) {
-        throw withStatus(`Upload-Offset must be ${upload.tus_offset}`, Code.FailedPrecondition, 409);
-      }
-      if (upload.status !== "UPLOADING")
-        throw withStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
-      const inspect = (head: Buffer) => {
-        const wrong = checkFirstBytes(upload.content_type, head);
-        if (wrong) throw new UnsupportedContent(wrong);
-      };
-      let end: number;
+      // One append at a time per upload here: a retried PATCH racing the first must not interleave with it.
+      if (appending.has(uploadId))
+        throw withStatus("another PATCH is writing this upload", Code.FailedPrecondition, 409);
+      appending.add(uploadId);
       try {
-        end = await blobs.appendPart(uploadId, Number(offset), body, Number(BigInt(upload.size) - offset), {
-          checksum,
-          inspect,
-        });
-      } catch (error) {
-        if (error instanceof UnsupportedContent) {
-          await uploads.fail(uploadId, error.message);
-          throw withStatus(error.message, Code.InvalidArgument, 415);
-        }
-        if (error instanceof ChecksumMismatch) throw withStatus(error.message, Code.InvalidArgument, 460);
-        if (error instanceof ChunkSizeError) throw withStatus(error.message, Code.InvalidArgument, 413);
-        throw error;
+        return await append(uploadId, offset, body, checksum);
+      } finally {
+        appending.delete(uploadId);
       }
-      const row = await uploads.advance(uploadId, offset, BigInt(end));
-      if (!row) throw withStatus("another request moved the upload on", Code.FailedPrecondition, 409);
-      if (BigInt(end) < BigInt(row.size)) return row;
-      const completed = await uploads.complete(row.tenant_id, row.id);
-      relay.wake();
-      return completed?.row ?? row;
     },
 
     async terminate(uploadId) {
@@ -200,9 +226,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
       return key;
     },
 
-    async streamFile(key, into, range) {
-      await pipeline(await blobs.read(key, range), into);
-    },
+    openFile: (key, range) => blobs.read(key, range),
   };
   return module;
 }

@@ -157,14 +157,28 @@ export function createUploadStore(pool: Pool) {
       });
     },
 
-    /** Ends a merge: the file row (new, or pointing at an identical file's object) and COMPLETED. */
-    async finish(upload: UploadRow, file: { storageKey: string; size: bigint; sha256: string }): Promise<FileRow> {
+    /**
+     * Ends a merge: COMPLETED and the file row (new, or pointing at an
+     * identical file's object), only if the upload is still MERGING: a merge
+     * that ran twice records one file.
+     */
+    async finish(
+      upload: UploadRow,
+      file: { storageKey: string; size: bigint; sha256: string },
+    ): Promise<FileRow | undefined> {
       return inTransaction(pool, async (client) => {
+        const fileId = randomUUID();
+        const moved = await client.query(
+          `UPDATE file_uploads SET status = 'COMPLETED', file_id = $2, updated_at = now()
+           WHERE id = $1 AND status = 'MERGING'`,
+          [upload.id, fileId],
+        );
+        if (moved.rowCount !== 1) return undefined;
         const { rows } = await client.query<FileRow>(
           `INSERT INTO files (id, tenant_id, upload_id, filename, size, content_type, sha256, storage_key)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
           [
-            randomUUID(),
+            fileId,
             upload.tenant_id,
             upload.id,
             upload.filename,
@@ -174,14 +188,17 @@ export function createUploadStore(pool: Pool) {
             file.storageKey,
           ],
         );
-        const stored = rows[0] as FileRow;
-        await client.query(
-          `UPDATE file_uploads SET status = 'COMPLETED', file_id = $2, updated_at = now()
-           WHERE id = $1 AND status = 'MERGING'`,
-          [upload.id, stored.id],
-        );
-        return stored;
+        return rows[0];
       });
+    },
+
+    /** Uploads past UPLOADING whose chunks may still be stored (a merge or a chunk that lost a race). */
+    async finishedWithChunks(ids: string[]): Promise<string[]> {
+      const { rows } = await pool.query<{ id: string }>(
+        "SELECT id FROM file_uploads WHERE id = ANY($1::uuid[]) AND status IN ('COMPLETED', 'FAILED')",
+        [ids],
+      );
+      return rows.map((r) => r.id);
     },
 
     async fail(id: string, error: string): Promise<void> {
@@ -210,11 +227,12 @@ export function createUploadStore(pool: Pool) {
       return rows[0];
     },
 
-    async filesOf(tenantId: string, ids: string[]): Promise<FileRow[]> {
-      const { rows } = await pool.query<FileRow>("SELECT * FROM files WHERE tenant_id = $1 AND id = ANY($2::uuid[])", [
-        tenantId,
-        ids,
-      ]);
+    async filesOf(tenantId: string, ids: string[], conversationId?: string): Promise<FileRow[]> {
+      const { rows } = await pool.query<FileRow>(
+        `SELECT f.*, u.conversation_id FROM files f JOIN file_uploads u ON u.id = f.upload_id
+         WHERE f.tenant_id = $1 AND f.id = ANY($2::uuid[]) AND ($3::uuid IS NULL OR u.conversation_id = $3::uuid)`,
+        [tenantId, ids, conversationId ?? null],
+      );
       return rows;
     },
 

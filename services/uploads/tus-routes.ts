@@ -55,7 +55,10 @@ export function tusRoutes(
     tus(ctx);
     const module = hosted();
     const length = header(ctx, "upload-length");
+    // A refused creation-with-upload is not drained: its body may be the whole file.
+    ctx.res.setHeader("connection", "close");
     if (!length || !/^\d+$/.test(length)) throw statusError("Upload-Length is required", 400);
+    if (BigInt(length) > BigInt(maxBytes)) throw statusError(`Upload-Length exceeds Tus-Max-Size ${maxBytes}`, 413);
     const meta = metadataOf(header(ctx, "upload-metadata"));
     const created = await uploads.initiateUpload(
       {
@@ -72,6 +75,7 @@ export function tusRoutes(
       const row = await module.appendStream(created.uploadId, 0n, ctx.req, checksumOf(ctx));
       headers["upload-offset"] = row.tus_offset ?? "0";
     } else ctx.req.resume();
+    ctx.res.removeHeader("connection");
     ctx.res.writeHead(201, headers).end();
   };
 

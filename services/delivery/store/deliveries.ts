@@ -91,6 +91,11 @@ export function createDeliveryStore(pool: Pool) {
                SELECT 1 FROM deliveries e
                WHERE e.status = 'pending' AND e.conversation_id = d.conversation_id
                  AND e.channel_id = d.channel_id AND e.seq < d.seq)
+             -- A line with a delivery out on a lease has its runner (a retried earlier one must wait for it).
+             AND NOT EXISTS (
+               SELECT 1 FROM deliveries l
+               WHERE l.status = 'pending' AND l.conversation_id = d.conversation_id
+                 AND l.channel_id = d.channel_id AND l.lease_until >= now())
            ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
          FROM due WHERE deliveries.id = due.id
@@ -102,8 +107,13 @@ export function createDeliveryStore(pool: Pool) {
 
     /** When the next pending delivery falls due (for the worker's timer), if any. */
     async nextDueAt(): Promise<Date | undefined> {
+      // Heads of lines only: rows waiting behind an earlier one are not due, whatever their own time says.
       const { rows } = await pool.query<{ at: Date | null }>(
-        "SELECT min(greatest(next_attempt_at, lease_until)) AS at FROM deliveries WHERE status = 'pending'",
+        `SELECT min(greatest(d.next_attempt_at, d.lease_until)) AS at FROM deliveries d
+         WHERE d.status = 'pending' AND NOT EXISTS (
+           SELECT 1 FROM deliveries e
+           WHERE e.status = 'pending' AND e.conversation_id = d.conversation_id
+             AND e.channel_id = d.channel_id AND e.seq < d.seq)`,
       );
       return rows[0]?.at ?? undefined;
     },
