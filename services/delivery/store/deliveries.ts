@@ -107,13 +107,10 @@ export function createDeliveryStore(pool: Pool) {
 
     /** When the next pending delivery falls due (for the worker's timer), if any. */
     async nextDueAt(): Promise<Date | undefined> {
-      // Heads of lines only: rows waiting behind an earlier one are not due, whatever their own time says.
+      // Rows waiting behind an earlier one of their line may look due already; the worker's
+      // minimum idle time keeps that from turning into a busy loop.
       const { rows } = await pool.query<{ at: Date | null }>(
-        `SELECT min(greatest(d.next_attempt_at, d.lease_until)) AS at FROM deliveries d
-         WHERE d.status = 'pending' AND NOT EXISTS (
-           SELECT 1 FROM deliveries e
-           WHERE e.status = 'pending' AND e.conversation_id = d.conversation_id
-             AND e.channel_id = d.channel_id AND e.seq < d.seq)`,
+        "SELECT min(greatest(next_attempt_at, lease_until)) AS at FROM deliveries WHERE status = 'pending'",
       );
       return rows[0]?.at ?? undefined;
     },
