@@ -69,8 +69,13 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       // One produce request stays well under a broker's message limit (1 MB by default):
       // the rest of the batch waits for the next pass, in order.
       let bytes = 0;
-      const fits = rows.findIndex((row) => (bytes += JSON.stringify(row.payload).length) > MAX_BATCH_BYTES);
-      if (fits > 0) rows.length = fits;
+      for (const [i, row] of rows.entries()) {
+        bytes += JSON.stringify(row.payload).length;
+        if (i > 0 && bytes > MAX_BATCH_BYTES) {
+          rows.length = i;
+          break;
+        }
+      }
       const records: LogRecord[] = rows.map((row) => ({
         eventId: row.event_id,
         topic: row.topic,
