@@ -52,6 +52,17 @@ describe("handshake", () => {
     });
   });
 
+  it("holds the per-user cap against a burst of simultaneous upgrades", async () => {
+    const { token } = await userToken("burst");
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => openSocket(`${wsUrl}?token=${token}`)));
+    const opened = results.filter((r) => r.status === "fulfilled");
+    expect(opened).toHaveLength(3);
+    expect(results.filter((r) => r.status === "rejected").map((r) => (r.reason as { status: number }).status)).toEqual([
+      429, 429, 429,
+    ]);
+    for (const r of opened) (r as PromiseFulfilledResult<{ ws: { close(): void } }>).value.ws.close();
+  });
+
   it("caps connections per user with 429", async () => {
     const { token } = await userToken("capped");
     const open = await Promise.all([1, 2, 3].map(() => openSocket(`${wsUrl}?token=${token}`)));

@@ -142,6 +142,10 @@ export async function startEdge(options: {
           throw new UpgradeError("429 Too Many Requests", "too many connections for this tenant");
         }
         if (aborted) return;
+        // Counted here, in the same turn as the checks: a burst of upgrades cannot all pass the cap
+        // while each waits for its token check (close() gives the place back).
+        count(perUser, userKeyOf(state.principal), 1);
+        count(perTenant, state.principal.tenantId, 1);
         res.cork(() => res.upgrade(state, key, protocol, extensions, context));
       } catch (error) {
         if (aborted) return;
@@ -153,8 +157,6 @@ export async function startEdge(options: {
     open: (ws) => {
       const state = ws.getUserData();
       sockets.add(ws);
-      count(perUser, userKeyOf(state.principal), 1);
-      count(perTenant, state.principal.tenantId, 1);
       expiries.schedule(ws, state.expiresAt);
       void openStreams(ws).catch((error) => {
         log.warn({ err: error }, "stream failed to open");
