@@ -45,7 +45,8 @@ export interface UploadsModule extends ServiceModule {
 /**
  * Resumable uploads (design.md §3 Files): chunks in any order, merged by a job
  * that the outbox triggers through the event log, verified, deduplicated per
- * tenant, and collected when abandoned. Blobs on local disk under DATA_DIR.
+ * tenant, and collected when abandoned. Blobs on local disk under DATA_DIR, or
+ * in S3/MinIO with S3_ENDPOINT (s3-store.ts).
  */
 export function createUploadsModule(deps: ModuleDeps): UploadsModule {
   const { config } = deps;
