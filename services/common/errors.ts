@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FieldViolationSchema } from "../../gen/converger/v1/options_pb.js";
+import { HTTP_STATUS_HEADER } from "./context.js";
 
 /** A request field failed a check; the message names the field, details list every one. */
 export function invalidArgument(violations: { field: string; description: string }[]): ConnectError {
@@ -24,6 +25,17 @@ export function notFound(what: string): ConnectError {
 /** A state conflict the caller can resolve (closed conversation, inactive channel): REST 409. */
 export function conflict(message: string): ConnectError {
   return new ConnectError(message, Code.FailedPrecondition);
+}
+
+/**
+ * An error whose REST status is more precise than its code maps to (413 for a
+ * full quota, 415 for content that is not what was declared, tus's 460); the
+ * gateway answers with it (http-io.ts writeError).
+ */
+export function withHttpStatus(message: string, code: Code, status: number): ConnectError {
+  const error = new ConnectError(message, code);
+  error.metadata.set(HTTP_STATUS_HEADER, String(status));
+  return error;
 }
 
 interface PgError {

@@ -2,8 +2,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type File, UploadState, type UploadStatus, type UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import type { Config } from "../common/config.js";
-import { HTTP_STATUS_HEADER, kPrincipal, type Principal } from "../common/context.js";
-import { invalidField, notFound } from "../common/errors.js";
+import { kPrincipal, type Principal } from "../common/context.js";
+import { invalidField, notFound, withHttpStatus } from "../common/errors.js";
 import { DEFAULT_ALLOWED_TYPES, mediaType, sanitizeFilename } from "./content.js";
 import type { FileRow, UploadRow, UploadStore } from "./store.js";
 
@@ -126,9 +126,7 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
         BigInt(config.tenantStorageQuotaBytes),
       );
       if (created === "over_quota") {
-        const error = new ConnectError("the tenant's storage quota would be exceeded", Code.ResourceExhausted);
-        error.metadata.set(HTTP_STATUS_HEADER, "413");
-        throw error;
+        throw withHttpStatus("the tenant's storage quota would be exceeded", Code.ResourceExhausted, 413);
       }
       return { uploadId: created.id, chunkSize, totalChunks };
     },

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import { createAccessInterceptor } from "../common/access.js";
-import { HTTP_STATUS_HEADER } from "../common/context.js";
+import { withHttpStatus } from "../common/errors.js";
 import { type Consumer, joinUntilDone } from "../common/event-log.js";
 import { createErrorInterceptor } from "../common/log-interceptor.js";
 import { forService } from "../common/logger.js";
@@ -109,12 +109,12 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     const upload = await uploads.getById(uploadId);
     if (!upload) throw new ConnectError("upload not found", Code.NotFound);
     if (upload.tus_offset === null)
-      throw withStatus("not a streamed upload: send numbered chunks", Code.InvalidArgument, 400);
+      throw withHttpStatus("not a streamed upload: send numbered chunks", Code.InvalidArgument, 400);
     if (BigInt(upload.tus_offset) !== offset) {
-      throw withStatus(`Upload-Offset must be ${upload.tus_offset}`, Code.FailedPrecondition, 409);
+      throw withHttpStatus(`Upload-Offset must be ${upload.tus_offset}`, Code.FailedPrecondition, 409);
     }
     if (upload.status !== "UPLOADING")
-      throw withStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
+      throw withHttpStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
     const inspect = (head: Buffer) => {
       const wrong = checkFirstBytes(upload.content_type, head);
       if (wrong) throw new UnsupportedContent(wrong);
@@ -128,15 +128,15 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     } catch (error) {
       if (error instanceof UnsupportedContent) {
         await uploads.fail(uploadId, error.message);
-        throw withStatus(error.message, Code.InvalidArgument, 415);
+        throw withHttpStatus(error.message, Code.InvalidArgument, 415);
       }
-      if (error instanceof ChecksumMismatch) throw withStatus(error.message, Code.InvalidArgument, 460);
-      if (error instanceof ChunkSizeError) throw withStatus(error.message, Code.InvalidArgument, 413);
-      if (error instanceof PartNotHere) throw withStatus(error.message, Code.FailedPrecondition, 409);
+      if (error instanceof ChecksumMismatch) throw withHttpStatus(error.message, Code.InvalidArgument, 460);
+      if (error instanceof ChunkSizeError) throw withHttpStatus(error.message, Code.InvalidArgument, 413);
+      if (error instanceof PartNotHere) throw withHttpStatus(error.message, Code.FailedPrecondition, 409);
       throw error;
     }
     const row = await uploads.advance(uploadId, offset, BigInt(end));
-    if (!row) throw withStatus("another request moved the upload on", Code.FailedPrecondition, 409);
+    if (!row) throw withHttpStatus("another request moved the upload on", Code.FailedPrecondition, 409);
     if (BigInt(end) < BigInt(row.size)) return row;
     const completed = await uploads.complete(row.tenant_id, row.id);
     relay.wake();
@@ -191,7 +191,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
         if (error instanceof UnsupportedContent) {
           await uploads.fail(uploadId, error.message);
           await blobs.removeUpload(uploadId);
-          throw withStatus(error.message, Code.InvalidArgument, 415);
+          throw withHttpStatus(error.message, Code.InvalidArgument, 415);
         }
         throw error;
       }
@@ -203,7 +203,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     async appendStream(uploadId, offset, body, checksum) {
       // One append at a time per upload here: a retried PATCH racing the first must not interleave with it.
       if (appending.has(uploadId))
-        throw withStatus("another PATCH is writing this upload", Code.FailedPrecondition, 409);
+        throw withHttpStatus("another PATCH is writing this upload", Code.FailedPrecondition, 409);
       appending.add(uploadId);
       try {
         return await append(uploadId, offset, body, checksum);
@@ -215,7 +215,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     async terminate(uploadId) {
       const upload = await uploads.getById(uploadId);
       if (upload?.status === "MERGING" || upload?.status === "COMPLETED") {
-        throw withStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
+        throw withHttpStatus(`the upload is ${upload.status.toLowerCase()}`, Code.FailedPrecondition, 409);
       }
       await blobs.removeUpload(uploadId);
       await uploads.removeUnfinished(uploadId);
@@ -247,11 +247,4 @@ function whenReady(store: Promise<BlobStore>): BlobStore {
       };
     },
   });
-}
-
-/** An error whose HTTP status is more precise than its code's (413, 415, tus's 460). */
-function withStatus(message: string, code: Code, status: number): ConnectError {
-  const error = new ConnectError(message, code);
-  error.metadata.set(HTTP_STATUS_HEADER, String(status));
-  return error;
 }

@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { UploadStatus, UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import { UploadState } from "../../gen/converger/v1/uploads_pb.js";
-import { HTTP_STATUS_HEADER } from "../common/context.js";
+import { withHttpStatus } from "../common/errors.js";
 import type { RawContext, RawRoute } from "../common/service.js";
 import type { UploadsModule } from "./service.js";
 
@@ -162,12 +162,11 @@ function checksumOf(ctx: RawContext): { algorithm: string; digest: Buffer } | un
   return { algorithm, digest: Buffer.from(digest, "base64") };
 }
 
+/** tus answers by status; the code goes with it for gRPC and Connect callers. */
 function statusError(message: string, status: number): ConnectError {
   const code =
     status === 409 || status === 412 ? Code.FailedPrecondition : status === 404 ? Code.NotFound : Code.InvalidArgument;
-  const error = new ConnectError(message, code);
-  error.metadata.set(HTTP_STATUS_HEADER, String(status));
-  return error;
+  return withHttpStatus(message, code, status);
 }
 
 function header(ctx: RawContext, name: string): string | undefined {
