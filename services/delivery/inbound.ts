@@ -2,16 +2,14 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ActivityType } from "../../gen/converger/v1/conversations_pb.js";
 import type { ReceiveInboundRequest, ReceiveInboundResponse } from "../../gen/converger/v1/delivery_pb.js";
-import { DeliverySchema } from "../../gen/converger/v1/delivery_pb.js";
 import { type ChannelAdapter, InboundError, type InboundMessage } from "../channels/adapter.js";
 import { adapterOf } from "../channels/index.js";
 import { verifyHubSignature } from "../channels/signature.js";
-import { type Bus, conversationTopic } from "../common/bus.js";
+import type { Bus } from "../common/bus.js";
 import { conflict, notFound } from "../common/errors.js";
-import { toApiJson } from "../common/json.js";
 import { inboundTotal } from "../common/metrics.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
-import { deliveryMessage } from "./rows.js";
+import { publishDelivery } from "./rows.js";
 import type { DeliveryStore } from "./store/deliveries.js";
 
 export interface InboundDeps {
@@ -66,11 +64,7 @@ export async function receiveInbound(deps: InboundDeps, req: ReceiveInboundReque
     );
     if (!updated) continue;
     response.statuses++;
-    deps.bus.publish(conversationTopic(updated.conversation_id), {
-      type: "delivery",
-      conversation_id: updated.conversation_id,
-      delivery: toApiJson(DeliverySchema, deliveryMessage(updated)),
-    });
+    publishDelivery(deps.bus, updated);
   }
   inboundTotal.inc({ channel_type: channel.type, outcome: "ok" });
   return response;

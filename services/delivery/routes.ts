@@ -1,15 +1,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DeliverySchema, type DeliveryService, DeliveryStatus } from "../../gen/converger/v1/delivery_pb.js";
+import { type DeliveryService, DeliveryStatus } from "../../gen/converger/v1/delivery_pb.js";
 import { tenantOf } from "../common/access.js";
-import { type Bus, conversationTopic } from "../common/bus.js";
+import type { Bus } from "../common/bus.js";
 import { kPrincipal } from "../common/context.js";
 import { notFound } from "../common/errors.js";
 import type { Consumer } from "../common/event-log.js";
-import { toApiJson } from "../common/json.js";
 import { pageOf, pageResult } from "../common/pagination.js";
 import { type InboundDeps, inboundChannel, receiveInbound } from "./inbound.js";
-import { deadLetterMessage, deliveryMessage, statusName } from "./rows.js";
+import { deadLetterMessage, deliveryMessage, publishDelivery, statusName } from "./rows.js";
 import type { DeliveryStore } from "./store/deliveries.js";
 import type { ConsumerEventStore } from "./store/events.js";
 
@@ -44,11 +43,7 @@ export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof Deliv
           throw new ConnectError("already delivered", Code.FailedPrecondition);
         throw notFound("delivery");
       }
-      deps.bus.publish(conversationTopic(row.conversation_id), {
-        type: "delivery",
-        conversation_id: row.conversation_id,
-        delivery: toApiJson(DeliverySchema, deliveryMessage(row)),
-      });
+      publishDelivery(deps.bus, row);
       deps.wakeWorker();
       return deliveryMessage(row);
     },

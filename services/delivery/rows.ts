@@ -1,5 +1,12 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Delivery, DeliveryStatus, type ProcessingDeadLetter } from "../../gen/converger/v1/delivery_pb.js";
+import {
+  type Delivery,
+  DeliverySchema,
+  DeliveryStatus,
+  type ProcessingDeadLetter,
+} from "../../gen/converger/v1/delivery_pb.js";
+import { type Bus, conversationTopic } from "../common/bus.js";
+import { toApiJson } from "../common/json.js";
 import type { DeliveryRow, DeliveryStatusName } from "./store/deliveries.js";
 import type { DeadLetterRow } from "./store/events.js";
 
@@ -46,4 +53,13 @@ export function deadLetterMessage(row: DeadLetterRow): ProcessingDeadLetter {
     createdAt: timestampFromDate(row.created_at),
     replayedAt: row.replayed_at ? timestampFromDate(row.replayed_at) : undefined,
   };
+}
+
+/** Streams a delivery's current state to its conversation's subscribers (design.md §4 `delivery` frames). */
+export function publishDelivery(bus: Bus, row: DeliveryRow): void {
+  bus.publish(conversationTopic(row.conversation_id), {
+    type: "delivery",
+    conversation_id: row.conversation_id,
+    delivery: toApiJson(DeliverySchema, deliveryMessage(row)),
+  });
 }

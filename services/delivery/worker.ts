@@ -4,13 +4,13 @@ import { DeliverySchema } from "../../gen/converger/v1/delivery_pb.js";
 import { DeliveryError, type OutboundActivity } from "../channels/adapter.js";
 import type { OutboundHttp } from "../channels/http-out.js";
 import { adapterOf } from "../channels/index.js";
-import { type Bus, conversationTopic } from "../common/bus.js";
+import type { Bus } from "../common/bus.js";
 import type { EventLog } from "../common/event-log.js";
 import { toApiJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { deliveriesTotal } from "../common/metrics.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
-import { deliveryMessage } from "./rows.js";
+import { deliveryMessage, publishDelivery } from "./rows.js";
 import type { DeliveryRow, DeliveryStore } from "./store/deliveries.js";
 
 export const DELIVERIES_DLQ_TOPIC = "converger.deliveries.dlq";
@@ -112,7 +112,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
     const final = (error instanceof DeliveryError && error.permanent) || attempts >= options.maxAttempts;
     const updated = await deliveries.markTryFailed(row.id, message, final, backoffMs(attempts, options.backoffBaseMs));
     deliveriesTotal.inc({ channel_type: type, outcome: final ? "failed" : "retry" });
-    if (updated) publish(options.bus, updated);
+    if (updated) publishDelivery(options.bus, updated);
     if (!final || !updated) return updated;
     log.warn({ deliveryId: row.id, channelId: row.channel_id, attempts, error: message }, "delivery failed");
     const audit = `delivery ${row.id} of activity ${row.activity_id} to channel ${row.channel_id} failed after ${attempts} tries: ${message}`;
@@ -229,7 +229,7 @@ function createStepBatcher(options: WorkerOptions) {
         const types = new Map(batch.map((s) => [s.row.id, s.type]));
         for (const row of done) {
           deliveriesTotal.inc({ channel_type: types.get(row.id) ?? "unknown", outcome: "delivered" });
-          publish(options.bus, row);
+          publishDelivery(options.bus, row);
         }
         // Each claimed row goes to one runner of its line, never to two.
         const nextOf = new Map(next.map((row) => [lineOf(row), row]));
@@ -254,12 +254,4 @@ function createStepBatcher(options: WorkerOptions) {
       });
     },
   };
-}
-
-function publish(bus: Bus, row: DeliveryRow): void {
-  bus.publish(conversationTopic(row.conversation_id), {
-    type: "delivery",
-    conversation_id: row.conversation_id,
-    delivery: toApiJson(DeliverySchema, deliveryMessage(row)),
-  });
 }
