@@ -55,10 +55,12 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         tenant_id: string;
         payload: JsonValue;
         traceparent: string | null;
+        bytes: number;
       }>(
         `WITH batch AS (
            SELECT id FROM ${table} WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         SELECT o.id, o.event_id, o.topic, o.key, o.tenant_id, o.payload, o.traceparent
+         SELECT o.id, o.event_id, o.topic, o.key, o.tenant_id, o.payload, o.traceparent,
+                octet_length(o.payload::text) AS bytes
          FROM ${table} o JOIN batch b ON b.id = o.id
          WHERE NOT EXISTS (
            SELECT 1 FROM ${table} e
@@ -70,7 +72,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       // the rest of the batch waits for the next pass, in order.
       let bytes = 0;
       for (const [i, row] of rows.entries()) {
-        bytes += JSON.stringify(row.payload).length;
+        bytes += row.bytes;
         if (i > 0 && bytes > MAX_BATCH_BYTES) {
           rows.length = i;
           break;
