@@ -59,36 +59,71 @@ export interface BlobStore {
 
 const HEAD_BYTES = 512;
 
+interface GuardOptions {
+  limit: number;
+  /** The error message when more than `limit` bytes come. */
+  tooLong: string;
+  /** Set when exactly `limit` bytes are required: the message for any other count. */
+  exact?: (seen: number) => string;
+  /** Sees the first HEAD_BYTES (or the whole body, if shorter) before anything passes; throws to refuse. */
+  inspect?: (head: Buffer) => void;
+  onBytes?: (chunk: Buffer) => void;
+}
+
 /**
- * A Transform that passes exactly `size` bytes (ChunkSizeError otherwise) and
- * shows the first HEAD_BYTES to `inspect` before letting anything through.
+ * The one gate upload bodies pass on their way to storage: bounded length
+ * (cut off as soon as it is exceeded), optionally exact, first bytes shown to
+ * `inspect` before any is kept. `seen` counts what came through; `refused`
+ * says whether `inspect` turned the body down.
  */
-export function chunkGuard(n: number, size: number, inspect?: (head: Buffer) => void): Transform {
+function bodyGuard(options: GuardOptions) {
   let seen = 0;
-  let head: Buffer[] | undefined = inspect ? [] : undefined;
-  return new Transform({
+  let refused = false;
+  let head: Buffer | undefined = options.inspect ? Buffer.alloc(0) : undefined;
+  const check = (bytes: Buffer): Error | undefined => {
+    try {
+      options.inspect?.(bytes);
+    } catch (error) {
+      refused = true;
+      return error as Error;
+    }
+    return undefined;
+  };
+  const stream = new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
-      if (seen > size) return done(new ChunkSizeError(`chunk ${n} is longer than ${size} bytes`));
-      if (head) {
-        head.push(chunk);
-        const buffered = Buffer.concat(head);
-        if (buffered.length < HEAD_BYTES && seen < size) return done();
-        try {
-          inspect?.(buffered.subarray(0, HEAD_BYTES));
-        } catch (error) {
-          return done(error as Error);
-        }
-        head = undefined;
-        return done(null, buffered);
-      }
-      done(null, chunk);
+      if (seen > options.limit) return done(new ChunkSizeError(options.tooLong));
+      options.onBytes?.(chunk);
+      if (!head) return done(null, chunk);
+      head = Buffer.concat([head, chunk]);
+      if (head.length < HEAD_BYTES && seen < options.limit) return done();
+      const held = head;
+      head = undefined;
+      const failed = check(held.subarray(0, HEAD_BYTES));
+      if (failed) return done(failed);
+      done(null, held);
     },
     flush(done) {
-      if (seen !== size) return done(new ChunkSizeError(`chunk ${n} must be ${size} bytes, got ${seen}`));
+      if (options.exact && seen !== options.limit) return done(new ChunkSizeError(options.exact(seen)));
+      if (head && head.length > 0) {
+        const failed = check(head);
+        if (failed) return done(failed);
+        this.push(head);
+      }
       done();
     },
   });
+  return { stream, seen: () => seen, refused: () => refused };
+}
+
+/** A Transform that passes exactly `size` bytes of chunk `n` (ChunkSizeError otherwise), first bytes inspected. */
+export function chunkGuard(n: number, size: number, inspect?: (head: Buffer) => void): Transform {
+  return bodyGuard({
+    limit: size,
+    tooLong: `chunk ${n} is longer than ${size} bytes`,
+    exact: (seen) => `chunk ${n} must be ${size} bytes, got ${seen}`,
+    inspect,
+  }).stream;
 }
 
 export function createLocalBlobStore(root: string): BlobStore {
@@ -122,52 +157,22 @@ export function createLocalBlobStore(root: string): BlobStore {
       // Bytes a crashed append left past the recorded offset are not part of the upload.
       await truncate(path, offset);
       const hash = options.checksum ? createHash(options.checksum.algorithm) : undefined;
-      let seen = 0;
-      let head: Buffer | undefined = options.inspect && offset === 0 ? Buffer.alloc(0) : undefined;
-      let refused = false;
-      const guard = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          seen += chunk.length;
-          if (seen > maxBytes) return done(new ChunkSizeError(`the body is longer than the ${maxBytes} bytes left`));
-          hash?.update(chunk);
-          if (head) {
-            head = Buffer.concat([head, chunk]);
-            if (head.length < HEAD_BYTES && seen < maxBytes) return done();
-            try {
-              options.inspect?.(head.subarray(0, HEAD_BYTES));
-            } catch (error) {
-              refused = true;
-              return done(error as Error);
-            }
-            const held = head;
-            head = undefined;
-            return done(null, held);
-          }
-          done(null, chunk);
-        },
-        flush(done) {
-          if (head && head.length > 0) {
-            try {
-              options.inspect?.(head);
-            } catch (error) {
-              refused = true;
-              return done(error as Error);
-            }
-            this.push(head);
-          }
-          done();
-        },
+      const guard = bodyGuard({
+        limit: maxBytes,
+        tooLong: `the body is longer than the ${maxBytes} bytes left`,
+        inspect: offset === 0 ? options.inspect : undefined,
+        onBytes: hash && ((chunk) => hash.update(chunk)),
       });
       try {
-        await pipeline(body, guard, createWriteStream(path, { flags: "r+", start: offset }));
+        await pipeline(body, guard.stream, createWriteStream(path, { flags: "r+", start: offset }));
       } catch (error) {
         // A body cut short (client gone) keeps what reached the disk; anything refused keeps nothing.
-        if (error instanceof ChunkSizeError || refused || hash) {
+        if (error instanceof ChunkSizeError || guard.refused() || hash) {
           await truncate(path, offset);
           throw error;
         }
         // What reached the disk from this request (the caller holds the upload: no other writer).
-        const kept = Math.min((await stat(path)).size, offset + seen);
+        const kept = Math.min((await stat(path)).size, offset + guard.seen());
         await truncate(path, kept);
         return kept;
       }
@@ -175,7 +180,7 @@ export function createLocalBlobStore(root: string): BlobStore {
         await truncate(path, offset);
         throw new ChecksumMismatch("Upload-Checksum does not match the bytes received");
       }
-      return offset + seen;
+      return offset + guard.seen();
     },
 
     async merge(uploadId, total) {
