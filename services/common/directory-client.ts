@@ -2,6 +2,7 @@ import { createClient, type Transport } from "@connectrpc/connect";
 import { DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
 import type { Bus } from "./bus.js";
 import { internalHeaders } from "./internal.js";
+import { createTtlCache } from "./ttl-cache.js";
 
 // How long another process may act on a stale answer (rotated key, inactive
 // tenant); this process forgets at once on a "directory" bus frame.
@@ -31,17 +32,9 @@ export interface CredentialDirectory {
 export function createDirectoryClient(transport: Transport, internalToken: string, bus: Bus): CredentialDirectory {
   const client = createClient(DirectoryService, transport);
   const headers = internalHeaders(internalToken);
-  const cache = new Map<string, { value: unknown; expires: number }>();
+  const cache = createTtlCache<unknown>(TTL_MS, MAX_ENTRIES);
   bus.subscribe(DIRECTORY_TOPIC, () => cache.clear());
-
-  async function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
-    const hit = cache.get(key);
-    if (hit && hit.expires > Date.now()) return hit.value as T;
-    const value = await load();
-    if (cache.size >= MAX_ENTRIES) cache.clear();
-    cache.set(key, { value, expires: Date.now() + TTL_MS });
-    return value;
-  }
+  const cached = <T>(key: string, load: () => Promise<T>) => cache.get(key, load) as Promise<T>;
 
   return {
     resolveApiKey: (key) =>
