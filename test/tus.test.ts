@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import * as tus from "tus-js-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp, uploadOutcome } from "./helpers/app.js";
 
 let t: TestApp;
 let key: string;
@@ -24,14 +24,7 @@ async function create(size: number, metadata = "filename aGVsbG8uYmlu") {
   return res.headers.get("location") as string;
 }
 
-async function waitCompleted(uploadId: string) {
-  let body: Record<string, unknown> = {};
-  for (let i = 0; i < 100 && body.status !== "COMPLETED" && body.status !== "FAILED"; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    body = (await call(t.baseUrl, "GET", `/v1/files/upload/${uploadId}/status`, { key })).body;
-  }
-  return body;
-}
+const waitCompleted = (uploadId: string) => uploadOutcome(t.baseUrl, key, uploadId, 5_000);
 
 describe("tus 1.0.0", () => {
   it("uploads with tus-js-client, survives an interruption and resumes where it stopped", async () => {

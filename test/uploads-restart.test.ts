@@ -4,7 +4,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, call } from "./helpers/app.js";
+import { ADMIN_TOKEN, call, uploadOutcome } from "./helpers/app.js";
 import { createTestDatabase } from "./helpers/database.js";
 import { freePort, type ServiceProcess, spawnService } from "./helpers/process.js";
 
@@ -65,11 +65,7 @@ describe("an upload across a crash", () => {
       expect(status.body).toMatchObject({ status: "UPLOADING", chunks_received: [1, 3] });
       expect((await put(2)).status).toBe(200);
       expect((await call(base, "POST", "/v1/files/complete", { key, body: { upload_id: id } })).status).toBe(202);
-      let final = status.body;
-      for (let i = 0; i < 100 && final.status !== "COMPLETED"; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        final = (await call(base, "GET", `/v1/files/upload/${id}/status`, { key })).body;
-      }
+      const final = await uploadOutcome(base, key, id);
       expect(final.status).toBe("COMPLETED");
       const content = await fetch(`${base}/v1/files/${final.file_id}/content`, { headers: { "x-api-key": key } });
       const digest = (b: Buffer) => createHash("sha256").update(b).digest("hex");

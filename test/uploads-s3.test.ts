@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Client } from "minio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp, uploadOutcome } from "./helpers/app.js";
 import { type S3Server, startS3 } from "./helpers/s3.js";
 
 // S3 requires every part but the last of a composed object to be ≥ 5 MiB.
@@ -55,11 +55,7 @@ async function uploadWhole(data: Buffer, order?: number[]) {
     expect((await putChunk(id, n, data.subarray((n - 1) * CHUNK, n * CHUNK))).status).toBe(200);
   }
   expect((await call(t.baseUrl, "POST", "/v1/files/complete", { key, body: { upload_id: id } })).status).toBe(202);
-  let status: Record<string, unknown> = {};
-  for (let i = 0; i < 300 && status.status !== "COMPLETED" && status.status !== "FAILED"; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    status = (await call(t.baseUrl, "GET", `/v1/files/upload/${id}/status`, { key })).body;
-  }
+  const status = await uploadOutcome(t.baseUrl, key, id, 30_000);
   return { id, total: total as number, status };
 }
 
@@ -117,11 +113,7 @@ describe("uploads on S3", () => {
     });
     expect(created.status).toBe(201);
     const id = (created.headers.get("location") as string).split("/").pop() as string;
-    let status: Record<string, unknown> = {};
-    for (let i = 0; i < 100 && status.status !== "COMPLETED"; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = (await call(t.baseUrl, "GET", `/v1/files/upload/${id}/status`, { key })).body;
-    }
+    const status = await uploadOutcome(t.baseUrl, key, id);
     expect(status.status).toBe("COMPLETED");
     const content = await fetch(`${t.baseUrl}/v1/files/${status.file_id}/content`, { headers: { "x-api-key": key } });
     expect(sha256(Buffer.from(await content.arrayBuffer()))).toBe(sha256(data));

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { call, fixtures, startTestApp, type TestApp, uploadOutcome } from "./helpers/app.js";
 import { forge } from "./helpers/tokens.js";
 
 const CHUNK = 1024 * 1024;
@@ -345,11 +345,7 @@ describe("a merge cut off by a crash", () => {
     await db.end();
     const second = await startTestApp(env);
     try {
-      let status: Record<string, unknown> = {};
-      for (let i = 0; i < 100 && status.status !== "COMPLETED"; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        status = (await call(second.baseUrl, "GET", `/v1/files/upload/${id}/status`, { key: firstKey })).body;
-      }
+      const status = await uploadOutcome(second.baseUrl, firstKey, id, 5_000);
       expect(status.status).toBe("COMPLETED");
       const content = await fetch(`${second.baseUrl}/v1/files/${status.file_id}/content`, {
         headers: { "x-api-key": firstKey },

@@ -111,3 +111,17 @@ export function fixtures(baseUrl: string) {
     },
   };
 }
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON bodies
+type JsonBody = Record<string, any>;
+
+/** Polls an upload's status until it ends (COMPLETED or FAILED) or `timeoutMs` passed; returns the last status. */
+export async function uploadOutcome(baseUrl: string, key: string, uploadId: string, timeoutMs = 10_000) {
+  let body: JsonBody = {};
+  const until = Date.now() + timeoutMs;
+  while (body.status !== "COMPLETED" && body.status !== "FAILED" && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 50));
+    body = (await call<JsonBody>(baseUrl, "GET", `/v1/files/upload/${uploadId}/status`, { key })).body;
+  }
+  return body;
+}
