@@ -135,7 +135,8 @@ export async function startEdge(options: {
         if (origin && !allowedOrigins.has(origin)) throw new UpgradeError("403 Forbidden", "origin not allowed");
         const { principal, expiresAt } = await authenticateEdge(token, access.verifier, access.directory);
         const state = newSocketState(principal, token as string, expiresAt, ip, query);
-        if ((perUser.get(userKeyOf(principal)) ?? 0) >= config.wsMaxConnectionsPerUser) {
+        const userKey = userKeyOf(principal);
+        if ((perUser.get(userKey) ?? 0) >= config.wsMaxConnectionsPerUser) {
           throw new UpgradeError("429 Too Many Requests", "too many connections for this user");
         }
         if ((perTenant.get(principal.tenantId) ?? 0) >= config.wsMaxConnectionsPerTenant) {
@@ -144,7 +145,7 @@ export async function startEdge(options: {
         if (aborted) return;
         // Counted here, in the same turn as the checks: a burst of upgrades cannot all pass the cap
         // while each waits for its token check (close() gives the place back).
-        count(perUser, userKeyOf(state.principal), 1);
+        count(perUser, userKey, 1);
         count(perTenant, state.principal.tenantId, 1);
         res.cork(() => res.upgrade(state, key, protocol, extensions, context));
       } catch (error) {
