@@ -14,6 +14,7 @@ import { createDirectoryClient } from "./common/directory-client.js";
 import { createInProcessLog, type EventLog } from "./common/event-log.js";
 import { internalHeaders } from "./common/internal.js";
 import { createKafkaLog } from "./common/kafka-log.js";
+import { createMemoryLimiterStore, createRedisLimiterStore } from "./common/limiter-store.js";
 import { createLogger, forService, type Logger } from "./common/logger.js";
 import { createRedisBus } from "./common/redis-bus.js";
 import type { ServiceModule } from "./common/service.js";
@@ -64,6 +65,10 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       ? await createRedisBus(config.redisUrl, forService(root, "bus"))
       : createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
     cleanups.push(() => bus.close());
+    const limiters = config.redisUrl
+      ? createRedisLimiterStore(config.redisUrl, forService(root, "limits"))
+      : createMemoryLimiterStore();
+    cleanups.push(() => limiters.close());
     const eventLog = createEventLog(config, hosted, forService(root, "events"));
     // Closed after the modules stopped (cleanups run in reverse).
     cleanups.push(() => eventLog.close());
@@ -74,7 +79,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const transportFor = transports(config, hosted, createDirectTransport(localRoutes));
     const access = accessOptions(config, bus, transportFor, log);
     for (const name of hosted) {
-      modules.push(REGISTRY[name]!.create({ pool, bus, eventLog, log: root, config, access, transportFor }));
+      modules.push(REGISTRY[name]!.create({ pool, bus, eventLog, log: root, config, access, transportFor, limiters }));
     }
     cleanups.push(async () => {
       for (const m of modules) await m.stop();

@@ -29,3 +29,11 @@ export const inboundTotal = new Counter({
   labelNames: ["channel_type", "outcome"] as const,
   registers: [metrics],
 });
+
+/** Rises while Redis is away: rate limits are then counted per process, not shared. */
+export const rateLimitFallbacksTotal = new Counter({
+  name: "converger_rate_limit_fallbacks_total",
+  help: "Rate-limit checks answered by the in-memory insurance limiter because Redis was unreachable.",
+  labelNames: ["limiter"] as const,
+  registers: [metrics],
+});

@@ -5,6 +5,7 @@ import type { Bus } from "./bus.js";
 import type { Config, ServiceName } from "./config.js";
 import type { Pool } from "./db/pool.js";
 import type { EventLog } from "./event-log.js";
+import type { LimiterStore } from "./limiter-store.js";
 import type { Logger } from "./logger.js";
 
 /** A raw HTTP route owned by a service (chunk bodies, webhooks, health, …). */
@@ -50,6 +51,8 @@ export interface ModuleDeps {
   access: AccessOptions;
   /** How to reach a service: in-process when hosted here, gRPC otherwise. */
   transportFor: (name: ServiceName) => Transport;
+  /** Rate-limit counters: shared through Redis when REDIS_URL is set, else in memory. */
+  limiters: LimiterStore;
 }
 
 /** The database of a module that owns tables (the host opens one whenever such a module runs). */
