@@ -16,6 +16,7 @@ import { internalHeaders } from "./common/internal.js";
 import { createKafkaLog } from "./common/kafka-log.js";
 import { createMemoryLimiterStore, createRedisLimiterStore } from "./common/limiter-store.js";
 import { createLogger, forService, type Logger } from "./common/logger.js";
+import { createRateLimits, type RateLimits } from "./common/rate-limits.js";
 import { createRedisBus } from "./common/redis-bus.js";
 import type { ServiceModule } from "./common/service.js";
 import { createTokenVerifier, SIGNING_KEYS_TOPIC } from "./common/token-verifier.js";
@@ -77,7 +78,8 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       for (const m of modules) m.routes(router);
     };
     const transportFor = transports(config, hosted, createDirectTransport(localRoutes));
-    const access = accessOptions(config, bus, transportFor, log);
+    const rateLimits = createRateLimits(limiters, config.rateLimits, forService(root, "limits"));
+    const access = accessOptions(config, bus, transportFor, rateLimits, log);
     for (const name of hosted) {
       modules.push(REGISTRY[name]!.create({ pool, bus, eventLog, log: root, config, access, transportFor, limiters }));
     }
@@ -207,6 +209,7 @@ function accessOptions(
   config: Config,
   bus: Bus,
   transportFor: (name: ServiceName) => Transport,
+  rateLimits: RateLimits,
   log: Logger,
 ): AccessOptions {
   const auth = createClient(AuthService, transportFor("auth"));
@@ -233,5 +236,6 @@ function accessOptions(
     directory: createDirectoryClient(transportFor("conversations"), config.internalToken, bus),
     verifier,
     audit,
+    rateLimits,
   };
 }

@@ -1,11 +1,14 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type DescMethod, getOption, hasOption } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type AccessRule, access, PrincipalKind } from "../../gen/converger/v1/options_pb.js";
+import { http } from "../../gen/google/api/annotations_pb.js";
 import { createAddressMatcher } from "./cidr.js";
 import { CLIENT_IP_HEADER, kPrincipal, type Principal } from "./context.js";
 import type { CredentialDirectory } from "./directory-client.js";
 import { INTERNAL_HEADER } from "./internal.js";
+import { authBlockedError, type RateLimits } from "./rate-limits.js";
 import { InvalidTokenError, principalOfClaims, type TokenVerifier } from "./token-verifier.js";
 import { validateMessage } from "./validation.js";
 
@@ -24,6 +27,7 @@ export interface AccessOptions {
   verifier: TokenVerifier;
   /** Records a failed authentication (audit log); must not throw. */
   audit: (failure: AuthFailure) => void;
+  rateLimits: RateLimits;
 }
 
 export const API_KEY_PREFIX = "cvg_";
@@ -53,40 +57,37 @@ class AuthError extends ConnectError {
 }
 
 /**
- * Authenticates the caller against the RPC's `(converger.v1.access)` rule,
- * puts the principal in the context, then validates the request message.
- * Every service registers its handlers behind this one interceptor. Failed
- * authentications go to the audit log, without the presented secret.
+ * Authenticates the caller of an RPC against its `(converger.v1.access)` rule,
+ * before anything of the request body is read (the gateway calls it first,
+ * and the access interceptor again). Failed authentications go to the audit
+ * log, without the presented secret, and count against the caller's address:
+ * past RATE_LIMIT_AUTH_FAILURES_PER_MINUTE that address gets 429 on every
+ * authenticated RPC until its window ends.
  */
-export function createAccessInterceptor(options: AccessOptions): Interceptor {
+export function createAuthenticator(options: AccessOptions) {
   const isAdminAddress = createAddressMatcher(options.adminAllowedIps);
-  return (next) => async (req) => {
-    const { rule, allow } = accessRuleOf(req.method);
+  return async function authenticateCall(method: DescMethod, header: Headers): Promise<Principal> {
+    const { rule, allow } = accessRuleOf(method);
     if (allow.size === 0) throw new ConnectError("this method is not callable", Code.PermissionDenied);
+    const address = header.get(CLIENT_IP_HEADER) ?? "";
     let principal: Principal;
     try {
-      principal = await authenticate(req.header, allow);
+      principal = await authenticate(header, allow, address);
     } catch (error) {
       if (error instanceof AuthError) {
-        options.audit({
-          tenantId: error.tenantId,
-          kind: error.kind,
-          sourceIp: req.header.get(CLIENT_IP_HEADER) ?? "",
-          reason: error.rawMessage,
-        });
+        options.audit({ tenantId: error.tenantId, kind: error.kind, sourceIp: address, reason: error.rawMessage });
+        if (error.code === Code.Unauthenticated) await options.rateLimits.recordAuthFailure(failureKey(address));
       }
       throw error;
     }
     if (principal.kind === "oauth_client" && rule?.scope && !principal.scopes.includes(rule.scope)) {
       throw new ConnectError(`the "${rule.scope}" scope is required`, Code.PermissionDenied);
     }
-    req.contextValues.set(kPrincipal, principal);
-    if (!req.stream) validateMessage(req.method.input, req.message);
-    return next(req);
+    return principal;
   };
 
-  async function authenticate(header: Headers, allow: Set<PrincipalKind>): Promise<Principal> {
-    if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header);
+  async function authenticate(header: Headers, allow: Set<PrincipalKind>, address: string): Promise<Principal> {
+    if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header, address);
     // Open endpoints (/auth/refresh, /auth/revoke) ignore whatever credential a client sends along.
     if (allow.size === 1 && allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
     const internal = header.get(INTERNAL_HEADER);
@@ -96,6 +97,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         throw new AuthError("invalid internal token", Code.Unauthenticated, "internal");
       return { kind: "internal" };
     }
+    refuseBlocked(address);
     const apiKey = header.get("x-api-key");
     if (apiKey !== null) {
       if (!allow.has(PrincipalKind.API_KEY)) throw notAllowed("api_key");
@@ -113,11 +115,16 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     throw new AuthError("missing credentials: send X-API-Key or Authorization: Bearer", Code.Unauthenticated, "none");
   }
 
-  function authenticateOperator(header: Headers): Principal {
+  function refuseBlocked(address: string): void {
+    const blockedMs = options.rateLimits.authBlockedMs(failureKey(address));
+    if (blockedMs > 0) throw authBlockedError(blockedMs);
+  }
+
+  function authenticateOperator(header: Headers, address: string): Principal {
     // The address check comes first: outside the allowlist even the right token gets 403.
-    const address = header.get(CLIENT_IP_HEADER) ?? "";
     if (!isAdminAddress(address))
       throw new AuthError("admin access is not allowed from this address", Code.PermissionDenied, "admin");
+    refuseBlocked(address);
     const token = bearerToken(header);
     if (!token) throw new AuthError("missing admin token", Code.Unauthenticated, "admin");
     if (!sameSecret(token, options.adminToken))
@@ -163,6 +170,62 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
     return principal;
   }
+}
+
+/**
+ * The access interceptor every service registers its handlers behind:
+ * authenticates (createAuthenticator), puts the principal in the context,
+ * counts state-changing calls against the rate limits (a limited call never
+ * reaches its handler), then validates the request message.
+ */
+export function createAccessInterceptor(options: AccessOptions): Interceptor {
+  const authenticateCall = createAuthenticator(options);
+  return (next) => async (req) => {
+    const principal = await authenticateCall(req.method, req.header);
+    req.contextValues.set(kPrincipal, principal);
+    const limitHeaders = isStateChanging(req.method) ? await limitWrite(principal, req.method, req.header) : undefined;
+    if (!req.stream) validateMessage(req.method.input, req.message);
+    const res = await next(req);
+    if (limitHeaders) for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
+    return res;
+  };
+
+  async function limitWrite(principal: Principal, method: DescMethod, header: Headers) {
+    if (principal.kind === "internal") return undefined;
+    const tenantId = "tenantId" in principal ? principal.tenantId : undefined;
+    const tenantLimit = tenantId ? (await options.directory.tenantStatus(tenantId)).rateLimitPerMinute : 0;
+    const ip = accessRuleOf(method).rule?.providerWebhook ? undefined : (header.get(CLIENT_IP_HEADER) ?? "");
+    return options.rateLimits.consumeWrite({ credential: credentialOf(principal), tenantId, tenantLimit, ip });
+  }
+}
+
+/** Who a rate limit counts: the credential's identity, never its secret. */
+function credentialOf(principal: Principal): string | undefined {
+  switch (principal.kind) {
+    case "api_key":
+      return `key:${principal.tenantId}`;
+    case "oauth_client":
+      return `client:${principal.clientId}`;
+    case "end_user":
+      return `user:${principal.tenantId}:${principal.userId}`;
+    case "channel":
+      return `channel:${principal.channelId}`;
+    case "operator":
+      return "operator";
+    default:
+      return undefined;
+  }
+}
+
+/** Reads (GET bindings, and RPCs declared free of side effects) are not counted against the write limits. */
+function isStateChanging(method: DescMethod): boolean {
+  if (method.methodKind !== "unary") return false;
+  if (hasOption(method, http)) return getOption(method, http).pattern.case !== "get";
+  return method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+}
+
+function failureKey(address: string): string {
+  return `ip:${address}`;
 }
 
 function invalid(message: string, kind: string, tenantId?: string): AuthError {

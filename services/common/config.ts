@@ -61,6 +61,19 @@ export interface Config {
   outboxRetentionHours: number;
   logLevel: string;
   jsonBodyLimitBytes: number;
+  rateLimits: RateLimitSettings;
+}
+
+/** State-changing calls allowed per minute (design.md §6, §7). */
+export interface RateLimitSettings {
+  /** RATE_LIMIT_PER_MINUTE: per credential (API key, OAuth client, end user, channel secret, operator). */
+  perCredential: number;
+  /** RATE_LIMIT_TENANT_PER_MINUTE: per tenant, unless the tenant carries its own limit. */
+  perTenant: number;
+  /** RATE_LIMIT_IP_PER_MINUTE: per client address (after TRUSTED_PROXIES). */
+  perIp: number;
+  /** RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: failed authentications per address (and per OAuth client). */
+  authFailures: number;
 }
 
 // Keys must outlive any sensible client retry window; design.md asks ≥ 24 h.
@@ -130,6 +143,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     outboxRetentionHours: intVar(env, "OUTBOX_RETENTION_HOURS", DEFAULT_OUTBOX_RETENTION_HOURS, 1),
     logLevel: env.LOG_LEVEL || "info",
     jsonBodyLimitBytes: JSON_BODY_LIMIT_BYTES,
+    rateLimits: {
+      perCredential: intVar(env, "RATE_LIMIT_PER_MINUTE", 60, 1),
+      perTenant: intVar(env, "RATE_LIMIT_TENANT_PER_MINUTE", 6000, 1),
+      perIp: intVar(env, "RATE_LIMIT_IP_PER_MINUTE", 600, 1),
+      // Ten wrong guesses a minute is plenty for a typo, and useless for guessing a 256-bit key.
+      authFailures: intVar(env, "RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 10, 1),
+    },
   };
 }
 

@@ -21,7 +21,8 @@ export interface ChannelGrant {
 /** What the access interceptor needs to know about credentials and tenants. */
 export interface CredentialDirectory {
   resolveApiKey(key: string): Promise<{ tenantId: string; active: boolean } | undefined>;
-  tenantStatus(tenantId: string): Promise<{ exists: boolean; active: boolean }>;
+  /** `rateLimitPerMinute` is the tenant's own limit, 0 when it has none. */
+  tenantStatus(tenantId: string): Promise<{ exists: boolean; active: boolean; rateLimitPerMinute: number }>;
   resolveChannelSecret(secret: string): Promise<ChannelGrant | undefined>;
 }
 
@@ -45,7 +46,7 @@ export function createDirectoryClient(transport: Transport, internalToken: strin
     tenantStatus: (tenantId) =>
       cached(`t:${tenantId}`, async () => {
         const res = await client.getTenantStatus({ tenantId }, { headers });
-        return { exists: res.exists, active: res.active };
+        return { exists: res.exists, active: res.active, rateLimitPerMinute: res.rateLimitPerMinute };
       }),
     resolveChannelSecret: (secret) =>
       cached(`c:${secret}`, async () => {

@@ -23,7 +23,11 @@ export function directoryImpl(deps: DirectoryDeps): ServiceImpl<typeof Directory
     },
     async getTenantStatus(req) {
       const tenant = await deps.directory.tenantStatus(req.tenantId);
-      return { exists: tenant !== undefined, active: tenant?.active ?? false };
+      return {
+        exists: tenant !== undefined,
+        active: tenant?.active ?? false,
+        rateLimitPerMinute: tenant?.rate_limit_per_minute ?? 0,
+      };
     },
     async resolveChannelSecret(req) {
       const channel = await deps.directory.channelBySecret(req.secret);

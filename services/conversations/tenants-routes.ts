@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { CreateTenantResponseSchema, TenantStatus, type TenantsService } from "../../gen/converger/v1/tenants_pb.js";
-import { notFound } from "../common/errors.js";
+import { invalidField, notFound } from "../common/errors.js";
 import { pageOf, pageResult } from "../common/pagination.js";
 import { nameOf } from "../common/validation.js";
 import type { TenantRow } from "./store/rows.js";
@@ -31,7 +31,13 @@ export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsServic
       return tenantMessage(row);
     },
     async updateTenant(req) {
-      const row = await deps.tenants.setStatus(req.id, req.status === TenantStatus.ACTIVE ? "active" : "inactive");
+      if (req.status === TenantStatus.UNSPECIFIED && req.rateLimitPerMinute === undefined) {
+        throw invalidField("status", "give a status or a rate_limit_per_minute");
+      }
+      const row = await deps.tenants.update(req.id, {
+        status: req.status === TenantStatus.UNSPECIFIED ? undefined : req.status === TenantStatus.ACTIVE ? "active" : "inactive",
+        rateLimitPerMinute: req.rateLimitPerMinute === undefined ? undefined : req.rateLimitPerMinute || null,
+      });
       if (!row) throw notFound("tenant");
       deps.onCredentialsChange();
       return tenantMessage(row);

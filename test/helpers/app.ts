@@ -9,6 +9,14 @@ import { createTestDatabase } from "./database.js";
 
 export const ADMIN_TOKEN = "test-admin-token";
 
+/** Limits out of the way of tests that are not about them; those set their own. */
+export const UNLIMITED = {
+  RATE_LIMIT_PER_MINUTE: "1000000",
+  RATE_LIMIT_TENANT_PER_MINUTE: "1000000",
+  RATE_LIMIT_IP_PER_MINUTE: "1000000",
+  RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "1000000",
+};
+
 export interface TestApp {
   app: App;
   baseUrl: string;
@@ -29,6 +37,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     DATA_DIR: mkdtempSync(join(tmpdir(), "converger-app-")),
     ADMIN_TOKEN,
     LOG_LEVEL: "silent",
+    ...UNLIMITED,
     ...env,
   });
   const app = await startApp(config, createLogger(process.env.TEST_LOG_LEVEL ?? "silent"));

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { UNLIMITED } from "./app.js";
 
 export interface ServiceProcess {
   proc: ChildProcess;
@@ -12,7 +13,7 @@ export interface ServiceProcess {
 export async function spawnService(env: Record<string, string>, args: string[] = [], readyLine = /^grpc /m) {
   // node --import tsx (not the tsx CLI) so that signals reach the service itself.
   const proc = spawn(process.execPath, ["--import", "tsx", "services/main.ts", ...args], {
-    env: { ...process.env, LOG_LEVEL: "warn", ...env },
+    env: { ...process.env, LOG_LEVEL: "warn", ...UNLIMITED, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -20,6 +20,7 @@ export interface TenantRow {
   id: string;
   name: string;
   status: "active" | "inactive";
+  rate_limit_per_minute: number | null;
   created_at: Date;
   updated_at: Date;
   sort_key: string;
@@ -97,6 +98,7 @@ export function tenantMessage(row: TenantRow): Tenant {
     id: row.id,
     name: row.name,
     status: TENANT_STATUS[row.status],
+    rateLimitPerMinute: row.rate_limit_per_minute ?? 0,
     createdAt: timestampFromDate(row.created_at),
     updatedAt: timestampFromDate(row.updated_at),
   });

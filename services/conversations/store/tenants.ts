@@ -4,7 +4,7 @@ import type { Pool } from "../../common/db/pool.js";
 import type { Page } from "../../common/pagination.js";
 import type { TenantRow } from "./rows.js";
 
-const COLUMNS = "id, name, status, created_at, updated_at, created_at::text AS sort_key";
+const COLUMNS = "id, name, status, rate_limit_per_minute, created_at, updated_at, created_at::text AS sort_key";
 
 /** 32 random bytes behind a recognisable prefix; only its SHA-256 is stored. */
 export function newApiKey(): string {
@@ -37,10 +37,17 @@ export function createTenantStore(pool: Pool) {
       return rows[0];
     },
 
-    async setStatus(id: string, status: TenantRow["status"]): Promise<TenantRow | undefined> {
+    /** Changes what is given: the status, and the own rate limit (null restores the default). */
+    async update(
+      id: string,
+      change: { status?: TenantRow["status"]; rateLimitPerMinute?: number | null },
+    ): Promise<TenantRow | undefined> {
       const { rows } = await pool.query<TenantRow>(
-        `UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
-        [id, status],
+        `UPDATE tenants SET status = coalesce($2, status),
+           rate_limit_per_minute = CASE WHEN $3 THEN $4::integer ELSE rate_limit_per_minute END,
+           updated_at = now()
+         WHERE id = $1 RETURNING ${COLUMNS}`,
+        [id, change.status ?? null, change.rateLimitPerMinute !== undefined, change.rateLimitPerMinute ?? null],
       );
       return rows[0];
     },

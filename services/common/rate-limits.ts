@@ -1,0 +1,141 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { RateLimiterRes } from "rate-limiter-flexible";
+import type { RateLimitSettings } from "./config.js";
+import type { LimiterStore } from "./limiter-store.js";
+import type { Logger } from "./logger.js";
+
+const WINDOW_SECONDS = 60;
+// Bounds the memory an address-spraying attacker can make us spend on block entries.
+const MAX_BLOCKED_KEYS = 100_000;
+
+/** Who makes a state-changing call, as far as the limits care. */
+export interface WriteCaller {
+  /** The credential's identity (never the secret itself); absent for anonymous callers. */
+  credential?: string;
+  tenantId?: string;
+  /** The tenant's own limit per minute; 0 or absent = the default. */
+  tenantLimit?: number;
+  /** Absent when the call is exempt from the per-address limit (provider webhooks). */
+  ip?: string;
+}
+
+interface Policy {
+  name: "credential" | "tenant" | "ip";
+  key: string;
+  quota: number;
+}
+
+/**
+ * The limits of design.md §7 over a LimiterStore: state-changing calls per
+ * credential, per tenant and per address in one-minute windows, and failed
+ * authentications per key. Answers carry the IETF RateLimit fields
+ * (draft-ietf-httpapi-ratelimit-headers-10): every policy in
+ * `RateLimit-Policy`, the one closest to its quota in `RateLimit`.
+ */
+export function createRateLimits(store: LimiterStore, settings: RateLimitSettings, log: Logger) {
+  const blocked = new Map<string, number>();
+  const failures = store.limiter("auth_failures", settings.authFailures, WINDOW_SECONDS);
+
+  return {
+    /** Counts one call; throws resource_exhausted (429) with Retry-After when any limit is spent. */
+    async consumeWrite(caller: WriteCaller): Promise<Record<string, string>> {
+      const policies = policiesOf(caller, settings);
+      if (policies.length === 0) return {};
+      const outcomes = await Promise.allSettled(
+        policies.map((p) => store.limiter(p.name, p.quota, WINDOW_SECONDS).consume(p.key)),
+      );
+      const results: { policy: Policy; res: RateLimiterRes; spent: boolean }[] = [];
+      for (const [i, outcome] of outcomes.entries()) {
+        const policy = policies[i] as Policy;
+        const value: unknown = outcome.status === "fulfilled" ? outcome.value : outcome.reason;
+        // Anything but a verdict is a store failure: never refuse a call because the limiter broke.
+        if (!(value instanceof RateLimiterRes)) {
+          log.warn({ err: value, policy: policy.name }, "rate limiter failed; call let through");
+          continue;
+        }
+        results.push({ policy, res: value, spent: outcome.status === "rejected" });
+      }
+      const policyHeader = policies.map((p) => `"${p.name}";q=${p.quota};w=${WINDOW_SECONDS}`).join(", ");
+      const refused = results.filter((r) => r.spent).sort((a, b) => b.res.msBeforeNext - a.res.msBeforeNext)[0];
+      if (refused) {
+        const retryAfter = seconds(refused.res.msBeforeNext);
+        const error = new ConnectError(
+          `rate limit exceeded: ${refused.policy.quota} state-changing calls per minute per ${refused.policy.name}; retry in ${retryAfter} s`,
+          Code.ResourceExhausted,
+        );
+        error.metadata.set("retry-after", String(retryAfter));
+        error.metadata.set("ratelimit-policy", policyHeader);
+        error.metadata.set("ratelimit", `"${refused.policy.name}";r=0;t=${retryAfter}`);
+        throw error;
+      }
+      const closest = results.sort((a, b) => a.res.remainingPoints - b.res.remainingPoints)[0];
+      if (!closest) return {};
+      return {
+        "ratelimit-policy": policyHeader,
+        ratelimit: `"${closest.policy.name}";r=${closest.res.remainingPoints};t=${seconds(closest.res.msBeforeNext)}`,
+      };
+    },
+
+    /**
+     * Milliseconds for which `key` is refused after too many failed
+     * authentications in this process (0: not refused). Synchronous and
+     * local, so a correct credential costs no round trip; with Redis the
+     * count is shared and each process learns of a block on the next failure.
+     */
+    authBlockedMs(key: string): number {
+      const until = blocked.get(key);
+      if (until === undefined) return 0;
+      const left = until - Date.now();
+      if (left > 0) return left;
+      blocked.delete(key);
+      return 0;
+    },
+
+    /** Counts a failed authentication of `key`; past the limit the key is refused until its window ends. */
+    async recordAuthFailure(key: string): Promise<void> {
+      try {
+        await failures.consume(key);
+      } catch (verdict) {
+        if (!(verdict instanceof RateLimiterRes)) {
+          log.warn({ err: verdict }, "auth-failure limiter failed");
+          return;
+        }
+        if (blocked.size >= MAX_BLOCKED_KEYS) pruneExpired(blocked);
+        if (blocked.size < MAX_BLOCKED_KEYS) blocked.set(key, Date.now() + verdict.msBeforeNext);
+      }
+    },
+  };
+}
+
+export type RateLimits = ReturnType<typeof createRateLimits>;
+
+/** The 429 of a key refused after failed authentications. */
+export function authBlockedError(ms: number): ConnectError {
+  const retryAfter = seconds(ms);
+  const error = new ConnectError(
+    `too many failed authentications from here; retry in ${retryAfter} s`,
+    Code.ResourceExhausted,
+  );
+  error.metadata.set("retry-after", String(retryAfter));
+  return error;
+}
+
+function policiesOf(caller: WriteCaller, settings: RateLimitSettings): Policy[] {
+  const policies: Policy[] = [];
+  if (caller.credential) policies.push({ name: "credential", key: caller.credential, quota: settings.perCredential });
+  if (caller.tenantId) {
+    policies.push({ name: "tenant", key: caller.tenantId, quota: caller.tenantLimit || settings.perTenant });
+  }
+  if (caller.ip) policies.push({ name: "ip", key: caller.ip, quota: settings.perIp });
+  return policies;
+}
+
+/** Whole seconds, rounded up, at least 1 (Retry-After and `t` are integers). */
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+function pruneExpired(blocked: Map<string, number>): void {
+  const now = Date.now();
+  for (const [key, until] of blocked) if (until <= now) blocked.delete(key);
+}
