@@ -2,7 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type ConnectRouter, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../gen/converger/v1/auth_pb.js";
-import type { AccessOptions, AuthFailure } from "./common/access.js";
+import { type AccessOptions, type AuthFailure, createAuthenticator } from "./common/access.js";
 import { type Bus, createLocalBus } from "./common/bus.js";
 import { createAddressMatcher } from "./common/cidr.js";
 import type { Config, ServiceName } from "./common/config.js";
@@ -42,6 +42,8 @@ export interface App {
 // Audit writes are fire-and-forget; under a flood of bad credentials we drop
 // rather than queue without bound (and say so in the log).
 const MAX_AUDIT_IN_FLIGHT = 100;
+// gRPC's own default receive limit; calls between our services stay far below it.
+const INTERNAL_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 
 /**
  * Starts the services this process hosts (config.services): database and
@@ -80,6 +82,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const transportFor = transports(config, hosted, createDirectTransport(localRoutes));
     const rateLimits = createRateLimits(limiters, config.rateLimits, forService(root, "limits"));
     const access = accessOptions(config, bus, transportFor, rateLimits, log);
+    const authenticate = createAuthenticator(access);
     for (const name of hosted) {
       modules.push(REGISTRY[name]!.create({ pool, bus, eventLog, log: root, config, access, transportFor, limiters }));
     }
@@ -92,7 +95,14 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     let listening = false;
     if (modules.length > 0) {
       const grpc = await listenHttp2(
-        createInternalHandler(localRoutes, config.trustedProxies),
+        createInternalHandler({
+          routes: localRoutes,
+          services: modules.flatMap((m) => m.services),
+          trustedProxies: config.trustedProxies,
+          bodyLimitBytes: INTERNAL_BODY_LIMIT_BYTES,
+          authenticate,
+          log: forService(root, "grpc"),
+        }),
         config.host,
         config.grpcPort,
       );
@@ -138,6 +148,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         rawRoutes,
         trustedProxies: config.trustedProxies,
         jsonBodyLimitBytes: config.jsonBodyLimitBytes,
+        authenticate,
         log: forService(root, "gateway"),
       });
       const gateway = await listenHttp1And2(handler, config.host, config.port);

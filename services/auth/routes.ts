@@ -17,6 +17,7 @@ import type { CredentialDirectory } from "../common/directory-client.js";
 import { conflict, notFound } from "../common/errors.js";
 import { internalHeaders } from "../common/internal.js";
 import { pageOf, pageResult } from "../common/pagination.js";
+import { authBlockedError, type RateLimits } from "../common/rate-limits.js";
 import { nameOf } from "../common/validation.js";
 import { invalidClient, invalidGrant, invalidScope, oauthError } from "./oauth-errors.js";
 import { checkScopes, narrowScope } from "./scopes.js";
@@ -34,6 +35,7 @@ export interface AuthDeps {
   conversationsTransport: Transport;
   config: Config;
   audit: (failure: AuthFailure) => void;
+  rateLimits: RateLimits;
   recordAudit: (failure: AuthFailure) => Promise<void>;
 }
 
@@ -74,9 +76,14 @@ export function authImpl(deps: AuthDeps): ServiceImpl<typeof AuthService> {
       if (req.grantType !== "client_credentials") {
         throw oauthError(Code.InvalidArgument, "unsupported_grant_type", "only client_credentials is supported here");
       }
+      // Guessing is limited per client and per address, and a refused guess is never checked.
+      const failureKeys = [`client:${req.clientId}`, `ip:${ctx.requestHeader.get(CLIENT_IP_HEADER) ?? ""}`];
+      const blockedMs = Math.max(...failureKeys.map((key) => deps.rateLimits.authBlockedMs(key)));
+      if (blockedMs > 0) throw authBlockedError(blockedMs);
       const client = await authenticateClient(req.clientId, req.clientSecret);
       if (!client) {
         failed(ctx, "client_credentials", "invalid client credentials");
+        await Promise.all(failureKeys.map((key) => deps.rateLimits.recordAuthFailure(key)));
         throw invalidClient();
       }
       const tenant = await deps.directory.tenantStatus(client.tenant_id);

@@ -41,6 +41,7 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
     conversationsTransport: deps.transportFor("conversations"),
     config,
     audit: deps.access.audit,
+    rateLimits: deps.access.rateLimits,
     async recordAudit(failure) {
       await audit.record(failure);
       log.warn(

@@ -35,7 +35,12 @@ export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsServic
         throw invalidField("status", "give a status or a rate_limit_per_minute");
       }
       const row = await deps.tenants.update(req.id, {
-        status: req.status === TenantStatus.UNSPECIFIED ? undefined : req.status === TenantStatus.ACTIVE ? "active" : "inactive",
+        status:
+          req.status === TenantStatus.UNSPECIFIED
+            ? undefined
+            : req.status === TenantStatus.ACTIVE
+              ? "active"
+              : "inactive",
         rateLimitPerMinute: req.rateLimitPerMinute === undefined ? undefined : req.rateLimitPerMinute || null,
       });
       if (!row) throw notFound("tenant");

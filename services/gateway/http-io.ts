@@ -75,7 +75,7 @@ export function writeJson(
 export function writeError(res: ServerResponse, error: ConnectError, headers: Record<string, string> = {}): void {
   // A handler may name a more precise status than its code maps to (e.g. 413 for a full storage quota).
   const status = Number(error.metadata.get(HTTP_STATUS_HEADER)) || httpStatusForCode(error.code);
-  const extra: Record<string, string> = { ...headers };
+  const extra: Record<string, string> = { ...headers, ...limitHeadersOf(error) };
   if (error.code === Code.Unauthenticated) {
     // RFC 6750 §3: no error code when the request carried no credentials at all.
     const presented = res.req.headers.authorization !== undefined || res.req.headers["x-api-key"] !== undefined;
@@ -90,18 +90,32 @@ export function writeError(res: ServerResponse, error: ConnectError, headers: Re
   writeJson(res, status, { code: codeName(error.code), message: error.rawMessage, details }, extra);
 }
 
+const LIMIT_HEADERS = ["retry-after", "ratelimit", "ratelimit-policy"];
+
+/** The rate-limit fields a 429 carries (common/rate-limits.ts puts them in the error's metadata). */
+function limitHeadersOf(error: ConnectError): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of LIMIT_HEADERS) {
+    const value = error.metadata.get(name);
+    if (value !== null) headers[name] = value;
+  }
+  return headers;
+}
+
 // OAuth error codes by Connect code when the handler named none.
 const OAUTH_FALLBACK: Partial<Record<Code, string>> = {
   [Code.InvalidArgument]: "invalid_request",
   [Code.Unauthenticated]: "invalid_client",
   [Code.PermissionDenied]: "unauthorized_client",
   [Code.Unavailable]: "temporarily_unavailable",
+  [Code.ResourceExhausted]: "slow_down",
 };
 
 /** RFC 6749 §5.2 error body, for /auth/* routes. */
 export function writeOAuthError(res: ServerResponse, error: ConnectError, headers: Record<string, string> = {}): void {
   const code = error.metadata.get("x-oauth-error") ?? OAUTH_FALLBACK[error.code] ?? "server_error";
   const status = code === "invalid_client" ? 401 : code === "server_error" ? 500 : httpStatusForCode(error.code);
-  const extra = code === "invalid_client" ? { ...headers, "www-authenticate": 'Basic realm="converger"' } : headers;
+  const limited = { ...headers, ...limitHeadersOf(error) };
+  const extra = code === "invalid_client" ? { ...limited, "www-authenticate": 'Basic realm="converger"' } : limited;
   writeJson(res, status, { error: code, error_description: error.rawMessage }, extra);
 }

@@ -8,6 +8,7 @@ import type { Logger } from "../common/logger.js";
 import type { RawRoute } from "../common/service.js";
 import { traceparentOf } from "../common/trace.js";
 import { buildRouteTable } from "./route-table.js";
+import { type Authenticate, createRpcGuard } from "./rpc-guard.js";
 import { createTranscoder, newRequestId } from "./transcoder.js";
 
 export interface GatewayOptions {
@@ -18,6 +19,8 @@ export interface GatewayOptions {
   rawRoutes: RawRoute[];
   trustedProxies: string[];
   jsonBodyLimitBytes: number;
+  /** Checks a caller's credentials before any body is read. */
+  authenticate: Authenticate;
   log: Logger;
 }
 
@@ -36,33 +39,80 @@ export function createGatewayHandler(options: GatewayOptions) {
     routes: table,
     transportFor: (route) => transports.get(route.service.typeName) as Transport,
     jsonBodyLimitBytes: options.jsonBodyLimitBytes,
+    authenticate: options.authenticate,
     log: options.log,
   });
   const isTrustedProxy = createAddressMatcher(options.trustedProxies);
-  const rpc = connectNodeAdapter({
-    routes: options.routes,
-    fallback: (req, res) => {
-      void transcode({
-        req: req as IncomingMessage,
-        res: res as ServerResponse,
-        requestId: req.headers["x-request-id"] as string,
-        clientIp: req.headers[CLIENT_IP_HEADER] as string,
-      });
-    },
-  });
+  const fail = failureBoundary(options.log);
+  const rpc = guarded(
+    connectNodeAdapter({
+      routes: options.routes,
+      // Bounds the body, and what a compressed body may inflate to.
+      readMaxBytes: options.jsonBodyLimitBytes,
+      fallback: (req, res) => {
+        transcode({
+          req: req as IncomingMessage,
+          res: res as ServerResponse,
+          requestId: req.headers["x-request-id"] as string,
+          clientIp: req.headers[CLIENT_IP_HEADER] as string,
+        }).catch((error: unknown) => fail(req as IncomingMessage, res as ServerResponse, error));
+      },
+    }),
+    createRpcGuard(
+      options.services.map((s) => s.desc),
+      options.authenticate,
+    ),
+    fail,
+  );
   return (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = newRequestId(req.headers["x-request-id"]);
-    const forwardedFor = req.headers["x-forwarded-for"];
-    // Never trust a client-sent address header: recompute it on every request.
-    req.headers[CLIENT_IP_HEADER] = clientAddress(
-      req.socket.remoteAddress ?? "",
-      Array.isArray(forwardedFor) ? forwardedFor.join(",") : forwardedFor,
-      isTrustedProxy,
-    );
-    req.headers["x-request-id"] = requestId;
-    req.headers.traceparent = traceparentOf(req.headers.traceparent);
-    res.setHeader("x-request-id", requestId);
-    rpc(req, res);
+    try {
+      const requestId = newRequestId(req.headers["x-request-id"]);
+      const forwardedFor = req.headers["x-forwarded-for"];
+      // Never trust a client-sent address header: recompute it on every request.
+      req.headers[CLIENT_IP_HEADER] = clientAddress(
+        req.socket.remoteAddress ?? "",
+        Array.isArray(forwardedFor) ? forwardedFor.join(",") : forwardedFor,
+        isTrustedProxy,
+      );
+      req.headers["x-request-id"] = requestId;
+      req.headers.traceparent = traceparentOf(req.headers.traceparent);
+      res.setHeader("x-request-id", requestId);
+      rpc(req, res);
+    } catch (error) {
+      fail(req, res, error);
+    }
+  };
+}
+
+type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Runs the RPC guard (authentication before the body) in front of connect-node for RPC paths. */
+function guarded(rpc: NodeHandler, guard: ReturnType<typeof createRpcGuard>, fail: ReturnType<typeof failureBoundary>) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const method = guard.methodOf(req);
+    if (!method) return rpc(req, res);
+    guard
+      .admit(method, req, res)
+      .then((admitted) => {
+        if (admitted) rpc(req, res);
+      })
+      .catch((error: unknown) => fail(req, res, error));
+  };
+}
+
+/**
+ * The last line of every request: whatever escaped its handler is logged once
+ * with the request id and answered 500 (or the connection is cut when the
+ * answer had begun). Nothing a client sends reaches an unhandled rejection.
+ */
+function failureBoundary(log: Logger) {
+  return (req: IncomingMessage, res: ServerResponse, error: unknown) => {
+    const requestId = req.headers["x-request-id"];
+    log.error({ err: error, request_id: requestId, method: req.method }, "request failed outside its handler");
+    if (res.headersSent) return void res.destroy();
+    const payload = JSON.stringify({ code: "internal", message: "internal error", details: [] });
+    res.writeHead(500, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) });
+    res.end(payload);
   };
 }
 
@@ -71,15 +121,31 @@ export function createGatewayHandler(options: GatewayOptions) {
  * our own gateways (loopback or TRUSTED_PROXIES); anyone else is taken at
  * their socket address, so the admin allowlist cannot be forged here.
  */
-export function createInternalHandler(routes: (router: ConnectRouter) => void, trustedProxies: string[]) {
-  const rpc = connectNodeAdapter({ routes });
-  const isGateway = createAddressMatcher(["127.0.0.0/8", "::1/128", ...trustedProxies]);
+export function createInternalHandler(options: {
+  routes: (router: ConnectRouter) => void;
+  services: DescService[];
+  trustedProxies: string[];
+  bodyLimitBytes: number;
+  authenticate: Authenticate;
+  log: Logger;
+}) {
+  const fail = failureBoundary(options.log);
+  const rpc = guarded(
+    connectNodeAdapter({ routes: options.routes, readMaxBytes: options.bodyLimitBytes }),
+    createRpcGuard(options.services, options.authenticate),
+    fail,
+  );
+  const isGateway = createAddressMatcher(["127.0.0.0/8", "::1/128", ...options.trustedProxies]);
   return (req: IncomingMessage, res: ServerResponse) => {
-    const peer = req.socket.remoteAddress ?? "";
-    if (!isGateway(peer) || typeof req.headers[CLIENT_IP_HEADER] !== "string") req.headers[CLIENT_IP_HEADER] = peer;
-    const requestId = newRequestId(req.headers["x-request-id"]);
-    req.headers["x-request-id"] = requestId;
-    res.setHeader("x-request-id", requestId);
-    rpc(req, res);
+    try {
+      const peer = req.socket.remoteAddress ?? "";
+      if (!isGateway(peer) || typeof req.headers[CLIENT_IP_HEADER] !== "string") req.headers[CLIENT_IP_HEADER] = peer;
+      const requestId = newRequestId(req.headers["x-request-id"]);
+      req.headers["x-request-id"] = requestId;
+      res.setHeader("x-request-id", requestId);
+      rpc(req, res);
+    } catch (error) {
+      fail(req, res, error);
+    }
   };
 }

@@ -18,23 +18,19 @@ import {
   writeOAuthError,
 } from "./http-io.js";
 import type { RouteTable, RpcRoute } from "./route-table.js";
+import type { Authenticate } from "./rpc-guard.js";
 
 /** Request headers services see: credentials, correlation and the caller's address. */
 const FORWARDED_HEADERS = ["authorization", "x-api-key", "traceparent", "tracestate", "user-agent"];
 /** Response headers a service may set for REST clients. */
-const RETURNED_HEADERS = [
-  "idempotent-replayed",
-  "retry-after",
-  "ratelimit-limit",
-  "ratelimit-remaining",
-  "ratelimit-reset",
-  "location",
-];
+const RETURNED_HEADERS = ["idempotent-replayed", "retry-after", "ratelimit", "ratelimit-policy", "location"];
 
 export interface TranscoderOptions {
   routes: RouteTable;
   transportFor: (route: RpcRoute) => Transport;
   jsonBodyLimitBytes: number;
+  /** Checks the caller's credentials before the body is read (common/access.ts createAuthenticator). */
+  authenticate: Authenticate;
   log: Logger;
 }
 
@@ -54,12 +50,13 @@ export function createTranscoder(options: TranscoderOptions) {
   const { routes, log } = options;
 
   return async function handle({ req, res, requestId, clientIp }: RestRequest): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://gateway");
+    const url = parseTarget(req.url);
     const verb = req.method ?? "GET";
     const started = performance.now();
     let oauthErrors = false;
     const reqLog = log.child({ request_id: requestId, trace_id: traceIdOf(req.headers.traceparent) });
     try {
+      if (!url) throw new HttpError(400, "invalid_argument", "the request target must be a path starting with /");
       const match = routes.match(verb, url.pathname);
       if (!match) throw new ConnectError(`no route for ${verb} ${url.pathname}`, Code.NotFound);
       if ("allowed" in match) {
@@ -89,7 +86,7 @@ export function createTranscoder(options: TranscoderOptions) {
       reqLog.info(
         {
           method: verb,
-          path: url.pathname,
+          path: url?.pathname ?? "(invalid)",
           status: res.statusCode,
           ms: Math.round(performance.now() - started),
         },
@@ -101,12 +98,19 @@ export function createTranscoder(options: TranscoderOptions) {
   async function callRpc(
     route: RpcRoute,
     params: Record<string, string>,
-    url: URL,
+    url: Target,
     req: IncomingMessage,
     res: ServerResponse,
     requestId: string,
     clientIp: string,
   ): Promise<void> {
+    const header = new Headers({ "x-request-id": requestId, [CLIENT_IP_HEADER]: clientIp });
+    for (const name of FORWARDED_HEADERS) {
+      const value = req.headers[name];
+      if (typeof value === "string") header.set(name, value);
+    }
+    // Credentials first: an anonymous caller learns nothing about its body and costs no parse.
+    await options.authenticate(route.method, header);
     const input = route.method.input;
     const json = route.body === "*" ? await readJsonBody(req, options.jsonBodyLimitBytes) : {};
     if (route.body !== "*") mergeQuery(input, json, url.searchParams);
@@ -114,11 +118,6 @@ export function createTranscoder(options: TranscoderOptions) {
     Object.assign(json, params);
     const message = fromApiJson(input, json);
 
-    const header = new Headers({ "x-request-id": requestId, [CLIENT_IP_HEADER]: clientIp });
-    for (const name of FORWARDED_HEADERS) {
-      const value = req.headers[name];
-      if (typeof value === "string") header.set(name, value);
-    }
     const abort = new AbortController();
     // Only a client that went away mid-call cancels it (abort() on every close costs a DOMException).
     res.on("close", () => {
@@ -135,6 +134,23 @@ export function createTranscoder(options: TranscoderOptions) {
     }
     writeJson(res, status, toApiJson(route.method.output, response.message as never), returned);
   }
+}
+
+interface Target {
+  pathname: string;
+  searchParams: URLSearchParams;
+}
+
+/**
+ * Splits an origin-form request target by hand: `new URL(target, base)` throws
+ * on targets such as `//`, `//[` or `/\\`, and resolves `//host/…` to another
+ * host. Anything but a path (absolute-form, `*`) is refused.
+ */
+function parseTarget(target: string | undefined): Target | undefined {
+  if (!target?.startsWith("/")) return undefined;
+  const at = target.indexOf("?");
+  const pathname = at < 0 ? target : target.slice(0, at);
+  return { pathname, searchParams: new URLSearchParams(at < 0 ? "" : target.slice(at + 1)) };
 }
 
 async function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonObject> {

@@ -14,7 +14,9 @@ export function createDirectoryStore(pool: Pool) {
       return rows[0];
     },
 
-    async tenantStatus(tenantId: string): Promise<{ active: boolean; rate_limit_per_minute: number | null } | undefined> {
+    async tenantStatus(
+      tenantId: string,
+    ): Promise<{ active: boolean; rate_limit_per_minute: number | null } | undefined> {
       const { rows } = await pool.query<{ active: boolean; rate_limit_per_minute: number | null }>(
         "SELECT status = 'active' AS active, rate_limit_per_minute FROM tenants WHERE id = $1",
         [tenantId],

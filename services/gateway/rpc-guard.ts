@@ -1,0 +1,88 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
+import { CLIENT_IP_HEADER } from "../common/context.js";
+import { INTERNAL_HEADER } from "../common/internal.js";
+
+/** Authenticates a call from its headers alone (createAuthenticator in common/access.ts). */
+export type Authenticate = (method: DescMethod, header: Headers) => Promise<unknown>;
+
+const CREDENTIAL_HEADERS = ["authorization", "x-api-key", INTERNAL_HEADER, CLIENT_IP_HEADER];
+
+/** The headers authentication reads, copied from a Node request (HTTP/2 pseudo-headers left out). */
+export function credentialHeaders(req: IncomingMessage): Headers {
+  const header = new Headers();
+  for (const name of CREDENTIAL_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === "string") header.set(name, value);
+  }
+  return header;
+}
+
+/**
+ * connect-node reads and decompresses a unary body before any interceptor
+ * runs, so an anonymous caller could make us inflate a gzip bomb before its
+ * 401. This guard authenticates Connect, gRPC and gRPC-Web calls from their
+ * headers first and answers a failure in the caller's protocol without
+ * touching the body.
+ */
+export function createRpcGuard(services: DescService[], authenticate: Authenticate) {
+  const methods = new Map<string, DescMethod>();
+  for (const service of services) {
+    for (const method of service.methods) methods.set(`/${service.typeName}/${method.name}`, method);
+  }
+  return {
+    /** The RPC a request path names, if any (connect-node matches paths the same way). */
+    methodOf(req: IncomingMessage): DescMethod | undefined {
+      return methods.get((req.url ?? "").split("?", 1)[0] ?? "");
+    },
+    /** Resolves true when the call may go on; otherwise the error has been answered. */
+    async admit(method: DescMethod, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+      try {
+        await authenticate(method, credentialHeaders(req));
+        return true;
+      } catch (error) {
+        writeRpcError(req, res, ConnectError.from(error));
+        return false;
+      }
+    },
+  };
+}
+
+/** An error answer in the request's protocol: gRPC and gRPC-Web trailers-only, Connect unary or streaming. */
+export function writeRpcError(req: IncomingMessage, res: ServerResponse, error: ConnectError): void {
+  if (res.headersSent) return void res.end();
+  const type = (req.headers["content-type"] ?? "").toLowerCase();
+  const headers: Record<string, string> = {};
+  error.metadata.forEach((value, name) => {
+    headers[name] = value;
+  });
+  // The unread body must not be taken for the next request on this connection.
+  if (req.httpVersionMajor === 1) headers.connection = "close";
+  if (type.startsWith("application/grpc")) {
+    res.writeHead(200, {
+      ...headers,
+      "content-type": type.split(";")[0] as string,
+      "grpc-status": String(error.code),
+      "grpc-message": encodeURIComponent(error.rawMessage),
+    });
+    return void res.end();
+  }
+  const json = errorToJson(error, undefined);
+  if (type.startsWith("application/connect+")) {
+    const payload = Buffer.from(JSON.stringify({ error: json }));
+    const envelope = Buffer.alloc(5);
+    envelope.writeUInt8(0b10, 0); // end-of-stream flag
+    envelope.writeUInt32BE(payload.length, 1);
+    res.writeHead(200, { ...headers, "content-type": type.split(";")[0] as string });
+    return void res.end(Buffer.concat([envelope, payload]));
+  }
+  const payload = JSON.stringify(json);
+  res.writeHead(codeToHttpStatus(error.code === Code.Unknown ? Code.Internal : error.code), {
+    ...headers,
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(payload)),
+  });
+  res.end(payload);
+}
