@@ -133,6 +133,7 @@ describe("split processes", () => {
       { owner: "conversations", version: "001_init.sql" },
       { owner: "conversations", version: "002_outbox_per_key.sql" },
       { owner: "conversations", version: "003_outbox_traceparent.sql" },
+      { owner: "conversations", version: "004_tenant_rate_limit.sql" },
     ]);
     await Promise.all([a.stop(), b.stop()]);
   });

@@ -93,16 +93,20 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
 
     /** Counts a failed authentication of `key`; past the limit the key is refused until its window ends. */
     async recordAuthFailure(key: string): Promise<void> {
+      let verdict: unknown;
       try {
-        await failures.consume(key);
-      } catch (verdict) {
-        if (!(verdict instanceof RateLimiterRes)) {
-          log.warn({ err: verdict }, "auth-failure limiter failed");
-          return;
-        }
-        if (blocked.size >= MAX_BLOCKED_KEYS) pruneExpired(blocked);
-        if (blocked.size < MAX_BLOCKED_KEYS) blocked.set(key, Date.now() + verdict.msBeforeNext);
+        verdict = await failures.consume(key);
+      } catch (refused) {
+        verdict = refused;
       }
+      if (!(verdict instanceof RateLimiterRes)) {
+        log.warn({ err: verdict }, "auth-failure limiter failed");
+        return;
+      }
+      // The failure that spends the last point already closes the door.
+      if (verdict.remainingPoints > 0) return;
+      if (blocked.size >= MAX_BLOCKED_KEYS) pruneExpired(blocked);
+      if (blocked.size < MAX_BLOCKED_KEYS) blocked.set(key, Date.now() + verdict.msBeforeNext);
     },
   };
 }

@@ -27,7 +27,7 @@ export function credentialHeaders(req: IncomingMessage): Headers {
  * headers first and answers a failure in the caller's protocol without
  * touching the body.
  */
-export function createRpcGuard(services: DescService[], authenticate: Authenticate) {
+export function createRpcGuard(services: DescService[], authenticate: Authenticate, bodyLimitBytes: number) {
   const methods = new Map<string, DescMethod>();
   for (const service of services) {
     for (const method of service.methods) methods.set(`/${service.typeName}/${method.name}`, method);
@@ -41,17 +41,32 @@ export function createRpcGuard(services: DescService[], authenticate: Authentica
     async admit(method: DescMethod, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
       try {
         await authenticate(method, credentialHeaders(req));
-        return true;
       } catch (error) {
         writeRpcError(req, res, ConnectError.from(error));
         return false;
       }
+      // A declared length over the cap is refused unread; a compressed body is bounded by readMaxBytes.
+      if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
+        const error = new ConnectError(`request body is larger than ${bodyLimitBytes} bytes`, Code.ResourceExhausted);
+        writeRpcError(req, res, error, 413);
+        return false;
+      }
+      return true;
     },
   };
 }
 
-/** An error answer in the request's protocol: gRPC and gRPC-Web trailers-only, Connect unary or streaming. */
-export function writeRpcError(req: IncomingMessage, res: ServerResponse, error: ConnectError): void {
+/**
+ * An error answer in the request's protocol: gRPC and gRPC-Web trailers-only,
+ * Connect unary or streaming. `connectStatus` overrides the HTTP status a
+ * Connect unary answer gets from its code (413 for a body over the cap).
+ */
+export function writeRpcError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: ConnectError,
+  connectStatus?: number,
+): void {
   if (res.headersSent) return void res.end();
   const type = (req.headers["content-type"] ?? "").toLowerCase();
   const headers: Record<string, string> = {};
@@ -61,12 +76,15 @@ export function writeRpcError(req: IncomingMessage, res: ServerResponse, error: 
   // The unread body must not be taken for the next request on this connection.
   if (req.httpVersionMajor === 1) headers.connection = "close";
   if (type.startsWith("application/grpc")) {
-    res.writeHead(200, {
-      ...headers,
-      "content-type": type.split(";")[0] as string,
-      "grpc-status": String(error.code),
-      "grpc-message": encodeURIComponent(error.rawMessage),
-    });
+    const status = { "grpc-status": String(error.code), "grpc-message": encodeURIComponent(error.rawMessage) };
+    const contentType = type.split(";")[0] as string;
+    // gRPC-Web carries the status in the headers (trailers-only); gRPC over HTTP/2 in real trailers.
+    if (type.startsWith("application/grpc-web")) {
+      res.writeHead(200, { ...headers, "content-type": contentType, ...status });
+      return void res.end();
+    }
+    res.writeHead(200, { ...headers, "content-type": contentType });
+    res.addTrailers(status);
     return void res.end();
   }
   const json = errorToJson(error, undefined);
@@ -79,7 +97,7 @@ export function writeRpcError(req: IncomingMessage, res: ServerResponse, error: 
     return void res.end(Buffer.concat([envelope, payload]));
   }
   const payload = JSON.stringify(json);
-  res.writeHead(codeToHttpStatus(error.code === Code.Unknown ? Code.Internal : error.code), {
+  res.writeHead(connectStatus ?? codeToHttpStatus(error.code), {
     ...headers,
     "content-type": "application/json",
     "content-length": String(Buffer.byteLength(payload)),

@@ -61,6 +61,7 @@ export function createGatewayHandler(options: GatewayOptions) {
     createRpcGuard(
       options.services.map((s) => s.desc),
       options.authenticate,
+      options.jsonBodyLimitBytes,
     ),
     fail,
   );
@@ -132,7 +133,7 @@ export function createInternalHandler(options: {
   const fail = failureBoundary(options.log);
   const rpc = guarded(
     connectNodeAdapter({ routes: options.routes, readMaxBytes: options.bodyLimitBytes }),
-    createRpcGuard(options.services, options.authenticate),
+    createRpcGuard(options.services, options.authenticate, options.bodyLimitBytes),
     fail,
   );
   const isGateway = createAddressMatcher(["127.0.0.0/8", "::1/128", ...options.trustedProxies]);

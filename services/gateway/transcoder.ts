@@ -154,6 +154,9 @@ function parseTarget(target: string | undefined): Target | undefined {
 }
 
 async function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonObject> {
+  const encoding = (req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  // RFC 9110 §15.5.16: a content coding we do not take is 415 (and nothing is inflated).
+  if (encoding !== "identity") throw new HttpError(415, "invalid_argument", "Content-Encoding is not supported here");
   const body = await readBody(req, limit);
   if (body.length === 0) return {};
   const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();

@@ -120,17 +120,18 @@ export async function startEdge(options: {
     idleTimeout: IDLE_TIMEOUT_S,
     sendPingsAutomatically: true,
     upgrade: async (res, req, context) => {
-      const key = req.getHeader("sec-websocket-key");
-      const extensions = req.getHeader("sec-websocket-extensions");
-      const origin = req.getHeader("origin");
-      const query = new URLSearchParams(req.getQuery() ?? "");
-      const { token, protocol } = tokenOf(query, req.getHeader("sec-websocket-protocol"));
-      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
       });
+      // Everything from here runs inside the boundary: uWS drops the promise, so nothing may reject.
       try {
+        const key = req.getHeader("sec-websocket-key");
+        const extensions = req.getHeader("sec-websocket-extensions");
+        const origin = req.getHeader("origin");
+        const query = new URLSearchParams(req.getQuery() ?? "");
+        const { token, protocol } = tokenOf(query, req.getHeader("sec-websocket-protocol"));
+        const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
         if (closing) throw new UpgradeError("503 Service Unavailable", "shutting down");
         if (origin && !allowedOrigins.has(origin)) throw new UpgradeError("403 Forbidden", "origin not allowed");
         const { principal, expiresAt } = await authenticateEdge(token, access.verifier, access.directory);
@@ -149,10 +150,11 @@ export async function startEdge(options: {
         count(perTenant, state.principal.tenantId, 1);
         res.cork(() => res.upgrade(state, key, protocol, extensions, context));
       } catch (error) {
+        if (!(error instanceof UpgradeError)) log.error({ err: error }, "upgrade failed");
         if (aborted) return;
         const status = error instanceof UpgradeError ? error.status : "500 Internal Server Error";
-        if (!(error instanceof UpgradeError)) log.error({ err: error }, "upgrade failed");
-        res.cork(() => res.writeStatus(status).end((error as Error).message));
+        const message = error instanceof UpgradeError ? error.message : "internal error";
+        res.cork(() => res.writeStatus(status).end(message));
       }
     },
     open: (ws) => {
@@ -166,7 +168,7 @@ export async function startEdge(options: {
     },
     message: (ws, data, isBinary) => {
       // `data` is only valid during this call: handleFrame parses it before its first await.
-      void handleFrame(ctx, ws, data, isBinary);
+      handleFrame(ctx, ws, data, isBinary).catch((error: unknown) => log.error({ err: error }, "frame failed"));
     },
     close: (ws) => {
       const state = ws.getUserData();

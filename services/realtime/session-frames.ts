@@ -44,9 +44,16 @@ export async function handleFrame(
   } catch (error) {
     const clientId =
       error instanceof FrameError ? error.clientId : frame?.type === "activity" ? frame.client_id : undefined;
-    const { code, message } = describe(error);
+    const { code, message, retryAfter } = describe(error);
     if (code === "internal") ctx.log.error({ err: error }, "frame failed");
-    ctx.send(ws, { type: "error", code, message, ...(clientId ? { client_id: clientId } : {}) });
+    ctx.send(ws, {
+      type: "error",
+      code,
+      message,
+      ...(clientId ? { client_id: clientId } : {}),
+      // A rate-limited publish names when to try again (whole seconds); the socket stays open.
+      ...(retryAfter ? { retry_after: retryAfter } : {}),
+    });
   }
 }
 
@@ -110,8 +117,9 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
   }
 }
 
-function describe(error: unknown): { code: string; message: string } {
+function describe(error: unknown): { code: string; message: string; retryAfter?: number } {
   if (error instanceof FrameError) return { code: error.code, message: error.message };
   const connectError = ConnectError.from(error);
-  return { code: codeName(connectError.code), message: connectError.rawMessage };
+  const retryAfter = Number(connectError.metadata.get("retry-after")) || undefined;
+  return { code: codeName(connectError.code), message: connectError.rawMessage, retryAfter };
 }
