@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { type App, startApp } from "../services/app.js";
 import { loadConfig } from "../services/common/config.js";
 import { createLogger } from "../services/common/logger.js";
@@ -64,6 +64,7 @@ describe("rate limits shared through Redis", () => {
     const tenant = await fixtures(secondUrl()).tenant();
     const channel = await fixtures(secondUrl()).channel(tenant.key);
     await redis.stop();
+    onTestFinished(() => redis.restart());
     const conversation = await fixtures(secondUrl()).conversation(tenant.key, channel.id);
     expect(conversation.id).toBeTruthy();
     const statuses = [];
@@ -75,6 +76,5 @@ describe("rate limits shared through Redis", () => {
     const fallbacks = /converger_rate_limit_fallbacks_total\{limiter="credential"\} (\d+)/.exec(metrics.body as never);
     expect(Number(fallbacks?.[1])).toBeGreaterThanOrEqual(4);
     expect(logLines.some((line) => line.includes("rate limits: Redis unreachable"))).toBe(true);
-    await redis.restart();
   });
 });

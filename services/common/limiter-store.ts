@@ -47,11 +47,12 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
   // No offline queue: while Redis is away a call is answered by the insurance limiter at once, never queued.
   const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   let degraded = false;
-  client.on("error", () => {
+  const onFallback = () => {
     if (degraded) return;
     degraded = true;
     log.warn("rate limits: Redis unreachable, counting in this process's memory until it is back");
-  });
+  };
+  client.on("error", () => undefined); // reported through onFallback when a limit is checked
   client.on("ready", () => {
     if (!degraded) return;
     degraded = false;
@@ -70,7 +71,7 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
           points,
           duration: durationSeconds,
           rejectIfRedisNotReady: true,
-          insuranceLimiter: new InsuranceLimiter({ keyPrefix, points, duration: durationSeconds }, name),
+          insuranceLimiter: new InsuranceLimiter({ keyPrefix, points, duration: durationSeconds }, name, onFallback),
         });
         cache.set(id, limiter);
       }
@@ -87,12 +88,14 @@ class InsuranceLimiter extends RateLimiterMemory {
   constructor(
     options: ConstructorParameters<typeof RateLimiterMemory>[0],
     private readonly limiterName: string,
+    private readonly onFallback: () => void,
   ) {
     super(options);
   }
 
   override consume(...args: Parameters<RateLimiterMemory["consume"]>) {
     rateLimitFallbacksTotal.inc({ limiter: this.limiterName });
+    this.onFallback();
     return super.consume(...args);
   }
 }
