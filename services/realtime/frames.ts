@@ -1,3 +1,5 @@
+import { parseSeq } from "../common/int64.js";
+
 /** Close codes of design.md §4, in one table. */
 export const CLOSE = {
   goingAway: 1001,
@@ -91,7 +93,7 @@ export function parseClientFrame(data: ArrayBuffer): ClientFrame {
 export function watermarkOf(value: unknown): string | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   const text = String(value);
-  if (!/^\d{1,19}$/.test(text)) throw new FrameError("invalid_argument", "watermark: must be a seq");
+  if (parseSeq(text) === undefined) throw new FrameError("invalid_argument", "watermark: must be a seq");
   return text;
 }
 
