@@ -99,8 +99,10 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
     async listConversations(req, ctx) {
       const { principal, tenantId } = scope(ctx);
       const page = pageOf(req);
-      const member = principal.kind === "end_user" ? principal.userId : undefined;
-      const { items, nextCursor } = pageResult(await deps.conversations.list(tenantId, page, member), page);
+      const viewer = principal.kind === "end_user" ? principal : undefined;
+      // A client token without a conversation is for none (design.md §2: one conversation).
+      if (viewer && !viewer.conversationId) return { conversations: [], nextCursor: "" };
+      const { items, nextCursor } = pageResult(await deps.conversations.list(tenantId, page, viewer), page);
       const conversations = items.map((row) => {
         const conversation = conversationMessage(row);
         if (row.last_activity) conversation.lastActivity = activityMessage(row.last_activity);
