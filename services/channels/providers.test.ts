@@ -301,6 +301,11 @@ describe("whatsapp_meta", () => {
       webhook({ messages: [{ from: 16505551234, id: "wamid.1", type: "text", text: { body: "x" } }] }),
       webhook({ statuses: [{ status: "read" }] }),
       webhook({ messages: "nope" }),
+      // U+0000 in a status error, which reaches the deliveries table without an RPC check, or in a key.
+      webhook({
+        statuses: [{ id: "wamid.S3", status: "failed", recipient_id: "1", errors: [{ code: 1, title: "x\u0000" }] }],
+      }),
+      webhook({ messages: [{ from: "1", id: "wamid.1", type: "text", text: { body: "x" }, "k\u0000": 1 }] }),
       { ...webhook({}), entry: [{ id: "1", changes: [{ field: "messages", value: { messages: [] } }] }] },
     ]) {
       expect(() => whatsappMeta.parseInbound(inbound(body), channel), JSON.stringify(body)).toThrow(InboundError);
