@@ -107,3 +107,21 @@ describe("U+0000 in client text", () => {
     }
   });
 });
+
+describe("forged list cursors", () => {
+  it("answers 400 naming the cursor for dates PostgreSQL refuses, U+0000 and ids of no row shape", async () => {
+    const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    for (const value of [
+      ["2026-02-31 00:00:00+00", "6f1c1f5e-8a4b-4c43-9d8e-0c1b2a3d4e5f"],
+      ["275760-09-13 00:00:00+00", "6f1c1f5e-8a4b-4c43-9d8e-0c1b2a3d4e5f"],
+      ["2026-01-01 00:00:00+00", "6f1c1f5e\u0000"],
+      ["2026-01-01 00:00:00\u0000", "6f1c1f5e-8a4b-4c43-9d8e-0c1b2a3d4e5f"],
+    ]) {
+      for (const path of ["/v1/conversations", "/v1/channels"]) {
+        const res = await call(t.baseUrl, "GET", `${path}?cursor=${cursor(value)}`, { key: tenant.key });
+        expect(res.status, `${path} ${JSON.stringify(value)}`).toBe(400);
+        expect(fieldOf(res.body)).toBe("cursor");
+      }
+    }
+  });
+});
