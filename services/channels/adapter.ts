@@ -103,13 +103,17 @@ export interface ChannelAdapter {
   answerChallenge?(query: URLSearchParams, channel: AdapterChannel): string | undefined;
 }
 
-/** A failed try; `permanent` ones are not retried (e.g. the provider rejected the request as invalid). */
+/**
+ * A failed try; `permanent` ones are not retried (e.g. the provider rejected the request as invalid).
+ * The message is stored as the delivery's last_error and often quotes the provider's answer:
+ * U+0000 in it would make PostgreSQL refuse the whole update, so it is dropped here.
+ */
 export class DeliveryError extends Error {
   constructor(
     message: string,
     readonly permanent = false,
   ) {
-    super(message);
+    super(message.replaceAll("\u0000", ""));
   }
 }
 

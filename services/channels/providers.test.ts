@@ -162,6 +162,12 @@ describe("whatsapp_meta", () => {
     expect(error.message).toContain("131030");
   });
 
+  it("drops U+0000 from a provider's error text, which is stored as last_error", async () => {
+    const meta = await fakeProvider(() => ({ status: 400, body: metaError(100, "bad\u0000 param") }));
+    const error = await deliveryError(whatsappMeta, deliverInput(channelOf("whatsapp_meta", config(meta.baseUrl))));
+    expect(error.message).toContain("bad param");
+  });
+
   it("retries 500, 429 and Meta's throttling codes even when answered with 400", async () => {
     for (const answer of [
       { status: 500, body: metaError(131000, "Something went wrong") },
