@@ -30,6 +30,7 @@ describe("address policy", () => {
   it("refuses resolved IPv4-mapped private addresses and lets public ones pass", () => {
     expect(isNonPublicAddress("::ffff:10.0.0.1")).toBe(true);
     expect(isNonPublicAddress("::ffff:a9fe:a9fe")).toBe(true);
+    expect(isNonPublicAddress("fec0::1")).toBe(true);
     expect(isNonPublicAddress("::ffff:93.184.216.34")).toBe(false);
     expect(isNonPublicHostname("example.com")).toBe(false);
     expect(isNonPublicHostname("93.184.216.34")).toBe(false);

@@ -30,6 +30,9 @@ for (const [net, bits] of [
   ["2002::", 16],
   ["fc00::", 7],
   ["fe80::", 10],
+  // Deprecated site-local and the discard prefix: never a public webhook.
+  ["fec0::", 10],
+  ["100::", 64],
   ["ff00::", 8],
 ] as const) {
   NON_PUBLIC.addSubnet(net, bits, "ipv6");
