@@ -156,6 +156,35 @@ describe("activities", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("answers 400 naming the field for integers past their type or not decimal", async () => {
+    const { id } = await f.conversation(key, channelId);
+    for (const query of [
+      "watermark=9223372036854775808",
+      "watermark=-9223372036854775809",
+      "watermark=99999999999999999999",
+      "watermark=1e400",
+      "watermark=0x10",
+      "watermark=12abc",
+      "limit=99999999999999999999",
+      "limit=0x10",
+    ]) {
+      const res = await call(t.baseUrl, "GET", `${activities(id)}?${query}`, { key });
+      expect(res.status, query).toBe(400);
+      expect(res.body.details[0].debug.field, query).toBe(query.split("=")[0]);
+    }
+    for (const query of ["limit=1e400", "offset=99999999999999999999", "offset=9223372036854775808", "limit=12abc"]) {
+      const res = await call(t.baseUrl, "GET", `/v1/conversations?${query}`, { key });
+      expect(res.status, query).toBe(400);
+      expect(res.body.details[0].debug.field, query).toBe(query.split("=")[0]);
+    }
+    const read = await call(t.baseUrl, "POST", `/v1/conversations/${id}/read`, {
+      key,
+      body: { watermark: "9223372036854775808" },
+    });
+    expect(read.status).toBe(400);
+    expect(read.body.details[0].debug.field).toBe("watermark");
+  });
+
   it("refuses posts to a closed conversation with 409 and stores nothing", async () => {
     const { id } = await f.conversation(key, channelId);
     const closed = await call(t.baseUrl, "POST", `/v1/conversations/${id}/close`, { key });

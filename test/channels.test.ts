@@ -90,7 +90,16 @@ describe("channels", () => {
       "http://169.254.169.254/latest",
       "http://10.0.0.5/",
       "http://localhost/",
+      "http://localhost./",
+      "http://api.LOCALHOST../",
+      "http://2130706433/",
+      "http://0x7f.1/",
+      "http://0177.0.0.1/",
+      "http://127.1/",
       "http://[::1]/",
+      "http://[::ffff:127.0.0.1]/",
+      "http://[::ffff:7f00:1]/",
+      "http://[::ffff:a9fe:a9fe]/",
     ]) {
       const res = await create("webhook", { url });
       expect(res.status, url).toBe(400);

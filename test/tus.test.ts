@@ -27,6 +27,20 @@ async function create(size: number, metadata = "filename aGVsbG8uYmlu") {
 const waitCompleted = (uploadId: string) => uploadOutcome(t.baseUrl, key, uploadId, 5_000);
 
 describe("tus 1.0.0", () => {
+  it("answers 404 to a creation naming another tenant's conversation or a missing one", async () => {
+    const f = fixtures(t.baseUrl);
+    const other = await f.tenant("Other tus");
+    const theirs = await f.conversation(other.key, (await f.channel(other.key, "websocket")).id);
+    const ours = await f.conversation(key, (await f.channel(key, "websocket")).id);
+    const meta = (conversationId: string) =>
+      `filename aGVsbG8uYmlu,conversation_id ${Buffer.from(conversationId).toString("base64")}`;
+    for (const id of [theirs.id, "00000000-0000-4000-8000-000000000000"]) {
+      const res = await tusCall("POST", "/v1/tus/", { "upload-length": "5", "upload-metadata": meta(id) });
+      expect(res.status, id).toBe(404);
+    }
+    await create(5, meta(ours.id));
+  });
+
   it("uploads with tus-js-client, survives an interruption and resumes where it stopped", async () => {
     const data = randomBytes(3 * 1024 * 1024 + 123);
     let url = "";

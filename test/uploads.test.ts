@@ -145,7 +145,10 @@ describe("chunked uploads", () => {
 
   it("keeps only a safe display name, never a path", async () => {
     const data = randomBytes(10);
-    const started = await initiate({ filename: "../../etc/pa\u0000ss\nwd", size: 10, content_type: "text/plain" });
+    const nul = await initiate({ filename: "pa\u0000sswd", size: 10, content_type: "text/plain" });
+    expect(nul.status).toBe(400);
+    expect(nul.body.details[0].debug.field).toBe("filename");
+    const started = await initiate({ filename: "../../etc/pa\u0001ss\nwd", size: 10, content_type: "text/plain" });
     expect(started.status).toBe(201);
     await putChunk(started.body.upload_id, 1, data);
     await call(t.baseUrl, "POST", "/v1/files/complete", { key, body: { upload_id: started.body.upload_id } });
@@ -227,6 +230,22 @@ describe("who may upload", () => {
     expect(
       (await putChunk(mine.body.upload_id, 1, Buffer.from("hello"), { authorization: `Bearer ${token}` })).status,
     ).toBe(200);
+  });
+
+  it("answers 404 for another tenant's conversation and for a missing one, and takes the caller's own", async () => {
+    const other = await f.tenant("Other uploads");
+    const theirs = await f.conversation(other.key, (await f.channel(other.key, "websocket")).id);
+    const base = { filename: "x.txt", size: 5, content_type: "text/plain" };
+    const foreign = await initiate({ ...base, conversation_id: theirs.id });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.code).toBe("not_found");
+    expect((await initiate({ ...base, conversation_id: "00000000-0000-4000-8000-000000000000" })).status).toBe(404);
+    const ours = await f.conversation(key, (await f.channel(key, "websocket")).id);
+    expect((await initiate({ ...base, conversation_id: ours.id })).status).toBe(201);
+    const stored = await t.db.query("SELECT count(*)::int AS n FROM file_uploads WHERE conversation_id = $1", [
+      theirs.id,
+    ]);
+    expect(stored.rows[0].n).toBe(0);
   });
 });
 

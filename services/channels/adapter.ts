@@ -1,4 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { firstNulPath } from "../common/nul.js";
 import type { OutboundHttp } from "./http-out.js";
 
 /** How a config field is checked (conversations/channel-config.ts). */
@@ -102,26 +103,38 @@ export interface ChannelAdapter {
   answerChallenge?(query: URLSearchParams, channel: AdapterChannel): string | undefined;
 }
 
-/** A failed try; `permanent` ones are not retried (e.g. the provider rejected the request as invalid). */
+/**
+ * A failed try; `permanent` ones are not retried (e.g. the provider rejected the request as invalid).
+ * The message is stored as the delivery's last_error and often quotes the provider's answer:
+ * U+0000 in it would make PostgreSQL refuse the whole update, so it is dropped here.
+ */
 export class DeliveryError extends Error {
   constructor(
     message: string,
     readonly permanent = false,
   ) {
-    super(message);
+    super(message.replaceAll("\u0000", ""));
   }
 }
 
 /** An inbound payload the adapter cannot read (→ 400). */
 export class InboundError extends Error {}
 
-/** A JSON body of an inbound request, or InboundError. */
+/**
+ * A JSON body of an inbound request, or InboundError. Provider payloads reach
+ * PostgreSQL without an RPC request check of their own (statuses, metadata),
+ * so U+0000 (`\u0000` in any string or key) is refused here, for every adapter.
+ */
 export function parseJsonBody(request: InboundRequest): unknown {
+  let body: unknown;
   try {
-    return JSON.parse(request.body.toString("utf8"));
+    body = JSON.parse(request.body.toString("utf8"));
   } catch {
     throw new InboundError("body is not JSON");
   }
+  const nul = firstNulPath(body, "");
+  if (nul !== undefined) throw new InboundError(`${nul || "body"}: must not contain U+0000`);
+  return body;
 }
 
 /** A required non-empty string config value (validated at channel creation). */

@@ -162,6 +162,12 @@ describe("whatsapp_meta", () => {
     expect(error.message).toContain("131030");
   });
 
+  it("drops U+0000 from a provider's error text, which is stored as last_error", async () => {
+    const meta = await fakeProvider(() => ({ status: 400, body: metaError(100, "bad\u0000 param") }));
+    const error = await deliveryError(whatsappMeta, deliverInput(channelOf("whatsapp_meta", config(meta.baseUrl))));
+    expect(error.message).toContain("bad param");
+  });
+
   it("retries 500, 429 and Meta's throttling codes even when answered with 400", async () => {
     for (const answer of [
       { status: 500, body: metaError(131000, "Something went wrong") },
@@ -301,6 +307,11 @@ describe("whatsapp_meta", () => {
       webhook({ messages: [{ from: 16505551234, id: "wamid.1", type: "text", text: { body: "x" } }] }),
       webhook({ statuses: [{ status: "read" }] }),
       webhook({ messages: "nope" }),
+      // U+0000 in a status error, which reaches the deliveries table without an RPC check, or in a key.
+      webhook({
+        statuses: [{ id: "wamid.S3", status: "failed", recipient_id: "1", errors: [{ code: 1, title: "x\u0000" }] }],
+      }),
+      webhook({ messages: [{ from: "1", id: "wamid.1", type: "text", text: { body: "x" }, "k\u0000": 1 }] }),
       { ...webhook({}), entry: [{ id: "1", changes: [{ field: "messages", value: { messages: [] } }] }] },
     ]) {
       expect(() => whatsappMeta.parseInbound(inbound(body), channel), JSON.stringify(body)).toThrow(InboundError);
@@ -788,6 +799,11 @@ describe("createOutboundHttp", () => {
       `${target.baseUrl}/`,
       "http://localhost/",
       "http://0x7f000001/",
+      `http://localhost.:${new URL(target.baseUrl).port}/`,
+      `http://Sub.LocalHost../`,
+      `http://127.1:${new URL(target.baseUrl).port}/`,
+      `http://[::ffff:127.0.0.1]:${new URL(target.baseUrl).port}/`,
+      `http://[::ffff:7f00:1]:${new URL(target.baseUrl).port}/`,
       "http://[::1]/",
       "http://169.254.169.254/latest/meta-data/",
       "file:///etc/passwd",

@@ -25,27 +25,71 @@ for (const [net, bits] of [
   // Forms that carry an IPv4 address inside (IPv4-compatible, NAT64, 6to4): any of them may lead to a private one.
   ["::", 96],
   ["64:ff9b::", 96],
+  ["::ffff:0:0:0", 96],
   ["64:ff9b:1::", 48],
   ["2002::", 16],
   ["fc00::", 7],
   ["fe80::", 10],
+  // Deprecated site-local and the discard prefix: never a public webhook.
+  ["fec0::", 10],
+  ["100::", 64],
   ["ff00::", 8],
 ] as const) {
   NON_PUBLIC.addSubnet(net, bits, "ipv6");
 }
 
-const NON_PUBLIC_NAMES = /(^|\.)(localhost|internal|local)$|^metadata\.google\.internal$/i;
+const NON_PUBLIC_NAMES = /(^|\.)(localhost|internal|local)$|^metadata\.google\.internal$/;
+
+/**
+ * One spelling per host, so a guard cannot be walked around with another one:
+ * lowercase, no brackets, no trailing dots (`localhost.` is `localhost`), no
+ * IPv6 zone, numeric IPv4 forms (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`)
+ * dotted as the WHATWG URL parser reads them, IPv4-mapped IPv6 as its IPv4.
+ */
+export function canonicalHost(raw: string): string {
+  let host = stripDecorations(raw);
+  const family = isIP(host);
+  if (family !== 4) {
+    try {
+      host = stripDecorations(new URL(`http://${family === 6 ? `[${host}]` : host}/`).hostname);
+    } catch {
+      // Not a valid host at all: judged as spelled, the caller refuses the URL anyway.
+    }
+  }
+  return unmapIPv4(host);
+}
+
+function stripDecorations(host: string): string {
+  return host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+    .replace(/%.*$/, "")
+    .replace(/\.+$/, "");
+}
+
+/** `::ffff:127.0.0.1` and `::ffff:7f00:1` → `127.0.0.1`. */
+function unmapIPv4(host: string): string {
+  if (isIP(host) !== 6) return host;
+  const dotted = normalizeAddress(host);
+  if (dotted !== host) return dotted;
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (!hex) return host;
+  const [high, low] = [Number.parseInt(hex[1] as string, 16), Number.parseInt(hex[2] as string, 16)];
+  return [high >> 8, high & 255, low >> 8, low & 255].join(".");
+}
 
 /** True when an address (or an IP-literal host) is not on the public internet. */
 export function isNonPublicAddress(address: string): boolean {
-  const ip = normalizeAddress(address.replace(/^\[|\]$/g, ""));
+  const ip = canonicalHost(address);
   const family = isIP(ip);
   if (family === 4) return NON_PUBLIC.check(ip, "ipv4");
   if (family === 6) return NON_PUBLIC.check(ip, "ipv6");
   return false;
 }
 
-/** Host names that always resolve inside the machine or cluster. */
+/** Host names that always resolve inside the machine or cluster, in any spelling. */
 export function isNonPublicHostname(host: string): boolean {
-  return NON_PUBLIC_NAMES.test(host) || isNonPublicAddress(host);
+  const canonical = canonicalHost(host);
+  return NON_PUBLIC_NAMES.test(canonical) || isNonPublicAddress(canonical);
 }

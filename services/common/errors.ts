@@ -38,6 +38,10 @@ export function withHttpStatus(message: string, code: Code, status: number): Con
   return error;
 }
 
+// invalid_text_representation, invalid_parameter_value, character_not_in_repertoire,
+// untranslatable_character, numeric_value_out_of_range, invalid_datetime_format, datetime_field_overflow.
+const INVALID_VALUE = new Set(["22P02", "22023", "22021", "22P05", "22003", "22007", "22008"]);
+
 interface PgError {
   code?: string;
 }
@@ -52,7 +56,9 @@ export function connectErrorFromPg(error: unknown): ConnectError {
   const wrap = (message: string, c: Code) => new ConnectError(message, c, undefined, undefined, error);
   if (code === "23505") return wrap("already exists", Code.AlreadyExists);
   if (code === "23503") return wrap("referenced object not found", Code.NotFound);
-  if (code === "22P02" || code === "22023") return wrap("invalid value", Code.InvalidArgument);
+  // A value PostgreSQL cannot hold (bad text form, U+0000 in text or jsonb, out of range) is the
+  // caller's: requests are checked before (validation.ts, nul.ts, json.ts); this is the backstop.
+  if (INVALID_VALUE.has(code)) return wrap("invalid value", Code.InvalidArgument);
   if (code === "40001" || code === "40P01") return wrap("concurrent update, retry", Code.Aborted);
   if (code.startsWith("08") || code === "57P01" || code === "57P03" || code === "53300") {
     return wrap("database unavailable, retry", Code.Unavailable);

@@ -1,7 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { ActivitySchema, ActivityType, CreateActivityRequestSchema } from "../../gen/converger/v1/conversations_pb.js";
+import {
+  ActivitySchema,
+  ActivityType,
+  CreateActivityRequestSchema,
+  MarkReadRequestSchema,
+} from "../../gen/converger/v1/conversations_pb.js";
 import { UploadState, UploadStatusSchema } from "../../gen/converger/v1/uploads_pb.js";
 import { fromApiJson, toApiJson } from "./json.js";
 
@@ -38,5 +43,22 @@ describe("public JSON mapping", () => {
     expect(bad({ type: "unspecified" })).toMatch(/^type: unknown value/);
     expect(bad({ attachments: [{ colour: 1 }] })).toMatch(/colour/);
     expect(bad({ text: 5 })).toMatch(/^text: /);
+  });
+
+  it("names integer fields given past their range or not as decimal digits", () => {
+    const bad = (json: Record<string, unknown>) => {
+      try {
+        fromApiJson(MarkReadRequestSchema, json as never);
+      } catch (error) {
+        return (error as ConnectError).rawMessage;
+      }
+      throw new Error("accepted");
+    };
+    for (const watermark of ["9223372036854775808", "-9223372036854775809", "0x10", "12abc", " 5", "1e400"]) {
+      expect(bad({ watermark }), watermark).toMatch(/^watermark: /);
+    }
+    expect(fromApiJson(MarkReadRequestSchema, { watermark: "9223372036854775807" }).watermark).toBe(
+      9223372036854775807n,
+    );
   });
 });

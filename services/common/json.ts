@@ -4,6 +4,7 @@ import {
   fromJson,
   type JsonValue,
   type MessageShape,
+  ScalarType,
   toJson,
 } from "@bufbuild/protobuf";
 import { invalidField } from "./errors.js";
@@ -12,6 +13,19 @@ import { invalidField } from "./errors.js";
 const UPPERCASE_ENUMS = new Set(["converger.v1.UploadState"]);
 
 type JsonObject = { [key: string]: JsonValue };
+
+const INTEGER_TYPES = new Set([
+  ScalarType.INT32,
+  ScalarType.INT64,
+  ScalarType.UINT32,
+  ScalarType.UINT64,
+  ScalarType.SINT32,
+  ScalarType.SINT64,
+  ScalarType.FIXED32,
+  ScalarType.FIXED64,
+  ScalarType.SFIXED32,
+  ScalarType.SFIXED64,
+]);
 
 /**
  * Renders a message as the public JSON of design.md §3: proto field names,
@@ -43,7 +57,10 @@ function rewriteEnums(schema: DescMessage, json: JsonValue, map: EnumMap, prefix
     const value = json[key];
     const path = prefix + field.name;
     if (value === undefined || value === null) continue;
-    if (field.fieldKind === "enum" && typeof value === "string") {
+    if (field.fieldKind === "scalar" && INTEGER_TYPES.has(field.scalar) && typeof value === "string") {
+      // protobuf-es reads strings with BigInt(), which also takes `0x10`, `0b1` and spaces.
+      if (!/^-?\d+$/.test(value)) throw invalidField(path, "must be a decimal integer");
+    } else if (field.fieldKind === "enum" && typeof value === "string") {
       json[key] = map(field.enum, value, path);
     } else if (field.fieldKind === "list" && field.listKind === "enum" && Array.isArray(value)) {
       json[key] = value.map((v, i) => (typeof v === "string" ? map(field.enum, v, `${path}[${i}]`) : v));
@@ -82,7 +99,11 @@ function isObject(value: JsonValue): value is JsonObject {
 /** protobuf-es names the failing field in its message; keep that, drop the type prefix. */
 function jsonDecodeError(error: Error) {
   const field = /cannot decode field [\w.]*?\.(\w+) from JSON: (.*)$/s.exec(error.message);
-  if (field) return invalidField(field[1] as string, `invalid value ${field[2]}`);
+  if (field) {
+    const integer = /expected (?:bigint|number) \((\w+)\)/.exec(field[2] as string);
+    const description = integer ? `is out of the ${integer[1]} range` : `invalid value ${field[2]}`;
+    return invalidField(field[1] as string, description);
+  }
   const unknown = /key "([^"]+)" is unknown/.exec(error.message);
   if (unknown) return invalidField(unknown[1] as string, "unknown field");
   return invalidField("body", error.message.replace(/^cannot decode message [\w.]+ from JSON: /, ""));

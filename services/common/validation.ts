@@ -1,8 +1,9 @@
 import { type DescField, type DescMessage, getOption, hasOption, isMessage, type Message } from "@bufbuild/protobuf";
 import { type FieldRules, rules } from "../../gen/converger/v1/options_pb.js";
 import { invalidArgument, invalidField } from "./errors.js";
+import { collectNul } from "./nul.js";
 
-interface Violation {
+export interface Violation {
   field: string;
   description: string;
 }
@@ -13,11 +14,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * Checks a request against the `(converger.v1.rules)` options declared on its
  * fields, recursively, and throws invalid_argument naming every bad field.
  * This is the one place request shapes are validated; handlers only check
- * what depends on stored state.
+ * what depends on stored state. Every string of every request, rules or not,
+ * is also refused when it holds U+0000 (see nul.ts).
  */
 export function validateMessage(schema: DescMessage, message: Message): void {
   const violations: Violation[] = [];
   collect(schema, message as unknown as Record<string, unknown>, "", violations);
+  collectNul(schema, message as unknown as Record<string, unknown>, "", violations);
   if (violations.length > 0) throw invalidArgument(violations);
 }
 

@@ -17,6 +17,7 @@ import { tenantOf } from "../common/access.js";
 import { type Bus, conversationTopic } from "../common/bus.js";
 import { HTTP_STATUS_HEADER, kPrincipal, type Principal } from "../common/context.js";
 import { conflict, invalidField, notFound } from "../common/errors.js";
+import { INT64_MAX, parseSeq } from "../common/int64.js";
 import { pageOf, pageResult } from "../common/pagination.js";
 import type { ActivityDraft, createActivityWriter } from "./activity-writer.js";
 import type { ActivityStore } from "./store/activities.js";
@@ -98,8 +99,10 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
     async listConversations(req, ctx) {
       const { principal, tenantId } = scope(ctx);
       const page = pageOf(req);
-      const member = principal.kind === "end_user" ? principal.userId : undefined;
-      const { items, nextCursor } = pageResult(await deps.conversations.list(tenantId, page, member), page);
+      const viewer = principal.kind === "end_user" ? principal : undefined;
+      // A client token without a conversation is for none (design.md §2: one conversation).
+      if (viewer && !viewer.conversationId) return { conversations: [], nextCursor: "" };
+      const { items, nextCursor } = pageResult(await deps.conversations.list(tenantId, page, viewer), page);
       const conversations = items.map((row) => {
         const conversation = conversationMessage(row);
         if (row.last_activity) conversation.lastActivity = activityMessage(row.last_activity);
@@ -189,13 +192,14 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
 
   async function watermarkSeq(tenantId: string, conversationId: string, watermark: string): Promise<bigint> {
     if (watermark === "") return 0n;
-    if (/^\d{1,19}$/.test(watermark)) return BigInt(watermark);
-    if (/^[0-9a-f-]{36}$/i.test(watermark)) {
-      const seq = await deps.activities.seqOf(tenantId, conversationId, watermark);
-      if (seq === undefined) throw notFound("activity");
-      return seq;
+    const seq = parseSeq(watermark);
+    if (seq !== undefined) return seq;
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(watermark)) {
+      const found = await deps.activities.seqOf(tenantId, conversationId, watermark);
+      if (found === undefined) throw notFound("activity");
+      return found;
     }
-    throw invalidField("watermark", "must be a seq or an activity id");
+    throw invalidField("watermark", `must be a seq (0 to ${INT64_MAX}) or an activity id`);
   }
 
   function publishTyping(tenantId: string, req: CreateActivityRequest, from: { id: string; name: string }) {

@@ -1,3 +1,6 @@
+import { parseSeq } from "../common/int64.js";
+import { firstNulPath } from "../common/nul.js";
+
 /** Close codes of design.md §4, in one table. */
 export const CLOSE = {
   goingAway: 1001,
@@ -45,6 +48,13 @@ export function parseClientFrame(data: ArrayBuffer): ClientFrame {
   }
   if (!frame || typeof frame !== "object" || Array.isArray(frame))
     throw new FrameError("invalid_argument", "frame must be a JSON object");
+  // Checked once for the whole frame: no string of it may reach PostgreSQL or a peer with U+0000.
+  const nul = firstNulPath(frame, "");
+  if (nul !== undefined) {
+    const clientId =
+      typeof frame.client_id === "string" && !frame.client_id.includes("\u0000") ? frame.client_id : undefined;
+    throw new FrameError("invalid_argument", `${nul}: must not contain U+0000`, clientId);
+  }
   switch (frame.type) {
     case "ping":
       return { type: "ping" };
@@ -91,7 +101,7 @@ export function parseClientFrame(data: ArrayBuffer): ClientFrame {
 export function watermarkOf(value: unknown): string | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   const text = String(value);
-  if (!/^\d{1,19}$/.test(text)) throw new FrameError("invalid_argument", "watermark: must be a seq");
+  if (parseSeq(text) === undefined) throw new FrameError("invalid_argument", "watermark: must be a seq");
   return text;
 }
 

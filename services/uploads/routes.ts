@@ -5,6 +5,7 @@ import type { Config } from "../common/config.js";
 import { kPrincipal, type Principal } from "../common/context.js";
 import { invalidField, notFound, withHttpStatus } from "../common/errors.js";
 import { DEFAULT_ALLOWED_TYPES, mediaType, sanitizeFilename } from "./content.js";
+import type { ConversationOwner } from "./conversation-owner.js";
 import type { FileRow, UploadRow, UploadStore } from "./store.js";
 
 const STATE: Record<UploadRow["status"], UploadState> = {
@@ -19,6 +20,7 @@ export interface UploadsDeps {
   config: Config;
   /** Called after an upload moved to MERGING (wakes the relay). */
   onMergeQueued: () => void;
+  conversationOwner: ConversationOwner;
 }
 
 /** Who is uploading, as stored with the upload; end users see only their own uploads. */
@@ -99,6 +101,10 @@ export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsServic
       if (caller.conversationId !== undefined) {
         if (!req.conversationId) throw invalidField("conversation_id", "is required for client tokens");
         if (req.conversationId !== caller.conversationId) throw notFound("conversation");
+      } else if (req.conversationId) {
+        // Another tenant's conversation answers as a missing one (design.md §2).
+        const owner = await deps.conversationOwner(req.conversationId, ctx.signal);
+        if (owner !== caller.tenantId) throw notFound("conversation");
       }
       const filename = sanitizeFilename(req.filename);
       if (req.size > BigInt(config.uploadMaxBytes)) {

@@ -12,6 +12,7 @@ import { createOutboxRelay } from "../common/outbox-relay.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { type BlobStore, ChecksumMismatch, ChunkSizeError, createLocalBlobStore, PartNotHere } from "./blob-store.js";
 import { checkFirstBytes } from "./content.js";
+import { createConversationOwner } from "./conversation-owner.js";
 import { createMergeHandler } from "./merge.js";
 import { uploadsImpl } from "./routes.js";
 import { createS3BlobStore } from "./s3-store.js";
@@ -65,6 +66,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     retentionHours: config.outboxRetentionHours,
   });
   const merge = createMergeHandler({ uploads, blobs, log });
+  const conversationOwner = createConversationOwner(deps.transportFor("conversations"), config.internalToken);
   let stopped = false;
   const consumer: Consumer = {
     group: MERGE_CONSUMER,
@@ -148,7 +150,9 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     services: [UploadsService],
     maxUploadBytes: config.uploadMaxBytes,
     routes(router) {
-      router.service(UploadsService, uploadsImpl({ uploads, config, onMergeQueued: relay.wake }), { interceptors });
+      router.service(UploadsService, uploadsImpl({ uploads, config, onMergeQueued: relay.wake, conversationOwner }), {
+        interceptors,
+      });
     },
     async start() {
       relay.start();

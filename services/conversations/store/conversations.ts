@@ -12,6 +12,12 @@ export interface ListedConversation extends ConversationRow {
   unread_count: string | null;
 }
 
+/** A client token's user and the one conversation its token is for. */
+export interface ListViewer {
+  userId: string;
+  conversationId: string;
+}
+
 export type CreateConversationOutcome = { row: ConversationRow } | { error: "channel_not_found" | "channel_inactive" };
 
 export function createConversationStore(pool: Pool) {
@@ -57,10 +63,12 @@ export function createConversationStore(pool: Pool) {
 
     /**
      * Newest activity first, each with its last activity (the row at
-     * last_seq, a primary-key lookup) and, for a member, the unread count:
-     * one query whatever the page size.
+     * last_seq, a primary-key lookup) and, for a client token's user, the
+     * unread count: one query whatever the page size. A client token sees its
+     * own conversation only (design.md §2), even where its user is a member
+     * of others: those belong to other tokens.
      */
-    async list(tenantId: string, page: Page, memberId?: string): Promise<ListedConversation[]> {
+    async list(tenantId: string, page: Page, viewer?: ListViewer): Promise<ListedConversation[]> {
       const { rows } = await pool.query<ListedConversation>(
         `SELECT ${COLUMNS},
            CASE WHEN a.id IS NULL THEN NULL ELSE json_build_object(
@@ -74,10 +82,18 @@ export function createConversationStore(pool: Pool) {
          LEFT JOIN activities a ON a.conversation_id = c.id AND a.seq = c.last_seq
          LEFT JOIN read_positions r ON r.conversation_id = c.id AND r.user_id = $5::text
          WHERE c.tenant_id = $1
-           AND ($5::text IS NULL OR c.members @> ARRAY[$5::text])
+           AND ($5::text IS NULL OR (c.id = $7::uuid AND c.members @> ARRAY[$5::text]))
            AND ($2::timestamptz IS NULL OR (c.activity_at, c.id) < ($2::timestamptz, $3::uuid))
          ORDER BY c.activity_at DESC, c.id DESC LIMIT $4 OFFSET $6`,
-        [tenantId, page.after?.sortKey ?? null, page.after?.id ?? null, page.limit + 1, memberId ?? null, page.offset],
+        [
+          tenantId,
+          page.after?.sortKey ?? null,
+          page.after?.id ?? null,
+          page.limit + 1,
+          viewer?.userId ?? null,
+          page.offset,
+          viewer?.conversationId ?? null,
+        ],
       );
       for (const row of rows) {
         if (row.last_activity) row.last_activity.created_at = new Date(row.last_activity.created_at);
