@@ -1,4 +1,7 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ActivityType, ConversationsService } from "../gen/converger/v1/conversations_pb.js";
 import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { openSocket } from "./helpers/ws.js";
 
@@ -83,6 +86,28 @@ describe("rate limits on state-changing calls", () => {
     expect([...statuses, limited.status]).toEqual([200, 200, 200, 429]);
     expect(((await limited.json()) as { code: string }).code).toBe("resource_exhausted");
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(await activityCount(t, conversation.id)).toBe(3);
+  });
+
+  it("limits gRPC calls on the internal port like REST ones", async () => {
+    const f = fixtures(t.baseUrl);
+    const tenant = await f.tenant();
+    const channel = await f.channel(tenant.key);
+    const conversation = await f.conversation(tenant.key, channel.id);
+    const client = createClient(
+      ConversationsService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${t.app.ports.grpc}` }),
+    );
+    const post = () =>
+      client.createActivity(
+        { conversationId: conversation.id, type: ActivityType.MESSAGE, text: "hi", from: { id: "agent" } },
+        { headers: { "x-api-key": tenant.key } },
+      );
+    for (let i = 0; i < 3; i++) await post();
+    const refused = await post().catch((e: unknown) => ConnectError.from(e));
+    expect(refused).toBeInstanceOf(ConnectError);
+    expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
+    expect(Number((refused as ConnectError).metadata.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(await activityCount(t, conversation.id)).toBe(3);
   });
 
