@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { ChannelsService } from "../../gen/converger/v1/channels_pb.js";
 import { ActivitySchema, ConversationsService, DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
+import { DeliveryService } from "../../gen/converger/v1/delivery_pb.js";
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
 import { TenantsService } from "../../gen/converger/v1/tenants_pb.js";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
@@ -33,6 +34,9 @@ export const conversationsMigrations: MigrationSet = {
   dir: fileURLToPath(new URL("./migrations", import.meta.url)),
 };
 
+// A channel read waits this long for its health at most, then answers without it.
+const HEALTH_TIMEOUT_MS = 1_000;
+
 /** Tenants, channels, conversations, activities and the event feed, with their outbox. */
 export function createConversationsModule(deps: ModuleDeps) {
   const { bus, config } = deps;
@@ -63,7 +67,20 @@ export function createConversationsModule(deps: ModuleDeps) {
   });
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   const files = createClient(UploadsService, deps.transportFor("uploads"));
+  const delivery = createClient(DeliveryService, deps.transportFor("delivery"));
   const internal = internalHeaders(config.internalToken);
+  async function channelHealth(tenantId: string, channelIds: string[]) {
+    try {
+      const res = await delivery.getChannelHealth(
+        { tenantId, channelIds },
+        { headers: internal, timeoutMs: HEALTH_TIMEOUT_MS },
+      );
+      return new Map(res.channels.map((c) => [c.channelId, c.health]));
+    } catch (error) {
+      log.warn({ err: error }, "channel health unavailable from the delivery service");
+      return new Map();
+    }
+  }
 
   const module: ServiceModule & { relay: typeof relay } = {
     name: "conversations",
@@ -86,6 +103,7 @@ export function createConversationsModule(deps: ModuleDeps) {
           channels: createChannelStore(pool),
           configPolicy: { allowPrivate: config.webhookAllowPrivate },
           onChannelChange: changed,
+          health: channelHealth,
         }),
         { interceptors },
       );
