@@ -292,10 +292,12 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
       return rows[0];
     },
 
-    /** Schedules a delivery (failed or pending) for a try now, with a fresh try budget. */
+    /** Schedules a delivery (failed or pending) for a try now (or when its open circuit allows), with a fresh try budget. */
     async retry(tenantId: string, id: string): Promise<DeliveryRow | undefined> {
       const { rows } = await pool.query<DeliveryRow>(
-        `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+        `UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = now(),
+           next_attempt_at = greatest(now(), (SELECT c.opened_until FROM channel_circuits c
+                                              WHERE c.channel_id = deliveries.channel_id AND c.state = 'open'))
          WHERE id = $1 AND tenant_id = $2 AND status <> 'delivered' RETURNING ${COLUMNS}`,
         [id, tenantId],
       );
