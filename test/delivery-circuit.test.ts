@@ -92,7 +92,14 @@ describe("circuit breaker", () => {
           (circuit.opened_until as Date).getTime(),
         );
       }
-      for (const id of firsts) expect((await deliveriesOf(id))[0]).toMatchObject({ status: "pending" });
+      // The lines' heads, failed before, wait for the cool-down too.
+      for (const id of firsts) {
+        const [delivery] = await deliveriesOf(id);
+        expect(delivery).toMatchObject({ status: "pending" });
+        expect(new Date(delivery?.next_attempt_at).getTime()).toBeGreaterThanOrEqual(
+          (circuit.opened_until as Date).getTime(),
+        );
+      }
 
       // Two failed probes, each alone, each after twice the previous cool-down.
       await expect.poll(() => sink.requests.length, { timeout: 10_000, interval: 20 }).toBe(triesWhenOpened + 2);
