@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApp } from "../services/app.js";
+import { loadConfig } from "../services/common/config.js";
+import { createLogger } from "../services/common/logger.js";
 import { circuitPolicy, cooldownMs } from "../services/delivery/store/circuits.js";
-import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
 
 // Quick retries, a cool-down short enough to watch it double (400, 800, 1600 ms), and tries to spare for probes.
@@ -152,6 +155,68 @@ describe("circuit breaker", () => {
       expect(await healthOf(channel.id)).toBe("healthy");
     } finally {
       await sink.close();
+    }
+  });
+});
+
+describe("circuit breaker across processes", () => {
+  it("lets one probe through for two delivery workers sharing the database", async () => {
+    // A second node (without Kafka, delivery runs beside conversations): its worker claims from the same tables.
+    const second = await startApp(
+      loadConfig({
+        ...env,
+        SERVICES: "conversations,delivery",
+        HOST: "127.0.0.1",
+        GRPC_PORT: "0",
+        DATABASE_URL: String(t.db.options.connectionString),
+        ADMIN_TOKEN,
+        LOG_LEVEL: "silent",
+      }),
+      createLogger("silent"),
+    );
+    let ok = false;
+    let open = false;
+    let inFlight = 0;
+    let maxInFlightWhileOpen = 0;
+    const sink = await startHttpSink(async () => {
+      inFlight++;
+      if (open) maxInFlightWhileOpen = Math.max(maxInFlightWhileOpen, inFlight);
+      // Slow answers: probes of both workers, had both gone, would overlap.
+      await new Promise((r) => setTimeout(r, 80));
+      inFlight--;
+      // The successful probe closes the circuit: after it, lines run side by side again.
+      if (ok) open = false;
+      return { status: ok ? 200 : 503 };
+    });
+    try {
+      const channel = await f.channel(key, "webhook", { url: sink.url });
+      const posted: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const { id } = await f.conversation(key, channel.id);
+        posted.push((await f.message(key, id, `p${i}`)).body.id);
+      }
+      await expect.poll(() => healthOf(channel.id), { timeout: 5_000, interval: 20 }).toBe("down");
+      await expect.poll(() => inFlight).toBe(0);
+      open = true;
+      const triesWhenOpened = sink.requests.length;
+      // Both workers wake when the cool-down ends; one probe goes, fails, and the next waits twice as long.
+      await expect.poll(() => sink.requests.length, { timeout: 5_000, interval: 20 }).toBe(triesWhenOpened + 1);
+      await expect.poll(() => inFlight).toBe(0);
+      ok = true;
+      await expect
+        .poll(async () => (await allDeliveries(channel.id)).filter((d) => d.status === "delivered").length, {
+          timeout: 10_000,
+        })
+        .toBe(posted.length);
+      const [probe1, probe2] = sink.requests.slice(triesWhenOpened).map((r) => r.at) as [number, number];
+      expect(probe2 - probe1).toBeGreaterThanOrEqual(2 * COOLDOWN_MS);
+      expect(maxInFlightWhileOpen).toBe(1);
+      expect(await healthOf(channel.id)).toBe("healthy");
+      const attempts = (await allDeliveries(channel.id)).reduce((n, d) => n + d.attempts, 0);
+      expect(attempts).toBe(sink.requests.length);
+    } finally {
+      await sink.close();
+      await second.stop();
     }
   });
 });
