@@ -272,12 +272,13 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
                (SELECT opened_until FROM circuit WHERE state = 'open')) END
            FROM target WHERE d.id = target.id
            RETURNING d.*),
-         -- Rows in other hands (a try out, a claim) are skipped, never waited for: claims pass over an
-         -- open circuit's deliveries anyway, and waiting here while holding the circuit row could deadlock.
+         -- Rows locked by others (a failed try being recorded, a claim) are skipped, never waited for: they
+         -- set their own time, claims pass over an open circuit's deliveries anyway, and waiting here while
+         -- holding the circuit row could deadlock. Rows a try is out for are moved too; its outcome wins.
          waiting AS (
            SELECT d.id, circuit.opened_until FROM deliveries d JOIN circuit ON d.channel_id = circuit.channel_id
            WHERE circuit.state = 'open' AND d.status = 'pending' AND d.id <> $1
-             AND d.next_attempt_at < circuit.opened_until AND (d.lease_until IS NULL OR d.lease_until < now())
+             AND d.next_attempt_at < circuit.opened_until
            FOR UPDATE OF d SKIP LOCKED),
          held AS (
            UPDATE deliveries d SET next_attempt_at = waiting.opened_until FROM waiting WHERE d.id = waiting.id)
