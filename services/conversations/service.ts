@@ -2,7 +2,6 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { ChannelsService } from "../../gen/converger/v1/channels_pb.js";
 import { ActivitySchema, ConversationsService, DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
-import { DeliveryService } from "../../gen/converger/v1/delivery_pb.js";
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
 import { TenantsService } from "../../gen/converger/v1/tenants_pb.js";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
@@ -16,6 +15,7 @@ import { forService } from "../common/logger.js";
 import { createOutboxRelay } from "../common/outbox-relay.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
+import { createChannelHealth } from "./channel-health.js";
 import { channelsImpl } from "./channels-routes.js";
 import { conversationsImpl } from "./conversations-routes.js";
 import { directoryImpl } from "./directory-routes.js";
@@ -33,9 +33,6 @@ export const conversationsMigrations: MigrationSet = {
   owner: "conversations",
   dir: fileURLToPath(new URL("./migrations", import.meta.url)),
 };
-
-// A channel read waits this long for its health at most, then answers without it.
-const HEALTH_TIMEOUT_MS = 1_000;
 
 /** Tenants, channels, conversations, activities and the event feed, with their outbox. */
 export function createConversationsModule(deps: ModuleDeps) {
@@ -67,20 +64,8 @@ export function createConversationsModule(deps: ModuleDeps) {
   });
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   const files = createClient(UploadsService, deps.transportFor("uploads"));
-  const delivery = createClient(DeliveryService, deps.transportFor("delivery"));
+  const channelHealth = createChannelHealth(deps.transportFor("delivery"), config.internalToken, log);
   const internal = internalHeaders(config.internalToken);
-  async function channelHealth(tenantId: string, channelIds: string[]) {
-    try {
-      const res = await delivery.getChannelHealth(
-        { tenantId, channelIds },
-        { headers: internal, timeoutMs: HEALTH_TIMEOUT_MS },
-      );
-      return new Map(res.channels.map((c) => [c.channelId, c.health]));
-    } catch (error) {
-      log.warn({ err: error }, "channel health unavailable from the delivery service");
-      return new Map();
-    }
-  }
 
   const module: ServiceModule & { relay: typeof relay } = {
     name: "conversations",

@@ -4,7 +4,7 @@ import { type DeliveryService, DeliveryStatus } from "../../gen/converger/v1/del
 import { tenantOf } from "../common/access.js";
 import type { Bus } from "../common/bus.js";
 import { kPrincipal } from "../common/context.js";
-import { notFound } from "../common/errors.js";
+import { invalidField, notFound } from "../common/errors.js";
 import type { Consumer } from "../common/event-log.js";
 import { pageOf, pageResult } from "../common/pagination.js";
 import { type InboundDeps, inboundChannel, receiveInbound } from "./inbound.js";
@@ -12,6 +12,8 @@ import { deadLetterMessage, deliveryMessage, publishDelivery, statusName } from 
 import type { CircuitStore } from "./store/circuits.js";
 import type { DeliveryStore } from "./store/deliveries.js";
 import type { ConsumerEventStore } from "./store/events.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface DeliveryRoutesDeps extends InboundDeps {
   deliveries: DeliveryStore;
@@ -43,6 +45,7 @@ export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof Deliv
       return { deliveries: rows.map(deliveryMessage) };
     },
     async getChannelHealth(req) {
+      if (!req.channelIds.every((id) => UUID.test(id))) throw invalidField("channel_ids", "must be UUIDs");
       const health = await deps.circuits.health(req.tenantId, req.channelIds);
       return { channels: req.channelIds.map((channelId) => ({ channelId, health: health.get(channelId) })) };
     },
