@@ -27,6 +27,8 @@ const MAX_IDLE_MS = 1_000;
 const MIN_IDLE_MS = 20;
 // Pacing counters (config.rate_limit_per_second), keyed by channel id, shared like every rate limit.
 const PACING_LIMITER = "delivery-pacing";
+// Open circuits a worker remembers before it forgets the ended ones.
+const MAX_REMEMBERED_CIRCUITS = 10_000;
 // A paced-out delivery is not tried again sooner than this.
 const MIN_PACING_WAIT_MS = 10;
 
@@ -72,6 +74,8 @@ export function createDeliveryWorker(options: WorkerOptions) {
   let stopped = false;
   const lines = new Set<Promise<void>>();
   const steps = createStepBatcher(options);
+  // Circuits this process saw open, until when: tries its lines claimed just before are not sent.
+  const openUntil = new Map<string, number>();
 
   /** How long a try on `channel` must wait for its pacing, or undefined to go now. */
   async function pacingWait(channel: ChannelInfo): Promise<number | undefined> {
@@ -101,6 +105,8 @@ export function createDeliveryWorker(options: WorkerOptions) {
       if (!channel.active || !channel.tenantActive) throw new DeliveryError("the channel is inactive");
       const adapter = adapterOf(channel.type);
       if (!adapter) throw new DeliveryError(`no adapter for channel type ${channel.type}`, true);
+      const open = (openUntil.get(channel.id) ?? 0) - Date.now();
+      if (open > 0) return { sent: false, row: await deliveries.defer(row.id, open) };
       const wait = await pacingWait(channel);
       // Paced out: no try was made, so none is counted.
       if (wait !== undefined) return { sent: false, row: await deliveries.defer(row.id, wait) };
@@ -156,6 +162,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
       countsForCircuit: sending && !permanent,
     });
     deliveriesTotal.inc({ channel_type: type, outcome: final ? "failed" : "retry" });
+    noteCircuit(row, updated?.circuit_open_until ?? null);
     if (updated) publishDelivery(options.bus, updated);
     if (!final || !updated) return updated;
     log.warn({ deliveryId: row.id, channelId: row.channel_id, attempts, error: message }, "delivery failed");
@@ -172,6 +179,17 @@ export function createDeliveryWorker(options: WorkerOptions) {
         .catch((e) => log.error({ err: e, deliveryId: row.id }, "failed delivery not copied to its DLQ topic"));
     }
     return updated;
+  }
+
+  function noteCircuit(row: DeliveryRow, until: Date | null) {
+    if (!until) return;
+    if (openUntil.get(row.channel_id) !== until.getTime()) {
+      log.warn({ channelId: row.channel_id, until }, "channel circuit open: no tries until its cool-down ends");
+    }
+    openUntil.set(row.channel_id, until.getTime());
+    if (openUntil.size > MAX_REMEMBERED_CIRCUITS) {
+      for (const [id, at] of openUntil) if (at < Date.now()) openUntil.delete(id);
+    }
   }
 
   /** Works one line from its claimed head until it is empty, waits for a retry, or had its share. */

@@ -235,7 +235,7 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
      * attempts untouched.
      */
     async markTryFailed(id: string, failure: TryFailure) {
-      const { rows } = await pool.query<DeliveryRow>(
+      const { rows } = await pool.query<DeliveryRow & { circuit_open_until: Date | null }>(
         `WITH target AS (
            SELECT id, channel_id, tenant_id FROM deliveries WHERE id = $1 AND status = 'pending' FOR UPDATE),
          circuit AS (
@@ -282,7 +282,8 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
            FOR UPDATE OF d SKIP LOCKED),
          held AS (
            UPDATE deliveries d SET next_attempt_at = waiting.opened_until FROM waiting WHERE d.id = waiting.id)
-         SELECT ${COLUMNS} FROM failed`,
+         SELECT ${COLUMNS}, (SELECT opened_until FROM circuit WHERE state = 'open') AS circuit_open_until
+         FROM failed`,
         [
           id,
           failure.error.slice(0, 1000),
