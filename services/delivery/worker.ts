@@ -198,8 +198,10 @@ export function createDeliveryWorker(options: WorkerOptions) {
     for (let sent = 0; row; sent++) {
       if (stopped || sent >= MAX_PER_LINE_RUN) return deliveries.release(row.id);
       const outcome = await attempt(row);
-      if (outcome.sent) row = await steps.complete(row, outcome.type, outcome.providerMessageId);
-      else if (outcome.row?.status === "failed") {
+      if (outcome.sent) {
+        openUntil.delete(row.channel_id); // a delivered try closes the circuit
+        row = await steps.complete(row, outcome.type, outcome.providerMessageId);
+      } else if (outcome.row?.status === "failed") {
         row = await deliveries.claimNextInLine(row.conversation_id, row.channel_id, row.id);
       } else return;
     }
