@@ -68,6 +68,14 @@ describe("channels", () => {
     ["instagram", { instagram_account_id: "1" }, "config.access_token"],
     ["messenger", { page_access_token: "t" }, "config.page_id"],
     ["echo", { surprise: true }, "config.surprise"],
+    ["webhook", { url: "https://x.example.com", rate_limit_per_second: 0 }, "config.rate_limit_per_second"],
+    ["webhook", { url: "https://x.example.com", rate_limit_per_second: -1 }, "config.rate_limit_per_second"],
+    ["webhook", { url: "https://x.example.com", rate_limit_per_second: "x" }, "config.rate_limit_per_second"],
+    ["webhook", { url: "https://x.example.com", rate_limit_per_second: "5" }, "config.rate_limit_per_second"],
+    ["webhook", { url: "https://x.example.com", rate_limit_per_second: 1.5 }, "config.rate_limit_per_second"],
+    ["webhook", { url: "https://x.example.com", rate_limit_per_second: 1e9 }, "config.rate_limit_per_second"],
+    ["telegram", { bot_token: "1:A", rate_limit_per_second: 0 }, "config.rate_limit_per_second"],
+    ["websocket", { rate_limit_per_second: 5 }, "config.rate_limit_per_second"],
   ])("rejects an invalid %s config with 400 naming %s", async (type, config, field) => {
     const before = await t.db.query("SELECT count(*)::int AS n FROM channels");
     const res = await create(type, config);
@@ -76,6 +84,23 @@ describe("channels", () => {
     const after = await t.db.query("SELECT count(*)::int AS n FROM channels");
     expect(after.rows[0].n).toBe(before.rows[0].n);
   });
+
+  it.each(Object.entries(VALID).filter(([type]) => type !== "echo" && type !== "websocket"))(
+    "takes rate_limit_per_second on a %s channel and reads it back, with health",
+    async (type, config) => {
+      const res = await create(type, { ...config, rate_limit_per_second: 25 });
+      expect(res.status).toBe(201);
+      expect(res.body.config.rate_limit_per_second).toBe(25);
+      const got = await call(t.baseUrl, "GET", `/v1/channels/${res.body.id}`, { key });
+      expect(got.body).toMatchObject({ health: "healthy", config: { rate_limit_per_second: 25 } });
+      const patched = await call(t.baseUrl, "PATCH", `/v1/channels/${res.body.id}`, {
+        key,
+        body: { config: { ...config, rate_limit_per_second: 0 } },
+      });
+      expect(patched.status).toBe(400);
+      expect(patched.body.details[0].debug.field).toBe("config.rate_limit_per_second");
+    },
+  );
 
   it("rejects an unknown type and a missing type with 400", async () => {
     expect((await create("carrier_pigeon", {})).body.details[0].debug.field).toBe("type");

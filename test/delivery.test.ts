@@ -1,11 +1,17 @@
-import { createHmac } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
 import { openSocket } from "./helpers/ws.js";
 
-// Small base so retries happen within a test: waits of 3^n × 20 ms.
-const env = { WEBHOOK_ALLOW_PRIVATE: "true", DELIVERY_BACKOFF_BASE_MS: "20", PROCESSING_RETRY_BASE_MS: "20" };
+// Small base so retries happen within a test: waits of 3^n × 20 ms. A channel whose circuit opened
+// (5 failed tries in a row) lets its probe through 50 ms on.
+const env = {
+  WEBHOOK_ALLOW_PRIVATE: "true",
+  DELIVERY_BACKOFF_BASE_MS: "20",
+  PROCESSING_RETRY_BASE_MS: "20",
+  DELIVERY_CIRCUIT_COOLDOWN_MS: "50",
+};
 
 let t: TestApp;
 let key: string;
@@ -172,6 +178,24 @@ describe("echo and websocket channels", () => {
     await expect.poll(async () => (await deliveriesOf(posted.id))[0]?.status, { timeout: 5000 }).toBe("delivered");
   });
 
+  it("answers 404 for the deliveries of an unknown activity", async () => {
+    const res = await call(t.baseUrl, "GET", `/v1/activities/${randomUUID()}/deliveries`, { key });
+    expect(res).toMatchObject({ status: 404, body: { code: "not_found" } });
+  });
+
+  it("lists no deliveries, with 200, for an own activity nothing is sent for", async () => {
+    const channel = await f.channel(key, "websocket");
+    const { id } = await f.conversation(key, channel.id);
+    const typing = await call(t.baseUrl, "POST", `/v1/conversations/${id}/activities`, {
+      key,
+      body: { type: "event", text: "x", from: { id: "agent-1" } },
+    });
+    expect(typing.status).toBe(201);
+    await t.db.query("DELETE FROM deliveries WHERE activity_id = $1", [typing.body.id]);
+    const res = await call(t.baseUrl, "GET", `/v1/activities/${typing.body.id}/deliveries`, { key });
+    expect(res).toMatchObject({ status: 200, body: { deliveries: [] } });
+  });
+
   it("hides deliveries from other tenants", async () => {
     const other = await f.tenant("Other");
     const channel = await f.channel(key, "websocket");
@@ -180,7 +204,7 @@ describe("echo and websocket channels", () => {
     await expect.poll(async () => (await deliveriesOf(posted.id)).length, { timeout: 5000 }).toBe(1);
     const [delivery] = await deliveriesOf(posted.id);
     const theirs = await call(t.baseUrl, "GET", `/v1/activities/${posted.id}/deliveries`, { key: other.key });
-    expect(theirs.body.deliveries).toEqual([]);
+    expect(theirs).toMatchObject({ status: 404, body: { code: "not_found" } });
     const listed = await call(t.baseUrl, "GET", "/v1/deliveries", { key: other.key });
     expect(listed.body.deliveries).toEqual([]);
     const retry = await call(t.baseUrl, "POST", `/v1/deliveries/${delivery.id}/retry`, { key: other.key, body: {} });

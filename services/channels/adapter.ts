@@ -3,7 +3,7 @@ import { firstNulPath } from "../common/nul.js";
 import type { OutboundHttp } from "./http-out.js";
 
 /** How a config field is checked (conversations/channel-config.ts). */
-export type FieldKind = "string" | "url" | "headers" | "method";
+export type FieldKind = "string" | "url" | "headers" | "method" | "rate";
 
 export interface FieldSpec {
   kind: FieldKind;
@@ -13,6 +13,12 @@ export interface FieldSpec {
 }
 
 export type ConfigSpec = Record<string, FieldSpec>;
+
+/**
+ * Pacing of a sending channel (design.md §7): at most this many tries per
+ * second, across every delivery worker. Every sending type takes it.
+ */
+export const PACING_CONFIG: ConfigSpec = { rate_limit_per_second: { kind: "rate" } };
 
 /** A channel as adapters see it: config with secrets in clear. */
 export interface AdapterChannel {

@@ -1,4 +1,4 @@
-import { type ChannelAdapter, configString } from "./adapter.js";
+import { type ChannelAdapter, configString, PACING_CONFIG } from "./adapter.js";
 import { isObject } from "./generic-inbound.js";
 import {
   optionalConfig,
@@ -18,6 +18,8 @@ export const instagram: ChannelAdapter = {
     instagram_account_id: { kind: "string", required: true },
     access_token: { kind: "string", required: true, secret: true },
     base_url: { kind: "url" },
+
+    ...PACING_CONFIG,
   },
   async deliver(input) {
     const text = textToSend(input);

@@ -1,4 +1,4 @@
-import { type ChannelAdapter, configString } from "./adapter.js";
+import { type ChannelAdapter, configString, PACING_CONFIG } from "./adapter.js";
 import { isObject } from "./generic-inbound.js";
 import {
   optionalConfig,
@@ -19,6 +19,8 @@ export const messenger: ChannelAdapter = {
     page_access_token: { kind: "string", required: true, secret: true },
     app_secret: { kind: "string", secret: true },
     base_url: { kind: "url" },
+
+    ...PACING_CONFIG,
   },
   async deliver(input) {
     const text = textToSend(input);

@@ -5,6 +5,7 @@ import {
   InboundError,
   type InboundMessage,
   type InboundRequest,
+  PACING_CONFIG,
   parseJsonBody,
 } from "./adapter.js";
 import { isObject } from "./generic-inbound.js";
@@ -26,7 +27,11 @@ const TELEGRAM_BASE_URL = "https://api.telegram.org";
 /** Telegram Bot API: `sendMessage` out; Update.message in. */
 export const telegram: ChannelAdapter = {
   type: "telegram",
-  config: { bot_token: { kind: "string", required: true, secret: true }, base_url: { kind: "url" } },
+  config: {
+    bot_token: { kind: "string", required: true, secret: true },
+    base_url: { kind: "url" },
+    ...PACING_CONFIG,
+  },
   async deliver(input) {
     const text = textToSend(input);
     if (text === undefined) return {};

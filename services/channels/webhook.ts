@@ -1,4 +1,4 @@
-import { type ChannelAdapter, configString, DeliveryError } from "./adapter.js";
+import { type ChannelAdapter, configString, DeliveryError, PACING_CONFIG } from "./adapter.js";
 import { parseGenericInbound } from "./generic-inbound.js";
 import { convergerSignature } from "./signature.js";
 
@@ -9,7 +9,12 @@ import { convergerSignature } from "./signature.js";
  */
 export const webhook: ChannelAdapter = {
   type: "webhook",
-  config: { url: { kind: "url", required: true }, headers: { kind: "headers" }, method: { kind: "method" } },
+  config: {
+    url: { kind: "url", required: true },
+    headers: { kind: "headers" },
+    method: { kind: "method" },
+    ...PACING_CONFIG,
+  },
   async deliver({ deliveryId, activity, channel, http }) {
     const body = JSON.stringify({ delivery_id: deliveryId, event: "activity", activity });
     const configured = (channel.config.headers ?? {}) as Record<string, string>;

@@ -8,6 +8,7 @@ import {
   type InboundMessage,
   type InboundRequest,
   type InboundStatus,
+  PACING_CONFIG,
   parseJsonBody,
 } from "./adapter.js";
 import { isObject } from "./generic-inbound.js";
@@ -35,6 +36,8 @@ export const whatsappInfobip: ChannelAdapter = {
     base_url: { kind: "url", required: true },
     api_key: { kind: "string", required: true, secret: true },
     sender: { kind: "string", required: true },
+
+    ...PACING_CONFIG,
   },
   async deliver(input) {
     const text = textToSend(input);

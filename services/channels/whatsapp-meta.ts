@@ -9,6 +9,7 @@ import {
   type InboundMessage,
   type InboundRequest,
   type InboundStatus,
+  PACING_CONFIG,
   parseJsonBody,
 } from "./adapter.js";
 import { isObject } from "./generic-inbound.js";
@@ -37,6 +38,8 @@ export const whatsappMeta: ChannelAdapter = {
     verify_token: { kind: "string", required: true, secret: true },
     app_secret: { kind: "string", required: true, secret: true },
     base_url: { kind: "url" },
+
+    ...PACING_CONFIG,
   },
   async deliver(input) {
     const text = textToSend(input);

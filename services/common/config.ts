@@ -41,6 +41,8 @@ export interface Config {
   kafkaSessionTimeoutMs: number;
   deliveryBackoffBaseMs: number;
   deliveryMaxAttempts: number;
+  /** First cool-down of an open channel circuit; doubles per failed probe up to 60×. */
+  deliveryCircuitCooldownMs: number;
   deliveryRetentionDays: number;
   /** S3_ENDPOINT and friends: blobs in S3/MinIO; unset = local disk under DATA_DIR. */
   s3?: { endpoint: string; accessKey: string; secretKey: string; bucket: string; region: string };
@@ -120,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     kafkaSessionTimeoutMs: intVar(env, "KAFKA_SESSION_TIMEOUT_MS", 30_000, 1_000),
     deliveryBackoffBaseMs: intVar(env, "DELIVERY_BACKOFF_BASE_MS", 10_000, 1),
     deliveryMaxAttempts: intVar(env, "DELIVERY_MAX_ATTEMPTS", 5, 1),
+    deliveryCircuitCooldownMs: intVar(env, "DELIVERY_CIRCUIT_COOLDOWN_MS", 5_000, 1),
     deliveryRetentionDays: intVar(env, "DELIVERY_RETENTION_DAYS", 30, 1),
     processingRetryBaseMs: intVar(env, "PROCESSING_RETRY_BASE_MS", 1_000, 1),
     s3: env.S3_ENDPOINT

@@ -8,6 +8,8 @@ export const REDACTED = "[redacted]";
 
 const METHODS = new Set(["POST", "PUT", "PATCH"]);
 const MAX_VALUE_LENGTH = 2048;
+// Pacing above this is no pacing: a channel wanting more sets none.
+const MAX_RATE_PER_SECOND = 10_000;
 
 export interface ConfigPolicy {
   /** WEBHOOK_ALLOW_PRIVATE: accept loopback and private hosts (tests, on-prem). */
@@ -34,6 +36,12 @@ export function validateChannelConfig(type: string, config: JsonObject, policy: 
 }
 
 function checkValue(path: string, kind: FieldKind, value: JsonValue, policy: ConfigPolicy): JsonValue {
+  if (kind === "rate") {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_RATE_PER_SECOND) {
+      throw invalidField(path, `must be an integer from 1 to ${MAX_RATE_PER_SECOND}`);
+    }
+    return value;
+  }
   if (kind === "headers") {
     if (typeof value !== "object" || Array.isArray(value)) throw invalidField(path, "must be an object of strings");
     for (const [name, v] of Object.entries(value as JsonObject)) {

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ChannelStatus, type ChannelsService } from "../../gen/converger/v1/channels_pb.js";
+import { type ChannelHealth, ChannelStatus, type ChannelsService } from "../../gen/converger/v1/channels_pb.js";
 import { tenantOf } from "../common/access.js";
 import { kPrincipal } from "../common/context.js";
 import { notFound } from "../common/errors.js";
@@ -14,6 +14,11 @@ export interface ChannelsDeps {
   configPolicy: ConfigPolicy;
   /** A changed secret or status must reach cached credential lookups at once. */
   onChannelChange: () => void;
+  /**
+   * Channels' health from the delivery service's circuits; a channel it
+   * does not answer for stays unspecified (reads never fail for it).
+   */
+  health: (tenantId: string, channelIds: string[]) => Promise<Map<string, ChannelHealth>>;
 }
 
 export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsService> {
@@ -23,18 +28,26 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
       const type = channelTypeName(req.type);
       const config = validateChannelConfig(type, req.config ?? {}, deps.configPolicy);
       const row = await deps.channels.create(tenantId, nameOf(req.name), type, config);
-      return shown(row, true);
+      return withHealth(deps, row, true);
     },
     async listChannels(req, ctx) {
+      const tenantId = tenantOf(ctx.values.get(kPrincipal));
       const page = pageOf(req);
-      const rows = await deps.channels.list(tenantOf(ctx.values.get(kPrincipal)), page);
+      const rows = await deps.channels.list(tenantId, page);
       const { items, nextCursor } = pageResult(rows, page);
-      return { channels: items.map((row) => shown(row)), nextCursor };
+      const health =
+        items.length > 0
+          ? await deps.health(
+              tenantId,
+              items.map((r) => r.id),
+            )
+          : new Map();
+      return { channels: items.map((row) => ({ ...shown(row), health: health.get(row.id) ?? 0 })), nextCursor };
     },
     async getChannel(req, ctx) {
       const row = await deps.channels.get(tenantOf(ctx.values.get(kPrincipal)), req.id);
       if (!row) throw notFound("channel");
-      return shown(row);
+      return withHealth(deps, row);
     },
     async updateChannel(req, ctx) {
       const tenantId = tenantOf(ctx.values.get(kPrincipal));
@@ -48,13 +61,13 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
       const row = await deps.channels.update(tenantId, req.id, { name, status, config });
       if (!row) throw notFound("channel");
       if (status || config) deps.onChannelChange(); // caches elsewhere (access, delivery) forget it
-      return shown(row);
+      return withHealth(deps, row);
     },
     async rotateChannelSecret(req, ctx) {
       const row = await deps.channels.rotateSecret(tenantOf(ctx.values.get(kPrincipal)), req.id);
       if (!row) throw notFound("channel");
       deps.onChannelChange();
-      return shown(row, true);
+      return withHealth(deps, row, true);
     },
   };
 }
@@ -62,6 +75,11 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
 /** The channel as the API shows it; the secret only right after it was minted. */
 function shown(row: ChannelRow, withSecret = false) {
   return channelMessage(row, redactConfig(row.type, row.config), withSecret ? row.secret : undefined);
+}
+
+async function withHealth(deps: ChannelsDeps, row: ChannelRow, withSecret = false) {
+  const health = await deps.health(row.tenant_id, [row.id]);
+  return { ...shown(row, withSecret), health: health.get(row.id) ?? 0 };
 }
 
 function statusName(status: ChannelStatus): ChannelRow["status"] {

@@ -64,6 +64,11 @@ export function directoryImpl(deps: DirectoryDeps): ServiceImpl<typeof Directory
         externalId: route.external_id ?? "",
       };
     },
+    async getActivityOwner(req) {
+      const owner = await deps.directory.activityOwner(req.activityId);
+      if (!owner) return { found: false };
+      return { found: true, tenantId: owner.tenant_id, conversationId: owner.conversation_id };
+    },
     async postChannelActivity(req, ctx) {
       const channel = await deps.directory.channelRecord(req.channelId);
       if (!channel) throw notFound("channel");

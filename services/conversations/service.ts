@@ -15,6 +15,7 @@ import { forService } from "../common/logger.js";
 import { createOutboxRelay } from "../common/outbox-relay.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
+import { createChannelHealth } from "./channel-health.js";
 import { channelsImpl } from "./channels-routes.js";
 import { conversationsImpl } from "./conversations-routes.js";
 import { directoryImpl } from "./directory-routes.js";
@@ -63,6 +64,7 @@ export function createConversationsModule(deps: ModuleDeps) {
   });
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   const files = createClient(UploadsService, deps.transportFor("uploads"));
+  const channelHealth = createChannelHealth(deps.transportFor("delivery"), config.internalToken, log);
   const internal = internalHeaders(config.internalToken);
 
   const module: ServiceModule & { relay: typeof relay } = {
@@ -86,6 +88,7 @@ export function createConversationsModule(deps: ModuleDeps) {
           channels: createChannelStore(pool),
           configPolicy: { allowPrivate: config.webhookAllowPrivate },
           onChannelChange: changed,
+          health: channelHealth,
         }),
         { interceptors },
       );

@@ -29,6 +29,7 @@ export function createDeliveryDirectory(transport: Transport, internalToken: str
   const headers = internalHeaders(internalToken);
   const channels = createTtlCache<ChannelInfo | undefined>(CHANNEL_TTL_MS, MAX_ENTRIES);
   const routes = createTtlCache<ConversationRouteInfo | undefined>(ROUTE_TTL_MS, MAX_ENTRIES);
+  const owners = createTtlCache<string | undefined>(ROUTE_TTL_MS, MAX_ENTRIES);
   bus.subscribe(DIRECTORY_TOPIC, () => channels.clear());
 
   return {
@@ -58,6 +59,17 @@ export function createDeliveryDirectory(transport: Transport, internalToken: str
           return { tenantId: route.tenantId, channelId: route.channelId, externalId: route.externalId || null };
         },
         // Not found is not remembered: it may be a conversation committed a moment ago.
+        (found) => found !== undefined,
+      );
+    },
+    /** The tenant an activity belongs to (it never changes), or undefined for an unknown id. */
+    activityTenant(activityId: string): Promise<string | undefined> {
+      return owners.get(
+        activityId,
+        async () => {
+          const owner = await client.getActivityOwner({ activityId }, { headers });
+          return owner.found ? owner.tenantId : undefined;
+        },
         (found) => found !== undefined,
       );
     },

@@ -4,16 +4,20 @@ import { type DeliveryService, DeliveryStatus } from "../../gen/converger/v1/del
 import { tenantOf } from "../common/access.js";
 import type { Bus } from "../common/bus.js";
 import { kPrincipal } from "../common/context.js";
-import { notFound } from "../common/errors.js";
+import { invalidField, notFound } from "../common/errors.js";
 import type { Consumer } from "../common/event-log.js";
 import { pageOf, pageResult } from "../common/pagination.js";
 import { type InboundDeps, inboundChannel, receiveInbound } from "./inbound.js";
 import { deadLetterMessage, deliveryMessage, publishDelivery, statusName } from "./rows.js";
+import type { CircuitStore } from "./store/circuits.js";
 import type { DeliveryStore } from "./store/deliveries.js";
 import type { ConsumerEventStore } from "./store/events.js";
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export interface DeliveryRoutesDeps extends InboundDeps {
   deliveries: DeliveryStore;
+  circuits: CircuitStore;
   events: ConsumerEventStore;
   bus: Bus;
   /** The log consumers by name, for replaying their dead letters. */
@@ -32,8 +36,18 @@ export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof Deliv
       return { deliveries: items.map(deliveryMessage), nextCursor };
     },
     async listActivityDeliveries(req, ctx) {
-      const rows = await deps.deliveries.listForActivity(tenantOf(ctx.values.get(kPrincipal)), req.activityId);
+      const tenantId = tenantOf(ctx.values.get(kPrincipal));
+      const rows = await deps.deliveries.listForActivity(tenantId, req.activityId);
+      // No deliveries (none due, or not yet queued) or no activity of this tenant: only its owner knows which.
+      if (rows.length === 0 && (await deps.directory.activityTenant(req.activityId)) !== tenantId) {
+        throw notFound("activity");
+      }
       return { deliveries: rows.map(deliveryMessage) };
+    },
+    async getChannelHealth(req) {
+      if (!req.channelIds.every((id) => UUID.test(id))) throw invalidField("channel_ids", "must be UUIDs");
+      const health = await deps.circuits.health(req.tenantId, req.channelIds);
+      return { channels: req.channelIds.map((channelId) => ({ channelId, health: health.get(channelId) })) };
     },
     async retryDelivery(req, ctx) {
       const tenantId = tenantOf(ctx.values.get(kPrincipal));

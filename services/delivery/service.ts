@@ -12,6 +12,7 @@ import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } f
 import { ACTIVITIES_TOPIC, createActivityConsumer, DELIVERY_CONSUMER } from "./consumer.js";
 import { createDeliveryDirectory } from "./directory.js";
 import { deliveryImpl } from "./routes.js";
+import { circuitPolicy, createCircuitStore } from "./store/circuits.js";
 import { createDeliveryStore } from "./store/deliveries.js";
 import { createEventStore } from "./store/events.js";
 import { createDeliveryWorker } from "./worker.js";
@@ -35,12 +36,15 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
   const { config, bus, eventLog } = deps;
   const pool = requirePool(deps);
   const log = forService(deps.log, "delivery");
-  const deliveries = createDeliveryStore(pool);
+  const deliveries = createDeliveryStore(pool, circuitPolicy(config.deliveryCircuitCooldownMs));
+  const circuits = createCircuitStore(pool);
   const events = createEventStore(pool);
   const directory = createDeliveryDirectory(deps.transportFor("conversations"), config.internalToken, bus);
   const feed = createClient(EventsService, deps.transportFor("conversations"));
   const worker = createDeliveryWorker({
     deliveries,
+    circuits,
+    limiters: deps.limiters,
     directory,
     http: createOutboundHttp({ allowPrivate: config.webhookAllowPrivate }),
     bus,
@@ -83,6 +87,7 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
         DeliveryService,
         deliveryImpl({
           deliveries,
+          circuits,
           events,
           directory,
           bus,

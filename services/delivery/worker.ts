@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { RateLimiterRes } from "rate-limiter-flexible";
 import { ActivityType } from "../../gen/converger/v1/conversations_pb.js";
 import { DeliverySchema } from "../../gen/converger/v1/delivery_pb.js";
 import { DeliveryError, type OutboundActivity } from "../channels/adapter.js";
@@ -7,10 +8,12 @@ import { adapterOf } from "../channels/index.js";
 import type { Bus } from "../common/bus.js";
 import type { EventLog } from "../common/event-log.js";
 import { toApiJson } from "../common/json.js";
+import type { LimiterStore } from "../common/limiter-store.js";
 import type { Logger } from "../common/logger.js";
 import { deliveriesTotal } from "../common/metrics.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
 import { deliveryMessage, publishDelivery } from "./rows.js";
+import type { CircuitStore } from "./store/circuits.js";
 import type { DeliveryRow, DeliveryStore } from "./store/deliveries.js";
 
 export const DELIVERIES_DLQ_TOPIC = "converger.deliveries.dlq";
@@ -22,10 +25,19 @@ const MAX_PER_LINE_RUN = 1_000;
 const MAX_IDLE_MS = 1_000;
 // An empty pass is not repeated sooner than this (new rows wake the worker anyway).
 const MIN_IDLE_MS = 20;
+// Pacing counters (config.rate_limit_per_second), keyed by channel id, shared like every rate limit.
+const PACING_LIMITER = "delivery-pacing";
+// Open circuits a worker remembers before it forgets the ended ones.
+const MAX_REMEMBERED_CIRCUITS = 10_000;
+// A paced-out delivery is not tried again sooner than this.
+const MIN_PACING_WAIT_MS = 10;
 
 export interface WorkerOptions {
   deliveries: DeliveryStore;
+  circuits: CircuitStore;
   directory: DeliveryDirectory;
+  /** Pacing per channel, shared by every worker through Redis when REDIS_URL is set. */
+  limiters: LimiterStore;
   http: OutboundHttp;
   bus: Bus;
   eventLog: EventLog;
@@ -62,9 +74,28 @@ export function createDeliveryWorker(options: WorkerOptions) {
   let stopped = false;
   const lines = new Set<Promise<void>>();
   const steps = createStepBatcher(options);
+  // Circuits this process saw open, until when: tries its lines claimed just before are not sent.
+  const openUntil = new Map<string, number>();
+
+  /** How long a try on `channel` must wait for its pacing, or undefined to go now. */
+  async function pacingWait(channel: ChannelInfo): Promise<number | undefined> {
+    const rate = channel.config.rate_limit_per_second;
+    if (typeof rate !== "number" || rate <= 0) return undefined;
+    try {
+      await options.limiters.limiter(PACING_LIMITER, rate, 1).consume(channel.id);
+      return undefined;
+    } catch (error) {
+      if (error instanceof RateLimiterRes) return Math.max(MIN_PACING_WAIT_MS, error.msBeforeNext);
+      // Counters that cannot answer do not hold deliveries back.
+      log.warn({ err: error, channelId: channel.id }, "delivery pacing unavailable; sending unpaced");
+      return undefined;
+    }
+  }
 
   async function attempt(row: DeliveryRow): Promise<TryOutcome> {
     let channel: ChannelInfo | undefined;
+    // Only failures of the send itself say something about the channel's endpoint (its circuit).
+    let sending = false;
     try {
       // A directory that cannot answer now is a failed try like any other; only "no such channel" is final.
       channel = await directory.channel(row.channel_id).catch((error: unknown) => {
@@ -74,6 +105,12 @@ export function createDeliveryWorker(options: WorkerOptions) {
       if (!channel.active || !channel.tenantActive) throw new DeliveryError("the channel is inactive");
       const adapter = adapterOf(channel.type);
       if (!adapter) throw new DeliveryError(`no adapter for channel type ${channel.type}`, true);
+      const open = (openUntil.get(channel.id) ?? 0) - Date.now();
+      if (open > 0) return { sent: false, row: await deliveries.defer(row.id, open) };
+      const wait = await pacingWait(channel);
+      // Paced out: no try was made, so none is counted.
+      if (wait !== undefined) return { sent: false, row: await deliveries.defer(row.id, wait) };
+      sending = true;
       const result = await adapter.deliver({
         deliveryId: row.id,
         activity: row.activity as OutboundActivity,
@@ -81,10 +118,11 @@ export function createDeliveryWorker(options: WorkerOptions) {
         externalId: row.external_id ?? undefined,
         http: options.http,
       });
+      sending = false;
       for (const [i, reply] of (result.replies ?? []).entries()) await postReply(row, channel, i, reply.text);
       return { sent: true, providerMessageId: result.providerMessageId, type: channel.type };
     } catch (error) {
-      return { sent: false, row: await failedTry(row, channel?.type ?? "unknown", error) };
+      return { sent: false, row: await failedTry(row, channel?.type ?? "unknown", error, sending) };
     }
   }
 
@@ -106,12 +144,25 @@ export function createDeliveryWorker(options: WorkerOptions) {
     });
   }
 
-  async function failedTry(row: DeliveryRow, type: string, error: unknown): Promise<DeliveryRow | undefined> {
+  async function failedTry(
+    row: DeliveryRow,
+    type: string,
+    error: unknown,
+    sending: boolean,
+  ): Promise<DeliveryRow | undefined> {
     const message = error instanceof Error ? error.message : String(error);
     const attempts = row.attempts + 1;
-    const final = (error instanceof DeliveryError && error.permanent) || attempts >= options.maxAttempts;
-    const updated = await deliveries.markTryFailed(row.id, message, final, backoffMs(attempts, options.backoffBaseMs));
+    const permanent = error instanceof DeliveryError && error.permanent;
+    const final = permanent || attempts >= options.maxAttempts;
+    const updated = await deliveries.markTryFailed(row.id, {
+      error: message,
+      final,
+      retryInMs: backoffMs(attempts, options.backoffBaseMs),
+      // A provider rejecting one message is an endpoint that answers.
+      countsForCircuit: sending && !permanent,
+    });
     deliveriesTotal.inc({ channel_type: type, outcome: final ? "failed" : "retry" });
+    noteCircuit(row, updated?.circuit_open_until ?? null);
     if (updated) publishDelivery(options.bus, updated);
     if (!final || !updated) return updated;
     log.warn({ deliveryId: row.id, channelId: row.channel_id, attempts, error: message }, "delivery failed");
@@ -130,14 +181,27 @@ export function createDeliveryWorker(options: WorkerOptions) {
     return updated;
   }
 
+  function noteCircuit(row: DeliveryRow, until: Date | null) {
+    if (!until) return;
+    if (openUntil.get(row.channel_id) !== until.getTime()) {
+      log.warn({ channelId: row.channel_id, until }, "channel circuit open: no tries until its cool-down ends");
+    }
+    openUntil.set(row.channel_id, until.getTime());
+    if (openUntil.size > MAX_REMEMBERED_CIRCUITS) {
+      for (const [id, at] of openUntil) if (at < Date.now()) openUntil.delete(id);
+    }
+  }
+
   /** Works one line from its claimed head until it is empty, waits for a retry, or had its share. */
   async function runLine(head: DeliveryRow): Promise<void> {
     let row: DeliveryRow | undefined = head;
     for (let sent = 0; row; sent++) {
       if (stopped || sent >= MAX_PER_LINE_RUN) return deliveries.release(row.id);
       const outcome = await attempt(row);
-      if (outcome.sent) row = await steps.complete(row, outcome.type, outcome.providerMessageId);
-      else if (outcome.row?.status === "failed") {
+      if (outcome.sent) {
+        openUntil.delete(row.channel_id); // a delivered try closes the circuit
+        row = await steps.complete(row, outcome.type, outcome.providerMessageId);
+      } else if (outcome.row?.status === "failed") {
         row = await deliveries.claimNextInLine(row.conversation_id, row.channel_id, row.id);
       } else return;
     }
@@ -147,7 +211,9 @@ export function createDeliveryWorker(options: WorkerOptions) {
   async function pass(): Promise<number> {
     const room = MAX_LINES - lines.size;
     if (room <= 0) return 0;
-    const heads = await deliveries.claimDue(room);
+    // Half-open circuits' probes first: they are the only tries their channels get.
+    const probes = await options.circuits.claimProbes(room);
+    const heads = [...probes, ...(await deliveries.claimDue(room - probes.length))];
     for (const head of heads) {
       const line = runLine(head)
         .catch((error) => log.error({ err: error, deliveryId: head.id }, "delivery line stopped"))

@@ -12,13 +12,13 @@ export interface SunkRequest {
 
 /**
  * A loopback HTTP server standing in for a webhook receiver or a provider's
- * API: records every request and answers with `respond` (default 200 `{}`).
+ * API: records every request and answers with `respond` (default 200 `{}`),
+ * which may answer later (a slow endpoint).
  */
+type SinkAnswer = { status: number; body?: unknown; headers?: Record<string, string> };
+
 export async function startHttpSink(
-  respond: (
-    req: SunkRequest,
-    count: number,
-  ) => { status: number; body?: unknown; headers?: Record<string, string> } = () => ({
+  respond: (req: SunkRequest, count: number) => SinkAnswer | Promise<SinkAnswer> = () => ({
     status: 200,
   }),
 ) {
@@ -27,7 +27,7 @@ export async function startHttpSink(
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+    req.on("end", async () => {
       const sunk: SunkRequest = {
         method: req.method ?? "",
         path: req.url ?? "",
@@ -36,7 +36,7 @@ export async function startHttpSink(
         at: performance.now() - started,
       };
       requests.push(sunk);
-      const answer = respond(sunk, requests.length);
+      const answer = await respond(sunk, requests.length);
       res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
       res.end(JSON.stringify(answer.body ?? {}));
     });

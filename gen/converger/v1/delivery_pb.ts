@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ChannelHealth } from "./channels_pb.js";
+import { file_converger_v1_channels } from "./channels_pb.js";
 import { file_converger_v1_options } from "./options_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +16,74 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/delivery.proto.
  */
 export const file_converger_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb252ZXJnZXIvdjEvZGVsaXZlcnkucHJvdG8SDGNvbnZlcmdlci52MSKpAgoUUHJvY2Vzc2luZ0RlYWRMZXR0ZXISCgoCaWQYASABKAkSEAoIY29uc3VtZXIYAiABKAkSDQoFdG9waWMYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSEQoJdGVuYW50X2lkGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAcgASgJEhAKCGF0dGVtcHRzGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKC3JlcGxheWVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQg4KDF9yZXBsYXllZF9hdCJgCiBMaXN0UHJvY2Vzc2luZ0RlYWRMZXR0ZXJzUmVxdWVzdBILCgNhbGwYASABKAgSFwoFbGltaXQYAiABKAVCCNrzGAQoADBkEhYKBm9mZnNldBgDIAEoBUIG2vMYAigAIl0KIUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXNwb25zZRI4CgxkZWFkX2xldHRlcnMYASADKAsyIi5jb252ZXJnZXIudjEuUHJvY2Vzc2luZ0RlYWRMZXR0ZXIiOQohUmVwbGF5UHJvY2Vzc2luZ0RlYWRMZXR0ZXJSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKdAwoIRGVsaXZlcnkSCgoCaWQYASABKAkSEwoLYWN0aXZpdHlfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIsCgZzdGF0dXMYBCABKA4yHC5jb252ZXJnZXIudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSFwoKbGFzdF9lcnJvchgGIAEoCUgAiAEBEjgKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAYgBARI1CgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAKIAQESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX2xhc3RfZXJyb3JCEgoQX25leHRfYXR0ZW1wdF9hdEIPCg1fZGVsaXZlcmVkX2F0IqsBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSLAoGc3RhdHVzGAEgASgOMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5U3RhdHVzEhoKCmNoYW5uZWxfaWQYAiABKAlCBtrzGAIgARIXCgVsaW1pdBgDIAEoBUII2vMYBCgAMGQSFwoGY3Vyc29yGAQgASgJQgfa8xgDGMgBEhYKBm9mZnNldBgFIAEoBUIG2vMYAigAIlkKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKgoKZGVsaXZlcmllcxgBIAMoCzIWLmNvbnZlcmdlci52MS5EZWxpdmVyeRITCgtuZXh0X2N1cnNvchgCIAEoCSI+Ch1MaXN0QWN0aXZpdHlEZWxpdmVyaWVzUmVxdWVzdBIdCgthY3Rpdml0eV9pZBgBIAEoCUII2vMYBAgBIAEiTAoeTGlzdEFjdGl2aXR5RGVsaXZlcmllc1Jlc3BvbnNlEioKCmRlbGl2ZXJpZXMYASADKAsyFi5jb252ZXJnZXIudjEuRGVsaXZlcnkiLAoUUmV0cnlEZWxpdmVyeVJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIrYBChVSZWNlaXZlSW5ib3VuZFJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAESDAoEYm9keRgCIAEoDBJBCgdoZWFkZXJzGAMgAygLMjAuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdC5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVAoWUmVjZWl2ZUluYm91bmRSZXNwb25zZRIUCgxhY3Rpdml0eV9pZHMYASADKAkSEgoKZHVwbGljYXRlcxgCIAEoBRIQCghzdGF0dXNlcxgDIAEoBSJVCh1BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBIcCgpjaGFubmVsX2lkGAEgASgJQgja8xgECAEgARIWCgVxdWVyeRgCIAEoCUIH2vMYAxiAICIzCh5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2USEQoJY2hhbGxlbmdlGAEgASgJKokBCg5EZWxpdmVyeVN0YXR1cxIfChtERUxJVkVSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9TVEFUVVNfUEVORElORxABEh0KGURFTElWRVJZX1NUQVRVU19ERUxJVkVSRUQQAhIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAMywggKD0RlbGl2ZXJ5U2VydmljZRKMAQoOTGlzdERlbGl2ZXJpZXMSIy5jb252ZXJnZXIudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiQuY29udmVyZ2VyLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiL8rzGBUKAgIDEg9kZWxpdmVyaWVzOnJlYWSC0+STAhASDi92MS9kZWxpdmVyaWVzEr0BChZMaXN0QWN0aXZpdHlEZWxpdmVyaWVzEisuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXF1ZXN0GiwuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXNwb25zZSJIyvMYFQoCAgMSD2RlbGl2ZXJpZXM6cmVhZILT5JMCKRInL3YxL2FjdGl2aXRpZXMve2FjdGl2aXR5X2lkfS9kZWxpdmVyaWVzEpABCg1SZXRyeURlbGl2ZXJ5EiIuY29udmVyZ2VyLnYxLlJldHJ5RGVsaXZlcnlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5IkPK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW7S8xgDCMoBgtPkkwIeOgEqIhkvdjEvZGVsaXZlcmllcy97aWR9L3JldHJ5EmYKDlJlY2VpdmVJbmJvdW5kEiMuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdBokLmNvbnZlcmdlci52MS5SZWNlaXZlSW5ib3VuZFJlc3BvbnNlIgnK8xgFCgEGGAESfwoWQW5zd2VySW5ib3VuZENoYWxsZW5nZRIrLmNvbnZlcmdlci52MS5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBosLmNvbnZlcmdlci52MS5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2UiCpACAcrzGAMKAQYSrgEKGUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnMSLi5jb252ZXJnZXIudjEuTGlzdFByb2Nlc3NpbmdEZWFkTGV0dGVyc1JlcXVlc3QaLy5jb252ZXJnZXIudjEuTGlzdFByb2Nlc3NpbmdEZWFkTGV0dGVyc1Jlc3BvbnNlIjDK8xgDCgEBgtPkkwIjEiEvYWRtaW4vdjEvcHJvY2Vzc2luZy1kZWFkLWxldHRlcnMSsgEKGlJlcGxheVByb2Nlc3NpbmdEZWFkTGV0dGVyEi8uY29udmVyZ2VyLnYxLlJlcGxheVByb2Nlc3NpbmdEZWFkTGV0dGVyUmVxdWVzdBoiLmNvbnZlcmdlci52MS5Qcm9jZXNzaW5nRGVhZExldHRlciI/yvMYAwoBAYLT5JMCMjoBKiItL2FkbWluL3YxL3Byb2Nlc3NpbmctZGVhZC1sZXR0ZXJzL3tpZH0vcmVwbGF5YgZwcm90bzM", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb252ZXJnZXIvdjEvZGVsaXZlcnkucHJvdG8SDGNvbnZlcmdlci52MSJTChdHZXRDaGFubmVsSGVhbHRoUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABEhsKC2NoYW5uZWxfaWRzGAIgAygJQgba8xgCOGQiVQoSQ2hhbm5lbEhlYWx0aEVudHJ5EhIKCmNoYW5uZWxfaWQYASABKAkSKwoGaGVhbHRoGAIgASgOMhsuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGgiTgoYR2V0Q2hhbm5lbEhlYWx0aFJlc3BvbnNlEjIKCGNoYW5uZWxzGAEgAygLMiAuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGhFbnRyeSKpAgoUUHJvY2Vzc2luZ0RlYWRMZXR0ZXISCgoCaWQYASABKAkSEAoIY29uc3VtZXIYAiABKAkSDQoFdG9waWMYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSEQoJdGVuYW50X2lkGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAcgASgJEhAKCGF0dGVtcHRzGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKC3JlcGxheWVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQg4KDF9yZXBsYXllZF9hdCJgCiBMaXN0UHJvY2Vzc2luZ0RlYWRMZXR0ZXJzUmVxdWVzdBILCgNhbGwYASABKAgSFwoFbGltaXQYAiABKAVCCNrzGAQoADBkEhYKBm9mZnNldBgDIAEoBUIG2vMYAigAIl0KIUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXNwb25zZRI4CgxkZWFkX2xldHRlcnMYASADKAsyIi5jb252ZXJnZXIudjEuUHJvY2Vzc2luZ0RlYWRMZXR0ZXIiOQohUmVwbGF5UHJvY2Vzc2luZ0RlYWRMZXR0ZXJSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKdAwoIRGVsaXZlcnkSCgoCaWQYASABKAkSEwoLYWN0aXZpdHlfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIsCgZzdGF0dXMYBCABKA4yHC5jb252ZXJnZXIudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSFwoKbGFzdF9lcnJvchgGIAEoCUgAiAEBEjgKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAYgBARI1CgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAKIAQESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX2xhc3RfZXJyb3JCEgoQX25leHRfYXR0ZW1wdF9hdEIPCg1fZGVsaXZlcmVkX2F0IqsBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSLAoGc3RhdHVzGAEgASgOMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5U3RhdHVzEhoKCmNoYW5uZWxfaWQYAiABKAlCBtrzGAIgARIXCgVsaW1pdBgDIAEoBUII2vMYBCgAMGQSFwoGY3Vyc29yGAQgASgJQgfa8xgDGMgBEhYKBm9mZnNldBgFIAEoBUIG2vMYAigAIlkKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKgoKZGVsaXZlcmllcxgBIAMoCzIWLmNvbnZlcmdlci52MS5EZWxpdmVyeRITCgtuZXh0X2N1cnNvchgCIAEoCSI+Ch1MaXN0QWN0aXZpdHlEZWxpdmVyaWVzUmVxdWVzdBIdCgthY3Rpdml0eV9pZBgBIAEoCUII2vMYBAgBIAEiTAoeTGlzdEFjdGl2aXR5RGVsaXZlcmllc1Jlc3BvbnNlEioKCmRlbGl2ZXJpZXMYASADKAsyFi5jb252ZXJnZXIudjEuRGVsaXZlcnkiLAoUUmV0cnlEZWxpdmVyeVJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIrYBChVSZWNlaXZlSW5ib3VuZFJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAESDAoEYm9keRgCIAEoDBJBCgdoZWFkZXJzGAMgAygLMjAuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdC5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVAoWUmVjZWl2ZUluYm91bmRSZXNwb25zZRIUCgxhY3Rpdml0eV9pZHMYASADKAkSEgoKZHVwbGljYXRlcxgCIAEoBRIQCghzdGF0dXNlcxgDIAEoBSJVCh1BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBIcCgpjaGFubmVsX2lkGAEgASgJQgja8xgECAEgARIWCgVxdWVyeRgCIAEoCUIH2vMYAxiAICIzCh5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2USEQoJY2hhbGxlbmdlGAEgASgJKokBCg5EZWxpdmVyeVN0YXR1cxIfChtERUxJVkVSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9TVEFUVVNfUEVORElORxABEh0KGURFTElWRVJZX1NUQVRVU19ERUxJVkVSRUQQAhIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAMyrgkKD0RlbGl2ZXJ5U2VydmljZRKMAQoOTGlzdERlbGl2ZXJpZXMSIy5jb252ZXJnZXIudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiQuY29udmVyZ2VyLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiL8rzGBUKAgIDEg9kZWxpdmVyaWVzOnJlYWSC0+STAhASDi92MS9kZWxpdmVyaWVzEr0BChZMaXN0QWN0aXZpdHlEZWxpdmVyaWVzEisuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXF1ZXN0GiwuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXNwb25zZSJIyvMYFQoCAgMSD2RlbGl2ZXJpZXM6cmVhZILT5JMCKRInL3YxL2FjdGl2aXRpZXMve2FjdGl2aXR5X2lkfS9kZWxpdmVyaWVzEpABCg1SZXRyeURlbGl2ZXJ5EiIuY29udmVyZ2VyLnYxLlJldHJ5RGVsaXZlcnlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5IkPK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW7S8xgDCMoBgtPkkwIeOgEqIhkvdjEvZGVsaXZlcmllcy97aWR9L3JldHJ5EmYKDlJlY2VpdmVJbmJvdW5kEiMuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdBokLmNvbnZlcmdlci52MS5SZWNlaXZlSW5ib3VuZFJlc3BvbnNlIgnK8xgFCgEGGAESfwoWQW5zd2VySW5ib3VuZENoYWxsZW5nZRIrLmNvbnZlcmdlci52MS5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBosLmNvbnZlcmdlci52MS5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2UiCpACAcrzGAMKAQYSrgEKGUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnMSLi5jb252ZXJnZXIudjEuTGlzdFByb2Nlc3NpbmdEZWFkTGV0dGVyc1JlcXVlc3QaLy5jb252ZXJnZXIudjEuTGlzdFByb2Nlc3NpbmdEZWFkTGV0dGVyc1Jlc3BvbnNlIjDK8xgDCgEBgtPkkwIjEiEvYWRtaW4vdjEvcHJvY2Vzc2luZy1kZWFkLWxldHRlcnMSsgEKGlJlcGxheVByb2Nlc3NpbmdEZWFkTGV0dGVyEi8uY29udmVyZ2VyLnYxLlJlcGxheVByb2Nlc3NpbmdEZWFkTGV0dGVyUmVxdWVzdBoiLmNvbnZlcmdlci52MS5Qcm9jZXNzaW5nRGVhZExldHRlciI/yvMYAwoBAYLT5JMCMjoBKiItL2FkbWluL3YxL3Byb2Nlc3NpbmctZGVhZC1sZXR0ZXJzL3tpZH0vcmVwbGF5EmoKEEdldENoYW5uZWxIZWFsdGgSJS5jb252ZXJnZXIudjEuR2V0Q2hhbm5lbEhlYWx0aFJlcXVlc3QaJi5jb252ZXJnZXIudjEuR2V0Q2hhbm5lbEhlYWx0aFJlc3BvbnNlIgfK8xgDCgEHYgZwcm90bzM", [file_converger_v1_channels, file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * Request for the health of some channels of one tenant.
+ *
+ * @generated from message converger.v1.GetChannelHealthRequest
+ */
+export type GetChannelHealthRequest = Message<"converger.v1.GetChannelHealthRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: repeated string channel_ids = 2;
+   */
+  channelIds: string[];
+};
+
+/**
+ * Describes the message converger.v1.GetChannelHealthRequest.
+ * Use `create(GetChannelHealthRequestSchema)` to create a new message.
+ */
+export const GetChannelHealthRequestSchema: GenMessage<GetChannelHealthRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 0);
+
+/**
+ * One channel's health.
+ *
+ * @generated from message converger.v1.ChannelHealthEntry
+ */
+export type ChannelHealthEntry = Message<"converger.v1.ChannelHealthEntry"> & {
+  /**
+   * @generated from field: string channel_id = 1;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: converger.v1.ChannelHealth health = 2;
+   */
+  health: ChannelHealth;
+};
+
+/**
+ * Describes the message converger.v1.ChannelHealthEntry.
+ * Use `create(ChannelHealthEntrySchema)` to create a new message.
+ */
+export const ChannelHealthEntrySchema: GenMessage<ChannelHealthEntry> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 1);
+
+/**
+ * The health of each channel asked for, in request order.
+ *
+ * @generated from message converger.v1.GetChannelHealthResponse
+ */
+export type GetChannelHealthResponse = Message<"converger.v1.GetChannelHealthResponse"> & {
+  /**
+   * @generated from field: repeated converger.v1.ChannelHealthEntry channels = 1;
+   */
+  channels: ChannelHealthEntry[];
+};
+
+/**
+ * Describes the message converger.v1.GetChannelHealthResponse.
+ * Use `create(GetChannelHealthResponseSchema)` to create a new message.
+ */
+export const GetChannelHealthResponseSchema: GenMessage<GetChannelHealthResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 2);
 
 /**
  * An event of the log that its consumer failed to process.
@@ -78,7 +147,7 @@ export type ProcessingDeadLetter = Message<"converger.v1.ProcessingDeadLetter"> 
  * Use `create(ProcessingDeadLetterSchema)` to create a new message.
  */
 export const ProcessingDeadLetterSchema: GenMessage<ProcessingDeadLetter> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 0);
+  messageDesc(file_converger_v1_delivery, 3);
 
 /**
  * Request for a page of dead letters.
@@ -109,7 +178,7 @@ export type ListProcessingDeadLettersRequest = Message<"converger.v1.ListProcess
  * Use `create(ListProcessingDeadLettersRequestSchema)` to create a new message.
  */
 export const ListProcessingDeadLettersRequestSchema: GenMessage<ListProcessingDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 1);
+  messageDesc(file_converger_v1_delivery, 4);
 
 /**
  * A page of dead letters.
@@ -128,7 +197,7 @@ export type ListProcessingDeadLettersResponse = Message<"converger.v1.ListProces
  * Use `create(ListProcessingDeadLettersResponseSchema)` to create a new message.
  */
 export const ListProcessingDeadLettersResponseSchema: GenMessage<ListProcessingDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 2);
+  messageDesc(file_converger_v1_delivery, 5);
 
 /**
  * Request to replay a dead letter.
@@ -147,7 +216,7 @@ export type ReplayProcessingDeadLetterRequest = Message<"converger.v1.ReplayProc
  * Use `create(ReplayProcessingDeadLetterRequestSchema)` to create a new message.
  */
 export const ReplayProcessingDeadLetterRequestSchema: GenMessage<ReplayProcessingDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 3);
+  messageDesc(file_converger_v1_delivery, 6);
 
 /**
  * One activity's delivery to one channel.
@@ -211,7 +280,7 @@ export type Delivery = Message<"converger.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 4);
+  messageDesc(file_converger_v1_delivery, 7);
 
 /**
  * Request for a page of deliveries.
@@ -250,7 +319,7 @@ export type ListDeliveriesRequest = Message<"converger.v1.ListDeliveriesRequest"
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 5);
+  messageDesc(file_converger_v1_delivery, 8);
 
 /**
  * A page of deliveries.
@@ -274,7 +343,7 @@ export type ListDeliveriesResponse = Message<"converger.v1.ListDeliveriesRespons
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 6);
+  messageDesc(file_converger_v1_delivery, 9);
 
 /**
  * Request for an activity's deliveries.
@@ -293,7 +362,7 @@ export type ListActivityDeliveriesRequest = Message<"converger.v1.ListActivityDe
  * Use `create(ListActivityDeliveriesRequestSchema)` to create a new message.
  */
 export const ListActivityDeliveriesRequestSchema: GenMessage<ListActivityDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 7);
+  messageDesc(file_converger_v1_delivery, 10);
 
 /**
  * An activity's deliveries.
@@ -312,7 +381,7 @@ export type ListActivityDeliveriesResponse = Message<"converger.v1.ListActivityD
  * Use `create(ListActivityDeliveriesResponseSchema)` to create a new message.
  */
 export const ListActivityDeliveriesResponseSchema: GenMessage<ListActivityDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 8);
+  messageDesc(file_converger_v1_delivery, 11);
 
 /**
  * Request to retry a delivery.
@@ -331,7 +400,7 @@ export type RetryDeliveryRequest = Message<"converger.v1.RetryDeliveryRequest"> 
  * Use `create(RetryDeliveryRequestSchema)` to create a new message.
  */
 export const RetryDeliveryRequestSchema: GenMessage<RetryDeliveryRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 9);
+  messageDesc(file_converger_v1_delivery, 12);
 
 /**
  * A raw inbound request.
@@ -362,7 +431,7 @@ export type ReceiveInboundRequest = Message<"converger.v1.ReceiveInboundRequest"
  * Use `create(ReceiveInboundRequestSchema)` to create a new message.
  */
 export const ReceiveInboundRequestSchema: GenMessage<ReceiveInboundRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 10);
+  messageDesc(file_converger_v1_delivery, 13);
 
 /**
  * What the inbound request contained.
@@ -393,7 +462,7 @@ export type ReceiveInboundResponse = Message<"converger.v1.ReceiveInboundRespons
  * Use `create(ReceiveInboundResponseSchema)` to create a new message.
  */
 export const ReceiveInboundResponseSchema: GenMessage<ReceiveInboundResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 11);
+  messageDesc(file_converger_v1_delivery, 14);
 
 /**
  * A subscription challenge's query string.
@@ -417,7 +486,7 @@ export type AnswerInboundChallengeRequest = Message<"converger.v1.AnswerInboundC
  * Use `create(AnswerInboundChallengeRequestSchema)` to create a new message.
  */
 export const AnswerInboundChallengeRequestSchema: GenMessage<AnswerInboundChallengeRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 12);
+  messageDesc(file_converger_v1_delivery, 15);
 
 /**
  * The challenge to echo back.
@@ -436,7 +505,7 @@ export type AnswerInboundChallengeResponse = Message<"converger.v1.AnswerInbound
  * Use `create(AnswerInboundChallengeResponseSchema)` to create a new message.
  */
 export const AnswerInboundChallengeResponseSchema: GenMessage<AnswerInboundChallengeResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_delivery, 13);
+  messageDesc(file_converger_v1_delivery, 16);
 
 /**
  * Where a delivery stands.
@@ -556,6 +625,17 @@ export const DeliveryService: GenService<{
     methodKind: "unary";
     input: typeof ReplayProcessingDeadLetterRequestSchema;
     output: typeof ProcessingDeadLetterSchema;
+  },
+  /**
+   * The health of channels from their circuit breakers, for the channels
+   * API of the conversations service. Internal only: no REST binding.
+   *
+   * @generated from rpc converger.v1.DeliveryService.GetChannelHealth
+   */
+  getChannelHealth: {
+    methodKind: "unary";
+    input: typeof GetChannelHealthRequestSchema;
+    output: typeof GetChannelHealthResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_converger_v1_delivery, 0);

@@ -57,6 +57,14 @@ export function createDirectoryStore(pool: Pool) {
       return rows[0];
     },
 
+    async activityOwner(activityId: string) {
+      const { rows } = await pool.query<{ tenant_id: string; conversation_id: string }>(
+        "SELECT tenant_id, conversation_id FROM activities WHERE id = $1",
+        [activityId],
+      );
+      return rows[0];
+    },
+
     async conversationRoute(conversationId: string) {
       const { rows } = await pool.query<{ tenant_id: string; channel_id: string; external_id: string | null }>(
         "SELECT tenant_id, channel_id, external_id FROM conversations WHERE id = $1",

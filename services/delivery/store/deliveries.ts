@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Pool, PoolClient } from "../../common/db/pool.js";
 import type { Page } from "../../common/pagination.js";
+import { type CircuitPolicy, circuitPolicy, OPEN_CIRCUIT } from "./circuits.js";
 
 export type DeliveryStatusName = "pending" | "delivered" | "failed";
 
@@ -44,7 +45,20 @@ const COLUMNS = `id, tenant_id, activity_id, conversation_id, seq, channel_id, e
   attempts, last_error, next_attempt_at, delivered_at, provider_message_id, created_at, updated_at,
   created_at::text AS sort_key`;
 
-export function createDeliveryStore(pool: Pool) {
+/** Where a failed try leaves its channel's circuit. */
+export interface TryFailure {
+  error: string;
+  /** No try is left: the delivery is failed. */
+  final: boolean;
+  retryInMs: number;
+  /** A transient failure of the send itself, counted by the circuit (lookups and rejections are not). */
+  countsForCircuit: boolean;
+}
+
+// DELIVERY_CIRCUIT_COOLDOWN_MS's default.
+const DEFAULT_CIRCUIT = circuitPolicy(5_000);
+
+export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT_CIRCUIT) {
   return {
     /** Records many deliveries in one statement; existing ones (redelivered events) are left alone. */
     async insertMany(client: PoolClient, list: NewDelivery[]): Promise<number> {
@@ -65,7 +79,10 @@ export function createDeliveryStore(pool: Pool) {
                                  activity, status, next_attempt_at, delivered_at)
          SELECT id, tenant_id, activity_id, conversation_id, seq, channel_id, external_id, activity,
                 CASE WHEN delivered THEN 'delivered' ELSE 'pending' END,
-                CASE WHEN delivered THEN NULL ELSE now() END,
+                -- A channel whose circuit is open takes it when its cool-down ends.
+                CASE WHEN delivered THEN NULL ELSE greatest(now(), (
+                  SELECT c.opened_until FROM channel_circuits c
+                  WHERE c.channel_id = v.channel_id AND c.state = 'open')) END,
                 CASE WHEN delivered THEN now() END
          FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, tenant_id uuid, activity_id uuid, conversation_id uuid,
            seq bigint, channel_id uuid, external_id text, activity jsonb, delivered boolean)
@@ -87,6 +104,8 @@ export function createDeliveryStore(pool: Pool) {
            SELECT d.id FROM deliveries d
            WHERE d.status = 'pending' AND d.next_attempt_at <= now()
              AND (d.lease_until IS NULL OR d.lease_until < now())
+             -- An open (or half-open) circuit lets only its probe through (circuits.ts claimProbes).
+             AND NOT ${OPEN_CIRCUIT("d.channel_id")}
              AND NOT EXISTS (
                SELECT 1 FROM deliveries e
                WHERE e.status = 'pending' AND e.conversation_id = d.conversation_id
@@ -109,8 +128,11 @@ export function createDeliveryStore(pool: Pool) {
     async nextDueAt(): Promise<Date | undefined> {
       // Rows waiting behind an earlier one of their line may look due already; the worker's
       // minimum idle time keeps that from turning into a busy loop.
+      // A channel whose circuit is open has its next try when the cool-down (or the probe out) ends.
       const { rows } = await pool.query<{ at: Date | null }>(
-        "SELECT min(greatest(next_attempt_at, lease_until)) AS at FROM deliveries WHERE status = 'pending'",
+        `SELECT min(greatest(d.next_attempt_at, d.lease_until, c.opened_until, c.probe_until)) AS at
+         FROM deliveries d LEFT JOIN channel_circuits c ON c.channel_id = d.channel_id AND c.state = 'open'
+         WHERE d.status = 'pending'`,
       );
       return rows[0]?.at ?? undefined;
     },
@@ -130,7 +152,7 @@ export function createDeliveryStore(pool: Pool) {
          UPDATE deliveries d SET lease_until = now() + make_interval(secs => $4)
          FROM head
          WHERE d.id = head.id AND head.next_attempt_at <= now()
-           AND (head.lease_until IS NULL OR head.lease_until < now())
+           AND (head.lease_until IS NULL OR head.lease_until < now()) AND NOT ${OPEN_CIRCUIT("$2")}
          RETURNING d.*, d.created_at::text AS sort_key`,
         [conversationId, channelId, after, LEASE_SECONDS],
       );
@@ -155,6 +177,12 @@ export function createDeliveryStore(pool: Pool) {
              provider_message_id = input.provider_message_id, updated_at = now()
            FROM input WHERE d.id = input.id AND d.status = 'pending'
            RETURNING d.*),
+         -- A delivered try closes its channel's circuit (written only when there is something to reset).
+         closed AS (
+           UPDATE channel_circuits c SET consecutive_failures = 0, state = 'closed', opened_until = NULL,
+             cooldown_ms = 0, probe_delivery_id = NULL, probe_until = NULL, updated_at = now()
+           WHERE c.channel_id IN (SELECT channel_id FROM done)
+             AND (c.consecutive_failures > 0 OR c.state <> 'closed' OR c.probe_delivery_id IS NOT NULL)),
          heads AS (
            SELECT DISTINCT ON (d.conversation_id, d.channel_id) d.id
            FROM deliveries d JOIN done ON d.conversation_id = done.conversation_id AND d.channel_id = done.channel_id
@@ -163,7 +191,7 @@ export function createDeliveryStore(pool: Pool) {
          claimed AS (
            UPDATE deliveries d SET lease_until = now() + make_interval(secs => $2)
            FROM heads WHERE d.id = heads.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-             AND (d.lease_until IS NULL OR d.lease_until < now())
+             AND (d.lease_until IS NULL OR d.lease_until < now()) AND NOT ${OPEN_CIRCUIT("d.channel_id")}
            RETURNING d.*)
          SELECT 'done' AS kind, done.*, done.created_at::text AS sort_key FROM done
          UNION ALL
@@ -173,27 +201,109 @@ export function createDeliveryStore(pool: Pool) {
       return { done: rows.filter((r) => r.kind === "done"), next: rows.filter((r) => r.kind === "next") };
     },
 
-    /** Gives a claimed delivery back before its lease ends (a line handing over to others). */
+    /** Gives a claimed delivery back before its lease ends (a line handing over to others); a probe too. */
     async release(id: string): Promise<void> {
-      await pool.query("UPDATE deliveries SET lease_until = NULL WHERE id = $1 AND status = 'pending'", [id]);
+      await pool.query(
+        `WITH probe AS (
+           UPDATE channel_circuits SET probe_delivery_id = NULL, probe_until = NULL WHERE probe_delivery_id = $1)
+         UPDATE deliveries SET lease_until = NULL WHERE id = $1 AND status = 'pending'`,
+        [id],
+      );
     },
 
-    /** Counts a failed try: pending again after `retryInMs`, or failed when `final`. */
-    async markTryFailed(id: string, error: string, final: boolean, retryInMs: number) {
+    /**
+     * Puts a claimed delivery back for a try in `inMs` without counting one
+     * (paced out by its channel's rate limit); a probe's circuit may probe again.
+     */
+    async defer(id: string, inMs: number): Promise<DeliveryRow | undefined> {
       const { rows } = await pool.query<DeliveryRow>(
-        `UPDATE deliveries SET attempts = attempts + 1, last_error = $2, lease_until = NULL, updated_at = now(),
-           status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
-           next_attempt_at = CASE WHEN $3 THEN NULL ELSE now() + make_interval(secs => $4 / 1000.0) END
+        `WITH probe AS (
+           UPDATE channel_circuits SET probe_delivery_id = NULL, probe_until = NULL WHERE probe_delivery_id = $1)
+         UPDATE deliveries SET lease_until = NULL, next_attempt_at = now() + make_interval(secs => $2 / 1000.0)
          WHERE id = $1 AND status = 'pending' RETURNING ${COLUMNS}`,
-        [id, error.slice(0, 1000), final, retryInMs],
+        [id, inMs],
       );
       return rows[0];
     },
 
-    /** Schedules a delivery (failed or pending) for a try now, with a fresh try budget. */
+    /**
+     * Counts a failed try: pending again after `retryInMs`, or failed when
+     * `final`. In the same statement its channel's circuit counts the failure:
+     * the threshold reached opens it for the base cool-down, a failed probe
+     * reopens it for twice the last one (capped). While the circuit is open
+     * the channel's pending deliveries wait for the cool-down's end, their
+     * attempts untouched.
+     */
+    async markTryFailed(id: string, failure: TryFailure) {
+      const { rows } = await pool.query<DeliveryRow & { circuit_open_until: Date | null }>(
+        `WITH target AS (
+           SELECT id, channel_id, tenant_id FROM deliveries WHERE id = $1 AND status = 'pending' FOR UPDATE),
+         circuit AS (
+           INSERT INTO channel_circuits AS c (channel_id, tenant_id, consecutive_failures, state, opened_until,
+                                              cooldown_ms)
+           SELECT channel_id, tenant_id, 1, CASE WHEN $6::integer <= 1 THEN 'open' ELSE 'closed' END,
+                  CASE WHEN $6::integer <= 1 THEN now() + make_interval(secs => $7::integer / 1000.0) END,
+                  CASE WHEN $6::integer <= 1 THEN $7::integer ELSE 0 END
+           FROM target WHERE $5::boolean
+           ON CONFLICT (channel_id) DO UPDATE SET
+             consecutive_failures = c.consecutive_failures + 1,
+             state = CASE WHEN c.state = 'open' OR c.consecutive_failures + 1 >= $6::integer THEN 'open' ELSE 'closed' END,
+             cooldown_ms = CASE
+               WHEN c.state = 'closed' AND c.consecutive_failures + 1 >= $6::integer THEN $7::integer
+               WHEN c.state = 'open' AND c.probe_delivery_id = $1 THEN least(c.cooldown_ms * 2, $8::integer)
+               ELSE c.cooldown_ms END,
+             opened_until = CASE
+               WHEN c.state = 'closed' AND c.consecutive_failures + 1 >= $6::integer THEN now() + make_interval(secs => $7::integer / 1000.0)
+               WHEN c.state = 'open' AND c.probe_delivery_id = $1
+                 THEN now() + make_interval(secs => least(c.cooldown_ms * 2, $8::integer) / 1000.0)
+               ELSE c.opened_until END,
+             probe_delivery_id = CASE WHEN c.probe_delivery_id = $1 THEN NULL ELSE c.probe_delivery_id END,
+             probe_until = CASE WHEN c.probe_delivery_id = $1 THEN NULL ELSE c.probe_until END,
+             updated_at = now()
+           RETURNING c.channel_id, c.state, c.opened_until),
+         -- Not the endpoint's fault (a lookup, a rejected message): the probe, if this was it, is simply over.
+         probe_over AS (
+           UPDATE channel_circuits SET probe_delivery_id = NULL, probe_until = NULL
+           WHERE probe_delivery_id = $1 AND NOT $5::boolean),
+         failed AS (
+           UPDATE deliveries d SET attempts = d.attempts + 1, last_error = $2, lease_until = NULL, updated_at = now(),
+             status = CASE WHEN $3::boolean THEN 'failed' ELSE 'pending' END,
+             next_attempt_at = CASE WHEN $3::boolean THEN NULL ELSE greatest(now() + make_interval(secs => $4 / 1000.0),
+               (SELECT opened_until FROM circuit WHERE state = 'open')) END
+           FROM target WHERE d.id = target.id
+           RETURNING d.*),
+         -- Rows locked by others (a failed try being recorded, a claim) are skipped, never waited for: they
+         -- set their own time, claims pass over an open circuit's deliveries anyway, and waiting here while
+         -- holding the circuit row could deadlock. Rows a try is out for are moved too; its outcome wins.
+         waiting AS (
+           SELECT d.id, circuit.opened_until FROM deliveries d JOIN circuit ON d.channel_id = circuit.channel_id
+           WHERE circuit.state = 'open' AND d.status = 'pending' AND d.id <> $1
+             AND d.next_attempt_at < circuit.opened_until
+           FOR UPDATE OF d SKIP LOCKED),
+         held AS (
+           UPDATE deliveries d SET next_attempt_at = waiting.opened_until FROM waiting WHERE d.id = waiting.id)
+         SELECT ${COLUMNS}, (SELECT opened_until FROM circuit WHERE state = 'open') AS circuit_open_until
+         FROM failed`,
+        [
+          id,
+          failure.error.slice(0, 1000),
+          failure.final,
+          failure.retryInMs,
+          failure.countsForCircuit,
+          circuit.failureThreshold,
+          circuit.baseCooldownMs,
+          circuit.maxCooldownMs,
+        ],
+      );
+      return rows[0];
+    },
+
+    /** Schedules a delivery (failed or pending) for a try now (or when its open circuit allows), with a fresh try budget. */
     async retry(tenantId: string, id: string): Promise<DeliveryRow | undefined> {
       const { rows } = await pool.query<DeliveryRow>(
-        `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+        `UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = now(),
+           next_attempt_at = greatest(now(), (SELECT c.opened_until FROM channel_circuits c
+                                              WHERE c.channel_id = deliveries.channel_id AND c.state = 'open'))
          WHERE id = $1 AND tenant_id = $2 AND status <> 'delivered' RETURNING ${COLUMNS}`,
         [id, tenantId],
       );
