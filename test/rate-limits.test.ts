@@ -350,6 +350,18 @@ describe("failed authentications", () => {
     expect(Number(right.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
   });
 
+  it("locks an address out of inbound webhooks after too many wrong signatures", async () => {
+    const channel = await fixtures(t.baseUrl).channel(key);
+    const inbound = (signature: string) =>
+      call(t.baseUrl, "POST", `/v1/channels/${channel.id}/inbound`, {
+        headers: { ...from("192.0.2.40"), "x-hub-signature-256": signature },
+        body: { external_id: "x", message_id: "m", from: { id: "u" }, text: "hi" },
+      });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await inbound(`sha256=${String(i).repeat(64)}`)).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+
   it("answers 401 before reading a malformed body", async () => {
     const res = await call(t.baseUrl, "POST", "/v1/channels", { body: "{not json", headers: from("192.0.2.30") });
     expect(res.status).toBe(401);

@@ -8,6 +8,7 @@ import { verifyHubSignature } from "../channels/signature.js";
 import type { Bus } from "../common/bus.js";
 import { conflict, notFound } from "../common/errors.js";
 import { inboundTotal } from "../common/metrics.js";
+import { authBlockedError, type RateLimits } from "../common/rate-limits.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
 import { publishDelivery } from "./rows.js";
 import type { DeliveryStore } from "./store/deliveries.js";
@@ -16,6 +17,8 @@ export interface InboundDeps {
   directory: DeliveryDirectory;
   deliveries: DeliveryStore;
   bus: Bus;
+  /** Wrong signatures count as failed authentications of the sender's address. */
+  rateLimits: RateLimits;
 }
 
 /** The channel an inbound request names, if it exists and takes requests. */
@@ -35,12 +38,21 @@ export async function inboundChannel(deps: InboundDeps, channelId: string) {
  * once per provider message id and each status callback applied. Answers once
  * all of it is committed; delivery and fan-out follow through outbox and bus.
  */
-export async function receiveInbound(deps: InboundDeps, req: ReceiveInboundRequest): Promise<ReceiveInboundResponse> {
+export async function receiveInbound(
+  deps: InboundDeps,
+  req: ReceiveInboundRequest,
+  clientIp: string,
+): Promise<ReceiveInboundResponse> {
+  // Inbound is not limited per address (providers share a few), but guessing signatures is.
+  const failureKey = `ip:${clientIp}`;
+  const blockedMs = deps.rateLimits.authBlockedMs(failureKey);
+  if (blockedMs > 0) throw authBlockedError(blockedMs);
   const { channel, adapter } = await inboundChannel(deps, req.channelId);
   const body = Buffer.from(req.body);
   const key = adapter.inboundSigningKey?.(channel) ?? channel.secret;
   if (!verifyHubSignature(body, key, req.headers["x-hub-signature-256"])) {
     inboundTotal.inc({ channel_type: channel.type, outcome: "bad_signature" });
+    await deps.rateLimits.recordAuthFailure(failureKey);
     throw new ConnectError("X-Hub-Signature-256 is missing or does not match", Code.Unauthenticated);
   }
   const batch = parse(adapter, channel, body, req.headers);

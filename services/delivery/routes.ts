@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type DeliveryService, DeliveryStatus } from "../../gen/converger/v1/delivery_pb.js";
 import { tenantOf } from "../common/access.js";
 import type { Bus } from "../common/bus.js";
-import { kPrincipal } from "../common/context.js";
+import { CLIENT_IP_HEADER, kPrincipal } from "../common/context.js";
 import { invalidField, notFound } from "../common/errors.js";
 import type { Consumer } from "../common/event-log.js";
 import { pageOf, pageResult } from "../common/pagination.js";
@@ -61,7 +61,7 @@ export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof Deliv
       deps.wakeWorker();
       return deliveryMessage(row);
     },
-    receiveInbound: (req) => receiveInbound(deps, req),
+    receiveInbound: (req, ctx) => receiveInbound(deps, req, ctx.requestHeader.get(CLIENT_IP_HEADER) ?? ""),
     async answerInboundChallenge(req) {
       const { channel, adapter } = await inboundChannel(deps, req.channelId);
       const challenge = adapter.answerChallenge?.(new URLSearchParams(req.query), channel);

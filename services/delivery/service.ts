@@ -93,6 +93,7 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
           bus,
           consumers: new Map([[DELIVERY_CONSUMER, consumer]]),
           wakeWorker: worker.wake,
+          rateLimits: deps.access.rateLimits,
         }),
         { interceptors },
       );
