@@ -2,13 +2,21 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { DescMethod } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { REGISTRY } from "../services/registry.js";
 import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { bomb } from "./helpers/bombs.js";
 import type { RealIds } from "./helpers/fuzz-arbitraries.js";
 import { connectRequestArb, KNOWN_ENCODINGS } from "./helpers/fuzz-connect.js";
-import { type EdgeFixture, frameArb, type LiveSocket, openLive, upgradeArb, waitFor } from "./helpers/fuzz-edge.js";
+import {
+  type EdgeFixture,
+  frameArb,
+  type LiveSocket,
+  openLive,
+  upgradeArb,
+  upgradeCases,
+  waitFor,
+} from "./helpers/fuzz-edge.js";
 import { bombCases, hostileCases, hostileRequestArb } from "./helpers/fuzz-hostile.js";
 import {
   credentialArb,
@@ -96,6 +104,8 @@ beforeAll(async () => {
   credentials = { ...real, any: credentialArb(real) };
   console.log(`fuzz: seed ${FUZZ_SEED} (set FUZZ_SEED to replay another)`);
 }, 120_000);
+
+afterEach(() => report.idle());
 
 afterAll(async () => {
   console.log(report.summary());
@@ -228,7 +238,17 @@ describe("fuzz: Connect, gRPC-Web and compression", () => {
 });
 
 describe("fuzz: WebSocket edge", () => {
-  it("answers hostile upgrades with 101 or 4xx", async () => {
+  it("answers the listed hostile upgrades with 101 or 4xx", async () => {
+    const failures: string[] = [];
+    for (const { label, request } of upgradeCases(edge)) {
+      await expectAnswered(report, t.app.ports.edge as number, label, request, { send: { untilHead: true } }).catch(
+        (error: Error) => failures.push(error.message),
+      );
+    }
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  it("answers random hostile upgrades with 101 or 4xx", async () => {
     const edgePort = t.app.ports.edge as number;
     await fc.assert(
       fc.asyncProperty(upgradeArb(edge), async ({ request, wellFormed }) => {

@@ -228,8 +228,12 @@ export async function expectAnswered(
   options: CheckOptions = {},
 ): Promise<number | undefined> {
   const mark = report.crashes.length;
-  const res = await send(port, request, { timeoutMs: REQUEST_TIMEOUT_MS, ...options.send });
-  await settle();
+  const res = await report.track(
+    send(port, request, { timeoutMs: REQUEST_TIMEOUT_MS, ...options.send }).then(async (r) => {
+      await settle();
+      return r;
+    }),
+  );
   const crashes = report.crashesSince(mark);
   report.count(res.timedOut ? "timeout" : (res.status ?? "closed"));
   const repro = describeRequest(request);

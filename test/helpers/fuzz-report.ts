@@ -16,6 +16,7 @@ export function createFuzzReport() {
   const findings = new Map<string, Finding>();
   const crashes: string[] = [];
   let requests = 0;
+  const inflight = new Set<Promise<unknown>>();
   const onRejection = (reason: unknown) => crashes.push(`unhandledRejection: ${describeError(reason)}`);
   const onException = (error: unknown) => crashes.push(`uncaughtException: ${describeError(error)}`);
   process.on("unhandledRejection", onRejection);
@@ -29,6 +30,16 @@ export function createFuzzReport() {
       requests++;
       const key = String(status);
       statuses.set(key, (statuses.get(key) ?? 0) + 1);
+    },
+    /** Keeps `work` until it settles: fast-check's time limit may abandon a run still in flight. */
+    track<T>(work: Promise<T>): Promise<T> {
+      inflight.add(work);
+      void work.finally(() => inflight.delete(work)).catch(() => undefined);
+      return work;
+    },
+    /** Resolves once no tracked request is in flight, so the next test's crashes are not blamed on this one. */
+    async idle(): Promise<void> {
+      while (inflight.size > 0) await Promise.allSettled([...inflight]);
     },
     /** Crashes recorded since `mark` (a previous `crashes.length`). */
     crashesSince(mark: number): string[] {
