@@ -97,7 +97,6 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       const grpc = await listenHttp2(
         createInternalHandler({
           routes: localRoutes,
-          services: modules.flatMap((m) => m.services),
           trustedProxies: config.trustedProxies,
           bodyLimitBytes: INTERNAL_BODY_LIMIT_BYTES,
           authenticate,

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import { CLIENT_IP_HEADER } from "../common/context.js";
@@ -24,35 +24,25 @@ export function credentialHeaders(req: IncomingMessage): Headers {
  * connect-node reads and decompresses a unary body before any interceptor
  * runs, so an anonymous caller could make us inflate a gzip bomb before its
  * 401. This guard authenticates Connect, gRPC and gRPC-Web calls from their
- * headers first and answers a failure in the caller's protocol without
- * touching the body.
+ * headers first, refuses a body declared over the cap, and answers either in
+ * the caller's protocol without touching the body. Resolves true when the
+ * call may go on.
  */
-export function createRpcGuard(services: DescService[], authenticate: Authenticate, bodyLimitBytes: number) {
-  const methods = new Map<string, DescMethod>();
-  for (const service of services) {
-    for (const method of service.methods) methods.set(`/${service.typeName}/${method.name}`, method);
-  }
-  return {
-    /** The RPC a request path names, if any (connect-node matches paths the same way). */
-    methodOf(req: IncomingMessage): DescMethod | undefined {
-      return methods.get((req.url ?? "").split("?", 1)[0] ?? "");
-    },
-    /** Resolves true when the call may go on; otherwise the error has been answered. */
-    async admit(method: DescMethod, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-      try {
-        await authenticate(method, credentialHeaders(req));
-      } catch (error) {
-        writeRpcError(req, res, ConnectError.from(error));
-        return false;
-      }
-      // A declared length over the cap is refused unread; a compressed body is bounded by readMaxBytes.
-      if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
-        const error = new ConnectError(`request body is larger than ${bodyLimitBytes} bytes`, Code.ResourceExhausted);
-        writeRpcError(req, res, error, 413);
-        return false;
-      }
-      return true;
-    },
+export function createRpcGuard(authenticate: Authenticate, bodyLimitBytes: number) {
+  return async function admit(method: DescMethod, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    try {
+      await authenticate(method, credentialHeaders(req));
+    } catch (error) {
+      writeRpcError(req, res, ConnectError.from(error));
+      return false;
+    }
+    // A declared length over the cap is refused unread; a compressed body is bounded by readMaxBytes.
+    if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
+      const error = new ConnectError(`request body is larger than ${bodyLimitBytes} bytes`, Code.ResourceExhausted);
+      writeRpcError(req, res, error, 413);
+      return false;
+    }
+    return true;
   };
 }
 

@@ -1,14 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Transport } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { clientAddress, createAddressMatcher } from "../common/cidr.js";
 import { CLIENT_IP_HEADER } from "../common/context.js";
 import type { Logger } from "../common/logger.js";
 import type { RawRoute } from "../common/service.js";
 import { traceparentOf } from "../common/trace.js";
 import { buildRouteTable } from "./route-table.js";
-import { type Authenticate, createRpcGuard } from "./rpc-guard.js";
+import { createRpcAdapter } from "./rpc-adapter.js";
+import type { Authenticate } from "./rpc-guard.js";
 import { createTranscoder, newRequestId } from "./transcoder.js";
 
 export interface GatewayOptions {
@@ -44,27 +44,20 @@ export function createGatewayHandler(options: GatewayOptions) {
   });
   const isTrustedProxy = createAddressMatcher(options.trustedProxies);
   const fail = failureBoundary(options.log);
-  const rpc = guarded(
-    connectNodeAdapter({
-      routes: options.routes,
-      // Bounds the body, and what a compressed body may inflate to.
-      readMaxBytes: options.jsonBodyLimitBytes,
-      fallback: (req, res) => {
-        transcode({
-          req: req as IncomingMessage,
-          res: res as ServerResponse,
-          requestId: req.headers["x-request-id"] as string,
-          clientIp: req.headers[CLIENT_IP_HEADER] as string,
-        }).catch((error: unknown) => fail(req as IncomingMessage, res as ServerResponse, error));
-      },
-    }),
-    createRpcGuard(
-      options.services.map((s) => s.desc),
-      options.authenticate,
-      options.jsonBodyLimitBytes,
-    ),
-    fail,
-  );
+  const rpc = createRpcAdapter({
+    routes: options.routes,
+    readMaxBytes: options.jsonBodyLimitBytes,
+    authenticate: options.authenticate,
+    log: options.log,
+    fallback: (req, res) => {
+      transcode({
+        req,
+        res,
+        requestId: req.headers["x-request-id"] as string,
+        clientIp: req.headers[CLIENT_IP_HEADER] as string,
+      }).catch((error: unknown) => fail(req, res, error));
+    },
+  });
   return (req: IncomingMessage, res: ServerResponse) => {
     try {
       const requestId = newRequestId(req.headers["x-request-id"]);
@@ -82,22 +75,6 @@ export function createGatewayHandler(options: GatewayOptions) {
     } catch (error) {
       fail(req, res, error);
     }
-  };
-}
-
-type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** Runs the RPC guard (authentication before the body) in front of connect-node for RPC paths. */
-function guarded(rpc: NodeHandler, guard: ReturnType<typeof createRpcGuard>, fail: ReturnType<typeof failureBoundary>) {
-  return (req: IncomingMessage, res: ServerResponse) => {
-    const method = guard.methodOf(req);
-    if (!method) return rpc(req, res);
-    guard
-      .admit(method, req, res)
-      .then((admitted) => {
-        if (admitted) rpc(req, res);
-      })
-      .catch((error: unknown) => fail(req, res, error));
   };
 }
 
@@ -124,18 +101,18 @@ function failureBoundary(log: Logger) {
  */
 export function createInternalHandler(options: {
   routes: (router: ConnectRouter) => void;
-  services: DescService[];
   trustedProxies: string[];
   bodyLimitBytes: number;
   authenticate: Authenticate;
   log: Logger;
 }) {
   const fail = failureBoundary(options.log);
-  const rpc = guarded(
-    connectNodeAdapter({ routes: options.routes, readMaxBytes: options.bodyLimitBytes }),
-    createRpcGuard(options.services, options.authenticate, options.bodyLimitBytes),
-    fail,
-  );
+  const rpc = createRpcAdapter({
+    routes: options.routes,
+    readMaxBytes: options.bodyLimitBytes,
+    authenticate: options.authenticate,
+    log: options.log,
+  });
   const isGateway = createAddressMatcher(["127.0.0.0/8", "::1/128", ...options.trustedProxies]);
   return (req: IncomingMessage, res: ServerResponse) => {
     try {
