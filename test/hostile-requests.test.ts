@@ -109,6 +109,33 @@ describe("hostile requests", () => {
     expect(listed.activities).toEqual([]);
   });
 
+  it("answers a body that does not inflate or decode as the caller's mistake, in each protocol", async () => {
+    const rpc = (headers: Record<string, string>, body: Buffer) =>
+      fetch(`${t.baseUrl}/converger.v1.ConversationsService/ListActivities`, {
+        method: "POST",
+        headers: { "x-api-key": key, ...headers },
+        body,
+      });
+    const badGzip = await rpc(
+      { "content-type": "application/proto", "content-encoding": "gzip" },
+      Buffer.from([31, 139, 8, 0]),
+    );
+    expect(badGzip.status).toBe(400);
+    expect(await badGzip.json()).toMatchObject({ code: "invalid_argument", message: "the body is not valid gzip" });
+    // Field 1 with wire type 3 (a group start) is not a ListActivitiesRequest.
+    const badProto = await rpc({ "content-type": "application/proto" }, Buffer.from([0x0b, 0x00, 0x03]));
+    expect(badProto.status).toBe(400);
+    expect(((await badProto.json()) as { code: string }).code).toBe("invalid_argument");
+    const badWeb = await rpc(
+      { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+      Buffer.from([0, 0, 0, 0, 3, 0x0b, 0x00, 0x03]),
+    );
+    expect(badWeb.status).toBe(200);
+    expect(Buffer.from(await badWeb.arrayBuffer()).toString("latin1")).toContain(
+      `grpc-status: ${Code.InvalidArgument}`,
+    );
+  });
+
   it("bounds message size on the internal gRPC port", async () => {
     const client = createClient(
       ConversationsService,
