@@ -5,7 +5,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type AccessRule, access, PrincipalKind } from "../../gen/converger/v1/options_pb.js";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import { createAddressMatcher } from "./cidr.js";
-import { CLIENT_IP_HEADER, kPrincipal, type Principal } from "./context.js";
+import { CLIENT_IP_HEADER, kAuthenticated, kPrincipal, type Principal } from "./context.js";
 import type { CredentialDirectory } from "./directory-client.js";
 import { INTERNAL_HEADER } from "./internal.js";
 import { authBlockedError, type RateLimits } from "./rate-limits.js";
@@ -181,7 +181,7 @@ export function createAuthenticator(options: AccessOptions) {
 export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const authenticateCall = createAuthenticator(options);
   return (next) => async (req) => {
-    const principal = await authenticateCall(req.method, req.header);
+    const principal = req.contextValues.get(kAuthenticated) ?? (await authenticateCall(req.method, req.header));
     req.contextValues.set(kPrincipal, principal);
     const limitHeaders = isStateChanging(req.method) ? await limitWrite(principal, req.method, req.header) : undefined;
     if (!req.stream) validateMessage(req.method.input, req.message);
@@ -217,11 +217,22 @@ function credentialOf(principal: Principal): string | undefined {
   }
 }
 
-/** Reads (GET bindings, and RPCs declared free of side effects) are not counted against the write limits. */
+const stateChanging = new WeakMap<DescMethod, boolean>();
+
+/**
+ * Reads (GET bindings, and RPCs declared free of side effects) are not
+ * counted against the write limits. Read from the descriptor once: options
+ * are decoded on every getOption.
+ */
 function isStateChanging(method: DescMethod): boolean {
-  if (method.methodKind !== "unary") return false;
-  if (hasOption(method, http)) return getOption(method, http).pattern.case !== "get";
-  return method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+  let writes = stateChanging.get(method);
+  if (writes === undefined) {
+    if (method.methodKind !== "unary") writes = false;
+    else if (hasOption(method, http)) writes = getOption(method, http).pattern.case !== "get";
+    else writes = method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    stateChanging.set(method, writes);
+  }
+  return writes;
 }
 
 function failureKey(address: string): string {

@@ -14,6 +14,14 @@ export type Principal =
 export type TenantPrincipal = Extract<Principal, { tenantId: string }>;
 
 export const kPrincipal = createContextKey<Principal>({ kind: "public" }, { description: "caller" });
+/**
+ * The principal the gateway already authenticated this call as, handed to an
+ * in-process service through the direct transport's context values (never
+ * read from the wire), so the access interceptor need not do it twice.
+ */
+export const kAuthenticated = createContextKey<Principal | undefined>(undefined, {
+  description: "caller authenticated in this process",
+});
 export const kLog = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
 
 /** Header the gateway sets to the caller's address after applying TRUSTED_PROXIES. */

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import type { Logger } from "./logger.js";
 import { rateLimitFallbacksTotal } from "./metrics.js";
 
@@ -7,9 +7,9 @@ import { rateLimitFallbacksTotal } from "./metrics.js";
  * Where rate-limit counters live (rate-limiter-flexible): Redis when
  * REDIS_URL is set, so every process of a deployment enforces one limit;
  * this process's memory otherwise. A Redis that goes away never fails a
- * call: each limiter falls back to an in-memory insurance limiter with the
- * same settings (logged once per outage, counted by
- * converger_rate_limit_fallbacks_total) until Redis is ready again.
+ * call: each counter falls back to an in-memory insurance limiter (logged
+ * once per outage, counted by converger_rate_limit_fallbacks_total) until
+ * Redis is ready again.
  */
 export interface LimiterStore {
   /**
@@ -17,30 +17,21 @@ export interface LimiterStore {
    * `name` and duration share their counters whatever their points, so a
    * tenant whose own limit changes keeps its count.
    */
-  limiter(name: string, points: number, durationSeconds: number): RateLimiterAbstract;
+  limiter(name: string, points: number, durationSeconds: number): Limiter;
   close(): Promise<void>;
 }
 
+/** Resolves with what is left of the window; rejects with a RateLimiterRes once it is spent. */
+export interface Limiter {
+  consume(key: string): Promise<RateLimiterRes>;
+}
+
 const KEY_PREFIX = "cvg:rl";
+// The shared counters never refuse by themselves: each limiter compares the count to its own points.
+const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 
 export function createMemoryLimiterStore(): LimiterStore {
-  const cache = new Map<string, RateLimiterAbstract>();
-  return {
-    limiter(name, points, durationSeconds) {
-      const id = `${name}:${durationSeconds}:${points}`;
-      let limiter = cache.get(id);
-      if (!limiter) {
-        limiter = new RateLimiterMemory({
-          keyPrefix: `${KEY_PREFIX}:${name}:${durationSeconds}`,
-          points,
-          duration: durationSeconds,
-        });
-        cache.set(id, limiter);
-      }
-      return limiter;
-    },
-    async close() {},
-  };
+  return createStore((keyPrefix, duration) => new RateLimiterMemory({ keyPrefix, points: UNBOUNDED, duration }));
 }
 
 export function createRedisLimiterStore(url: string, log: Logger): LimiterStore {
@@ -58,32 +49,54 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
     degraded = false;
     log.info("rate limits: Redis is back, counters are shared again");
   });
-  const cache = new Map<string, RateLimiterAbstract>();
+  const store = createStore(
+    (keyPrefix, duration, name) =>
+      new RateLimiterRedis({
+        storeClient: client,
+        keyPrefix,
+        points: UNBOUNDED,
+        duration,
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: new InsuranceLimiter({ keyPrefix, points: UNBOUNDED, duration }, name, onFallback),
+      }),
+  );
   return {
-    limiter(name, points, durationSeconds) {
-      const id = `${name}:${durationSeconds}:${points}`;
-      let limiter = cache.get(id);
-      if (!limiter) {
-        const keyPrefix = `${KEY_PREFIX}:${name}:${durationSeconds}`;
-        limiter = new RateLimiterRedis({
-          storeClient: client,
-          keyPrefix,
-          points,
-          duration: durationSeconds,
-          rejectIfRedisNotReady: true,
-          insuranceLimiter: new InsuranceLimiter({ keyPrefix, points, duration: durationSeconds }, name, onFallback),
-        });
-        cache.set(id, limiter);
-      }
-      return limiter;
-    },
+    limiter: store.limiter,
     async close() {
       client.disconnect();
     },
   };
 }
 
-/** The in-memory stand-in of a Redis limiter; every call it answers is counted. */
+function createStore(counterFor: (keyPrefix: string, duration: number, name: string) => RateLimiterAbstract) {
+  const counters = new Map<string, RateLimiterAbstract>();
+  return {
+    limiter(name: string, points: number, durationSeconds: number): Limiter {
+      const id = `${name}:${durationSeconds}`;
+      let counter = counters.get(id);
+      if (!counter) {
+        counter = counterFor(`${KEY_PREFIX}:${id}`, durationSeconds, name);
+        counters.set(id, counter);
+      }
+      return withQuota(counter, points);
+    },
+    async close() {},
+  };
+}
+
+function withQuota(counter: RateLimiterAbstract, points: number): Limiter {
+  return {
+    async consume(key) {
+      const counted = await counter.consume(key);
+      const remaining = points - counted.consumedPoints;
+      const res = new RateLimiterRes(Math.max(0, remaining), counted.msBeforeNext, counted.consumedPoints);
+      if (remaining < 0) throw res;
+      return res;
+    },
+  };
+}
+
+/** The in-memory stand-in of a Redis counter; every call it answers is counted. */
 class InsuranceLimiter extends RateLimiterMemory {
   constructor(
     options: ConstructorParameters<typeof RateLimiterMemory>[0],

@@ -29,8 +29,8 @@ interface Policy {
  * The limits of design.md §7 over a LimiterStore: state-changing calls per
  * credential, per tenant and per address in one-minute windows, and failed
  * authentications per key. Answers carry the IETF RateLimit fields
- * (draft-ietf-httpapi-ratelimit-headers-10): every policy in
- * `RateLimit-Policy`, the one closest to its quota in `RateLimit`.
+ * (draft-ietf-httpapi-ratelimit-headers-10): the one closest to its quota
+ * in `RateLimit` on every answer, and every policy in `RateLimit-Policy` on a 429.
  */
 export function createRateLimits(store: LimiterStore, settings: RateLimitSettings, log: Logger) {
   const blocked = new Map<string, number>();
@@ -55,7 +55,6 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
         }
         results.push({ policy, res: value, spent: outcome.status === "rejected" });
       }
-      const policyHeader = policies.map((p) => `"${p.name}";q=${p.quota};w=${WINDOW_SECONDS}`).join(", ");
       const refused = results.filter((r) => r.spent).sort((a, b) => b.res.msBeforeNext - a.res.msBeforeNext)[0];
       if (refused) {
         const retryAfter = seconds(refused.res.msBeforeNext);
@@ -64,14 +63,17 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
           Code.ResourceExhausted,
         );
         error.metadata.set("retry-after", String(retryAfter));
-        error.metadata.set("ratelimit-policy", policyHeader);
+        error.metadata.set(
+          "ratelimit-policy",
+          policies.map((p) => `"${p.name}";q=${p.quota};w=${WINDOW_SECONDS}`).join(", "),
+        );
         error.metadata.set("ratelimit", `"${refused.policy.name}";r=0;t=${retryAfter}`);
         throw error;
       }
       const closest = results.sort((a, b) => a.res.remainingPoints - b.res.remainingPoints)[0];
       if (!closest) return {};
+      // The policies themselves come with a 429; every answer says how much is left.
       return {
-        "ratelimit-policy": policyHeader,
         ratelimit: `"${closest.policy.name}";r=${closest.res.remainingPoints};t=${seconds(closest.res.msBeforeNext)}`,
       };
     },

@@ -2,11 +2,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
-import { CLIENT_IP_HEADER } from "../common/context.js";
+import { CLIENT_IP_HEADER, type Principal } from "../common/context.js";
 import { INTERNAL_HEADER } from "../common/internal.js";
 
 /** Authenticates a call from its headers alone (createAuthenticator in common/access.ts). */
-export type Authenticate = (method: DescMethod, header: Headers) => Promise<unknown>;
+export type Authenticate = (method: DescMethod, header: Headers) => Promise<Principal>;
 
 const CREDENTIAL_HEADERS = ["authorization", "x-api-key", INTERNAL_HEADER, CLIENT_IP_HEADER];
 

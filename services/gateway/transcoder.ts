@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMessage, JsonObject, JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
-import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER } from "../common/context.js";
+import { Code, ConnectError, createContextValues, type Transport } from "@connectrpc/connect";
+import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER, kAuthenticated } from "../common/context.js";
 import { invalidField } from "../common/errors.js";
 import { fromApiJson, toApiJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
@@ -110,7 +110,7 @@ export function createTranscoder(options: TranscoderOptions) {
       if (typeof value === "string") header.set(name, value);
     }
     // Credentials first: an anonymous caller learns nothing about its body and costs no parse.
-    await options.authenticate(route.method, header);
+    const principal = await options.authenticate(route.method, header);
     const input = route.method.input;
     const json = route.body === "*" ? await readJsonBody(req, options.jsonBodyLimitBytes) : {};
     if (route.body !== "*") mergeQuery(input, json, url.searchParams);
@@ -123,9 +123,15 @@ export function createTranscoder(options: TranscoderOptions) {
     res.on("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    const response = await options
-      .transportFor(route)
-      .unary(route.method as never, abort.signal, undefined, header, message as never, undefined);
+    const response = await options.transportFor(route).unary(
+      route.method as never,
+      abort.signal,
+      undefined,
+      header,
+      message as never,
+      // Only an in-process service reads it; gRPC never sends context values.
+      createContextValues().set(kAuthenticated, principal),
+    );
     const status = Number(response.header.get(HTTP_STATUS_HEADER)) || route.successStatus;
     const returned: Record<string, string> = {};
     for (const name of RETURNED_HEADERS) {
