@@ -18,10 +18,12 @@ export interface LimiterStore {
    * tenant whose own limit changes keeps its count.
    */
   limiter(name: string, points: number, durationSeconds: number): Limiter;
+  /** The raw count of `name`'s windows, for callers that compare it to quotas of their own. */
+  counter(name: string, durationSeconds: number): Limiter;
   close(): Promise<void>;
 }
 
-/** Resolves with what is left of the window; rejects with a RateLimiterRes once it is spent. */
+/** Resolves with the window's count (`consumedPoints`); a limiter rejects with a RateLimiterRes once it is spent. */
 export interface Limiter {
   consume(key: string): Promise<RateLimiterRes>;
 }
@@ -61,7 +63,7 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
       }),
   );
   return {
-    limiter: store.limiter,
+    ...store,
     async close() {
       client.disconnect();
     },
@@ -70,16 +72,19 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
 
 function createStore(counterFor: (keyPrefix: string, duration: number, name: string) => RateLimiterAbstract) {
   const counters = new Map<string, RateLimiterAbstract>();
+  const counter = (name: string, durationSeconds: number): RateLimiterAbstract => {
+    const id = `${name}:${durationSeconds}`;
+    let found = counters.get(id);
+    if (!found) {
+      found = counterFor(`${KEY_PREFIX}:${id}`, durationSeconds, name);
+      counters.set(id, found);
+    }
+    return found;
+  };
   return {
-    limiter(name: string, points: number, durationSeconds: number): Limiter {
-      const id = `${name}:${durationSeconds}`;
-      let counter = counters.get(id);
-      if (!counter) {
-        counter = counterFor(`${KEY_PREFIX}:${id}`, durationSeconds, name);
-        counters.set(id, counter);
-      }
-      return withQuota(counter, points);
-    },
+    counter,
+    limiter: (name: string, points: number, durationSeconds: number) =>
+      withQuota(counter(name, durationSeconds), points),
     async close() {},
   };
 }
