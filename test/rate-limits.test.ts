@@ -51,6 +51,32 @@ describe("rate limits on state-changing calls", () => {
     expect(await activityCount(t, conversation.id)).toBe(3);
   });
 
+  it("lifts a tenant's servers with the tenant's own limit, while its end users keep the per-user cap", async () => {
+    const f = fixtures(t.baseUrl);
+    const tenant = await f.tenant();
+    const raised = await call(t.baseUrl, "PATCH", `/admin/v1/tenants/${tenant.id}`, {
+      token: ADMIN_TOKEN,
+      body: { rate_limit_per_minute: 20 },
+    });
+    expect(raised.status).toBe(200);
+    const channel = await f.channel(tenant.key);
+    const conversation = await f.conversation(tenant.key, channel.id);
+    const minted = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/tokens`, {
+      key: tenant.key,
+      body: { user: { id: "carol" } },
+    });
+    // Three writes so far; the API key goes past RATE_LIMIT_PER_MINUTE (5).
+    for (let i = 0; i < 5; i++) expect((await f.message(tenant.key, conversation.id, `m${i}`)).status).toBe(201);
+    const asUser = () =>
+      call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/activities`, {
+        token: minted.body.token,
+        body: { type: "message", text: "from carol" },
+      });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await asUser()).status);
+    expect(statuses).toEqual([201, 201, 201, 201, 201, 429]);
+  });
+
   it("does not count reads against the write limit", async () => {
     const f = fixtures(t.baseUrl);
     const tenant = await f.tenant();

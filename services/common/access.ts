@@ -195,7 +195,15 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     const tenantId = "tenantId" in principal ? principal.tenantId : undefined;
     const tenantLimit = tenantId ? (await options.directory.tenantStatus(tenantId)).rateLimitPerMinute : 0;
     const ip = accessRuleOf(method).rule?.providerWebhook ? undefined : (header.get(CLIENT_IP_HEADER) ?? "");
-    return options.rateLimits.consumeWrite({ credential: credentialOf(principal), tenantId, tenantLimit, ip });
+    // A tenant's own limit is its servers' too (API key, OAuth clients); end users keep the per-user cap.
+    const tenantServer = principal.kind === "api_key" || principal.kind === "oauth_client";
+    return options.rateLimits.consumeWrite({
+      credential: credentialOf(principal),
+      credentialLimit: tenantServer ? tenantLimit : 0,
+      tenantId,
+      tenantLimit,
+      ip,
+    });
   }
 }
 
@@ -210,8 +218,7 @@ function credentialOf(principal: Principal): string | undefined {
       return `user:${principal.tenantId}:${principal.userId}`;
     case "channel":
       return `channel:${principal.channelId}`;
-    case "operator":
-      return "operator";
+    // The operator (one token, from allowlisted addresses only) is limited per address alone.
     default:
       return undefined;
   }

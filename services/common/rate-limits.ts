@@ -15,6 +15,8 @@ export interface WriteCaller {
   tenantId?: string;
   /** The tenant's own limit per minute; 0 or absent = the default. */
   tenantLimit?: number;
+  /** This credential's own limit per minute (a tenant server's, raised with its tenant); 0 = the default. */
+  credentialLimit?: number;
   /** Absent when the call is exempt from the per-address limit (provider webhooks). */
   ip?: string;
 }
@@ -134,7 +136,13 @@ export function authBlockedError(ms: number): ConnectError {
 
 function policiesOf(caller: WriteCaller, settings: RateLimitSettings): Policy[] {
   const policies: Policy[] = [];
-  if (caller.credential) policies.push({ name: "credential", key: caller.credential, quota: settings.perCredential });
+  if (caller.credential) {
+    policies.push({
+      name: "credential",
+      key: caller.credential,
+      quota: caller.credentialLimit || settings.perCredential,
+    });
+  }
   if (caller.tenantId) {
     policies.push({ name: "tenant", key: caller.tenantId, quota: caller.tenantLimit || settings.perTenant });
   }
