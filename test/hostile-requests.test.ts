@@ -3,7 +3,7 @@ import { gzipSync } from "node:zlib";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ActivityType, ConversationsService } from "../gen/converger/v1/conversations_pb.js";
+import { ActivityType, ConversationsService, DirectoryService } from "../gen/converger/v1/conversations_pb.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 /** Sends bytes as they are (fetch would normalize the target) and resolves with the status line's code. */
@@ -51,6 +51,34 @@ describe("hostile requests", () => {
     expect(await rawRequest(port, "GET http://evil.example/v1/channels HTTP/1.1\r\nHost: x\r\n\r\n")).toBe(400);
     expect(await rawRequest(port, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")).toBe(400);
     expect((await call(t.baseUrl, "GET", "/healthz")).status).toBe(200);
+  });
+
+  it("answers an RPC with a broken or missing Host with 400", async () => {
+    const body = '{"refreshToken":"cvr_unknown"}';
+    const rpc = (host: string, version = "1.1") =>
+      rawRequest(
+        port,
+        `POST /converger.v1.AuthService/RevokeToken HTTP/${version}\r\n${host}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+    expect(await rpc("Host: [\r\n")).toBe(400);
+    expect(await rpc("Host: x:99999\r\n")).toBe(400);
+    expect(await rpc("", "1.0")).toBe(400);
+    expect(await rpc("Host: x\r\n")).toBe(200);
+  });
+
+  it("never takes the internal token on the public port", async () => {
+    const internal = { "content-type": "application/json", "x-converger-internal": t.app.config.internalToken };
+    const viaGateway = await fetch(`${t.baseUrl}/converger.v1.DirectoryService/GetTenantStatus`, {
+      method: "POST",
+      headers: internal,
+      body: "{}",
+    });
+    expect(viaGateway.status).toBe(401);
+    const viaGrpcPort = await createClient(
+      DirectoryService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${t.app.ports.grpc}` }),
+    ).getTenantStatus({ tenantId: "00000000-0000-4000-8000-000000000000" }, { headers: internal });
+    expect(viaGrpcPort.exists).toBe(false);
   });
 
   it("refuses an anonymous Connect call with 401 without inflating its gzip body", async () => {

@@ -232,8 +232,8 @@ describe("per-tenant and per-address limits", () => {
       body: { name: "third", type: "echo", config: {} },
     });
     expect(again.status).toBe(201);
-    // Back to the default 6: three of them spent (two writes and the refused one), this the fourth.
-    expect(again.headers.get("ratelimit")).toMatch(/^"tenant";r=2;t=\d+$/);
+    // Back to the default 6: two spent (the refused call gave its point back), this the third.
+    expect(again.headers.get("ratelimit")).toMatch(/^"tenant";r=3;t=\d+$/);
   });
 
   it("refuses an update that changes nothing and a limit out of range", async () => {
@@ -242,6 +242,39 @@ describe("per-tenant and per-address limits", () => {
       const res = await call(t.baseUrl, "PATCH", `/admin/v1/tenants/${tenant.id}`, { token: ADMIN_TOKEN, body });
       expect(res.status).toBe(400);
     }
+  });
+});
+
+describe("refused calls", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ RATE_LIMIT_PER_MINUTE: "4", RATE_LIMIT_TENANT_PER_MINUTE: "8" });
+  });
+  afterAll(() => t.stop());
+
+  it("spend nothing: a user hammering its own limit leaves its tenant's budget alone", async () => {
+    const f = fixtures(t.baseUrl);
+    const tenant = await f.tenant();
+    const channel = await f.channel(tenant.key);
+    const conversation = await f.conversation(tenant.key, channel.id);
+    const minted = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/tokens`, {
+      key: tenant.key,
+      body: { user: { id: "dave" } },
+    });
+    const statuses = [];
+    for (let i = 0; i < 14; i++) {
+      const res = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/activities`, {
+        token: minted.body.token,
+        body: { type: "message", text: `spam ${i}` },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses.filter((s) => s === 201)).toHaveLength(4);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(10);
+    // 3 writes of the key and 4 of the user: the tenant's 8th write still goes through.
+    const last = await f.message(tenant.key, conversation.id, "from the server");
+    expect(last.status).toBe(201);
+    expect(last.headers.get("ratelimit")).toMatch(/^"credential";r=0;t=\d+$|^"tenant";r=0;t=\d+$/);
   });
 });
 
@@ -351,7 +384,7 @@ describe("failed authentications", () => {
     expect(statuses).toEqual([401, 401, 401, 429]);
   });
 
-  it("limits wrong client secrets at the token endpoint per client, from any address", async () => {
+  it("limits wrong client secrets at the token endpoint per address, without shutting the client out elsewhere", async () => {
     const client = await call(t.baseUrl, "POST", "/v1/oauth-clients", {
       key,
       headers: from("192.0.2.5"),
@@ -369,12 +402,14 @@ describe("failed authentications", () => {
         }),
       });
     const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await token(`wrong-${i}`, `192.0.2.${10 + i}`)).status);
+    for (let i = 0; i < 4; i++) statuses.push((await token(`wrong-${i}`, "192.0.2.10")).status);
     expect(statuses).toEqual([401, 401, 401, 429]);
-    const right = await token(client.body.client_secret, "192.0.2.20");
-    expect(right.status).toBe(429);
-    expect(await right.json()).toMatchObject({ error: "slow_down" });
-    expect(Number(right.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    const refused = await token(client.body.client_secret, "192.0.2.10");
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toMatchObject({ error: "slow_down" });
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    // The client's own servers, elsewhere, still get their tokens.
+    expect((await token(client.body.client_secret, "192.0.2.20")).status).toBe(200);
   });
 
   it("locks an address out of inbound webhooks after too many wrong signatures", async () => {
@@ -387,6 +422,13 @@ describe("failed authentications", () => {
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await inbound(`sha256=${String(i).repeat(64)}`)).status);
     expect(statuses).toEqual([401, 401, 401, 429]);
+    // Another channel (another tenant's, say) behind the same provider address is not locked out.
+    const other = await fixtures(t.baseUrl).channel(key);
+    const elsewhere = await call(t.baseUrl, "POST", `/v1/channels/${other.id}/inbound`, {
+      headers: { ...from("192.0.2.40"), "x-hub-signature-256": `sha256=${"0".repeat(64)}` },
+      body: {},
+    });
+    expect(elsewhere.status).toBe(401);
   });
 
   it("answers 401 before reading a malformed body", async () => {

@@ -76,8 +76,10 @@ export function authImpl(deps: AuthDeps): ServiceImpl<typeof AuthService> {
       if (req.grantType !== "client_credentials") {
         throw oauthError(Code.InvalidArgument, "unsupported_grant_type", "only client_credentials is supported here");
       }
-      // Guessing is limited per client and per address, and a refused guess is never checked.
-      const failureKeys = [`client:${req.clientId}`, `ip:${ctx.requestHeader.get(CLIENT_IP_HEADER) ?? ""}`];
+      // Guessing is limited per address and per client from that address (a client-wide lock would let
+      // anyone who knows a client_id shut it out), and a refused guess is never checked.
+      const address = ctx.requestHeader.get(CLIENT_IP_HEADER) ?? "";
+      const failureKeys = [`ip:${address}`, `client:${req.clientId.slice(0, 100)}@${address}`];
       const blockedMs = Math.max(...failureKeys.map((key) => deps.rateLimits.authBlockedMs(key)));
       if (blockedMs > 0) throw authBlockedError(blockedMs);
       const client = await authenticateClient(req.clientId, req.clientSecret);

@@ -90,6 +90,8 @@ export function createAuthenticator(options: AccessOptions) {
     if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header, address);
     // Open endpoints (/auth/refresh, /auth/revoke) ignore whatever credential a client sends along.
     if (allow.size === 1 && allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
+    // Before any secret is compared, the internal token included: a locked-out address guesses nothing.
+    refuseBlocked(address);
     const internal = header.get(INTERNAL_HEADER);
     if (internal !== null) {
       if (!allow.has(PrincipalKind.INTERNAL)) throw notAllowed("internal");
@@ -97,7 +99,6 @@ export function createAuthenticator(options: AccessOptions) {
         throw new AuthError("invalid internal token", Code.Unauthenticated, "internal");
       return { kind: "internal" };
     }
-    refuseBlocked(address);
     const apiKey = header.get("x-api-key");
     if (apiKey !== null) {
       if (!allow.has(PrincipalKind.API_KEY)) throw notAllowed("api_key");
@@ -195,8 +196,9 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     const tenantId = "tenantId" in principal ? principal.tenantId : undefined;
     const tenantLimit = tenantId ? (await options.directory.tenantStatus(tenantId)).rateLimitPerMinute : 0;
     const ip = accessRuleOf(method).rule?.providerWebhook ? undefined : (header.get(CLIENT_IP_HEADER) ?? "");
-    // A tenant's own limit is its servers' too (API key, OAuth clients); end users keep the per-user cap.
-    const tenantServer = principal.kind === "api_key" || principal.kind === "oauth_client";
+    // A tenant's own limit is its servers' too (API key, OAuth clients, the channel secret minting a
+    // token per visitor); end users keep the per-user cap.
+    const tenantServer = principal.kind !== "end_user";
     return options.rateLimits.consumeWrite({
       credential: credentialOf(principal),
       credentialLimit: tenantServer ? tenantLimit : 0,

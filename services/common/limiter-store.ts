@@ -26,9 +26,12 @@ export interface LimiterStore {
 /** Resolves with the window's count (`consumedPoints`); a limiter rejects with a RateLimiterRes once it is spent. */
 export interface Limiter {
   consume(key: string): Promise<RateLimiterRes>;
+  /** Gives back a point counted by a call that was refused elsewhere. */
+  reward(key: string): Promise<unknown>;
 }
 
 const KEY_PREFIX = "cvg:rl";
+const COMMAND_TIMEOUT_MS = 250;
 // The shared counters never refuse by themselves: each limiter compares the count to its own points.
 const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 
@@ -38,7 +41,12 @@ export function createMemoryLimiterStore(): LimiterStore {
 
 export function createRedisLimiterStore(url: string, log: Logger): LimiterStore {
   // No offline queue: while Redis is away a call is answered by the insurance limiter at once, never queued.
-  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  // A Redis that stops answering (a partition, not a refused connection) must not hold calls up either.
+  const client = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+  });
   let degraded = false;
   const onFallback = () => {
     if (degraded) return;
@@ -72,14 +80,14 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
 
 function createStore(counterFor: (keyPrefix: string, duration: number, name: string) => RateLimiterAbstract) {
   const counters = new Map<string, RateLimiterAbstract>();
-  const counter = (name: string, durationSeconds: number): RateLimiterAbstract => {
+  const counter = (name: string, durationSeconds: number): RateLimiterAbstract & Limiter => {
     const id = `${name}:${durationSeconds}`;
     let found = counters.get(id);
     if (!found) {
       found = counterFor(`${KEY_PREFIX}:${id}`, durationSeconds, name);
       counters.set(id, found);
     }
-    return found;
+    return found as RateLimiterAbstract & Limiter;
   };
   return {
     counter,
@@ -91,6 +99,7 @@ function createStore(counterFor: (keyPrefix: string, duration: number, name: str
 
 function withQuota(counter: RateLimiterAbstract, points: number): Limiter {
   return {
+    reward: (key) => counter.reward(key),
     async consume(key) {
       const counted = await counter.consume(key);
       const remaining = points - counted.consumedPoints;

@@ -36,6 +36,7 @@ interface Policy {
  */
 export function createRateLimits(store: LimiterStore, settings: RateLimitSettings, log: Logger) {
   const blocked = new Map<string, number>();
+  let lastPrune = 0;
   const failures = store.limiter("auth_failures", settings.authFailures, WINDOW_SECONDS);
   // Raw counts; each policy compares them to its own quota (a tenant's may differ).
   const counters = {
@@ -65,7 +66,12 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
         }
         if (!closest || remaining < closest.remaining) closest = { policy, remaining, msBeforeNext: res.msBeforeNext };
       }
-      if (refused) throw limitedError(refused.policy, refused.msBeforeNext, policies);
+      if (refused) {
+        // A refused call spends nothing: one user hammering its own limit must not drain its tenant's or address's.
+        const spent = policies.filter((_, i) => counted[i] instanceof RateLimiterRes);
+        await Promise.all(spent.map((p) => counters[p.name].reward(p.key).catch(() => undefined)));
+        throw limitedError(refused.policy, refused.msBeforeNext, policies);
+      }
       if (!closest) return {};
       // The policies themselves come with a 429; every answer says how much is left.
       return { ratelimit: `"${closest.policy.name}";r=${closest.remaining};t=${seconds(closest.msBeforeNext)}` };
@@ -100,8 +106,15 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
       }
       // The failure that spends the last point already closes the door.
       if (verdict.remainingPoints > 0) return;
-      if (blocked.size >= MAX_BLOCKED_KEYS) pruneExpired(blocked);
-      if (blocked.size < MAX_BLOCKED_KEYS) blocked.set(key, Date.now() + verdict.msBeforeNext);
+      // A full map of live blocks must not cost a scan per failure: at most one a second.
+      if (blocked.size >= MAX_BLOCKED_KEYS && Date.now() - lastPrune >= 1000) {
+        lastPrune = Date.now();
+        pruneExpired(blocked);
+      }
+      // Still full of live blocks: the oldest goes (Map order), never the new one.
+      if (blocked.size >= MAX_BLOCKED_KEYS) blocked.delete(blocked.keys().next().value as string);
+      blocked.delete(key);
+      blocked.set(key, Date.now() + verdict.msBeforeNext);
     },
   };
 }

@@ -43,8 +43,9 @@ export async function receiveInbound(
   req: ReceiveInboundRequest,
   clientIp: string,
 ): Promise<ReceiveInboundResponse> {
-  // Inbound is not limited per address (providers share a few), but guessing signatures is.
-  const failureKey = `ip:${clientIp}`;
+  // Inbound is not limited per address (providers share a few), but guessing a channel's signature is:
+  // per channel and address, so one tenant's wrong app_secret never locks Meta out for everyone.
+  const failureKey = `inbound:${req.channelId}@${clientIp}`;
   const blockedMs = deps.rateLimits.authBlockedMs(failureKey);
   if (blockedMs > 0) throw authBlockedError(blockedMs);
   const { channel, adapter } = await inboundChannel(deps, req.channelId);

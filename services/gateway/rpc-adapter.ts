@@ -8,7 +8,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "../common/logger.js";
-import { type Authenticate, createRpcGuard } from "./rpc-guard.js";
+import { type Authenticate, createRpcGuard, writeRpcError } from "./rpc-guard.js";
 
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -47,7 +47,15 @@ export function createRpcAdapter(options: RpcAdapterOptions): NodeHandler {
     if (!handler) return (options.fallback ?? notFound)(req, res);
     void (async () => {
       if (!(await guard(handler.method, req, res))) return;
-      const response = await handler(universalRequestFromNodeRequest(req, res, undefined, undefined));
+      let request: ReturnType<typeof universalRequestFromNodeRequest>;
+      try {
+        // Builds a URL from Host / :authority, which a client may send broken or not at all.
+        request = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      } catch {
+        const error = new ConnectError("the request needs a valid Host (or :authority)", Code.InvalidArgument);
+        return writeRpcError(req, res, error);
+      }
+      const response = await handler(request);
       await universalResponseToNodeResponse(await decodeFailuresAsInvalid(response), res);
     })().catch((error: unknown) => {
       // A client that went away mid-answer is no failure of ours.

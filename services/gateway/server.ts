@@ -3,6 +3,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Transport } from "@connectrpc/connect";
 import { clientAddress, createAddressMatcher } from "../common/cidr.js";
 import { CLIENT_IP_HEADER } from "../common/context.js";
+import { INTERNAL_HEADER } from "../common/internal.js";
 import type { Logger } from "../common/logger.js";
 import type { RawRoute } from "../common/service.js";
 import { traceparentOf } from "../common/trace.js";
@@ -70,6 +71,8 @@ export function createGatewayHandler(options: GatewayOptions) {
       );
       req.headers["x-request-id"] = requestId;
       req.headers.traceparent = traceparentOf(req.headers.traceparent);
+      // Only our own services speak with the internal token, and never through the public port.
+      delete req.headers[INTERNAL_HEADER];
       res.setHeader("x-request-id", requestId);
       rpc(req, res);
     } catch (error) {

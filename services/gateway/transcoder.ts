@@ -72,10 +72,9 @@ export function createTranscoder(options: TranscoderOptions) {
       oauthErrors = entry.oauthErrors;
       await callRpc(entry, params, url, req, res, requestId, clientIp);
     } catch (error) {
-      if (error instanceof HttpError) {
-        if (error instanceof BodyTooLargeError) res.setHeader("connection", "close");
-        return writeHttpError(res, error);
-      }
+      // A body left unread (refused before it was needed) would be drained by Node at line rate: cut it off.
+      if (hasUnreadBody(req)) res.setHeader("connection", "close");
+      if (error instanceof HttpError) return writeHttpError(res, error);
       const connectError = ConnectError.from(error);
       if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
         reqLog.error({ err: connectError.cause ?? connectError }, "request failed");
@@ -140,6 +139,12 @@ export function createTranscoder(options: TranscoderOptions) {
     }
     writeJson(res, status, toApiJson(route.method.output, response.message as never), returned);
   }
+}
+
+function hasUnreadBody(req: IncomingMessage): boolean {
+  const declared = req.headers["content-length"];
+  const sent = req.headers["transfer-encoding"] !== undefined || (declared !== undefined && declared !== "0");
+  return sent && !req.readableEnded;
 }
 
 interface Target {
