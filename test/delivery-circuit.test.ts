@@ -1,8 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp } from "../services/app.js";
 import { loadConfig } from "../services/common/config.js";
 import { createLogger } from "../services/common/logger.js";
-import { circuitPolicy, cooldownMs } from "../services/delivery/store/circuits.js";
+import { circuitPolicy, cooldownMs, createCircuitStore } from "../services/delivery/store/circuits.js";
 import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
 
@@ -287,5 +288,30 @@ describe("health without the delivery service", () => {
     } finally {
       await alone.stop();
     }
+  });
+});
+
+describe("half-open probes", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.stop());
+
+  it("are not starved by open circuits that have nothing left to probe", async () => {
+    const [tenant, dead, live, delivery] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    // The dead channel's circuit opened longest ago, so it would take the only slot first.
+    await t.db.query(
+      `INSERT INTO channel_circuits (channel_id, tenant_id, state, opened_until, cooldown_ms)
+       VALUES ($1, $3, 'open', now() - interval '2 minutes', 5000), ($2, $3, 'open', now() - interval '1 minute', 5000)`,
+      [dead, live, tenant],
+    );
+    await t.db.query(
+      `INSERT INTO deliveries (id, tenant_id, activity_id, conversation_id, seq, channel_id, activity, next_attempt_at)
+       VALUES ($1, $2, $3, $4, 1, $5, '{}', now() - interval '1 second')`,
+      [delivery, tenant, randomUUID(), randomUUID(), live],
+    );
+    const probes = await createCircuitStore(t.db as never).claimProbes(1);
+    expect(probes.map((p) => p.id)).toEqual([delivery]);
   });
 });

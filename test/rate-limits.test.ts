@@ -431,6 +431,21 @@ describe("failed authentications", () => {
     expect(elsewhere.status).toBe(401);
   });
 
+  it("locks an address out of the edge after too many bad tokens, by the address the gateway would see", async () => {
+    const upgrade = (token: string, address: string) =>
+      openSocket(`ws://127.0.0.1:${t.app.ports.edge}/ws?token=${token}`, { headers: from(address) }).then(
+        (socket) => {
+          socket.ws.close();
+          return 101;
+        },
+        (error: { status?: number }) => error.status,
+      );
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push(await upgrade(`a.b.c${i}`, "192.0.2.50"));
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect(await upgrade("a.b.c", "192.0.2.51")).toBe(401);
+  });
+
   it("answers 401 before reading a malformed body", async () => {
     const res = await call(t.baseUrl, "POST", "/v1/channels", { body: "{not json", headers: from("192.0.2.30") });
     expect(res.status).toBe(401);

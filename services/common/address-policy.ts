@@ -56,7 +56,7 @@ export function canonicalHost(raw: string): string {
       // Not a valid host at all: judged as spelled, the caller refuses the URL anyway.
     }
   }
-  return unmapIPv4(host);
+  return normalizeAddress(host);
 }
 
 function stripDecorations(host: string): string {
@@ -66,17 +66,6 @@ function stripDecorations(host: string): string {
     .replace(/^\[|\]$/g, "")
     .replace(/%.*$/, "")
     .replace(/\.+$/, "");
-}
-
-/** `::ffff:127.0.0.1` and `::ffff:7f00:1` → `127.0.0.1`. */
-function unmapIPv4(host: string): string {
-  if (isIP(host) !== 6) return host;
-  const dotted = normalizeAddress(host);
-  if (dotted !== host) return dotted;
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
-  if (!hex) return host;
-  const [high, low] = [Number.parseInt(hex[1] as string, 16), Number.parseInt(hex[2] as string, 16)];
-  return [high >> 8, high & 255, low >> 8, low & 255].join(".");
 }
 
 /** True when an address (or an IP-literal host) is not on the public internet. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clientAddress, createAddressMatcher } from "./cidr.js";
+import { clientAddress, createAddressMatcher, normalizeAddress } from "./cidr.js";
 
 describe("address matching", () => {
   const loopback = createAddressMatcher(["127.0.0.1/32", "::1/128"]);
@@ -10,6 +10,13 @@ describe("address matching", () => {
     expect(loopback("::1")).toBe(true);
     expect(loopback("127.0.0.2")).toBe(false);
     expect(loopback("not an address")).toBe(false);
+  });
+
+  it("spells an address one way whichever listener wrote it", () => {
+    expect(normalizeAddress("0000:0000:0000:0000:0000:ffff:7f00:0001")).toBe("127.0.0.1");
+    expect(normalizeAddress("::ffff:7f00:1")).toBe("127.0.0.1");
+    expect(normalizeAddress("2001:0DB8:0000:0000:0000:0000:0000:0001")).toBe("2001:db8::1");
+    expect(normalizeAddress("203.0.113.9")).toBe("203.0.113.9");
   });
 
   it("rejects a malformed CIDR at start-up", () => {

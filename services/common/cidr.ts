@@ -18,10 +18,21 @@ export function createAddressMatcher(entries: string[]): (address: string) => bo
   };
 }
 
-/** "::ffff:127.0.0.1" (IPv4 on a dual-stack socket) → "127.0.0.1". */
+/**
+ * One spelling per address, so limits and allowlists key a client the same
+ * way whichever listener saw it: IPv6 compressed and lowercased (uWS writes
+ * `0000:…:0001`), IPv4 on a dual-stack socket (`::ffff:127.0.0.1`,
+ * `::ffff:7f00:1`) as plain IPv4.
+ */
 export function normalizeAddress(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return mapped?.[1] ?? address;
+  let ip = address;
+  if (isIPv6(ip)) ip = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (dotted) return dotted[1] as string;
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(ip);
+  if (!hex) return ip;
+  const [high, low] = [Number.parseInt(hex[1] as string, 16), Number.parseInt(hex[2] as string, 16)];
+  return [high >> 8, high & 255, low >> 8, low & 255].join(".");
 }
 
 /**

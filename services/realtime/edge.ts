@@ -3,6 +3,7 @@ import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
 import type { AccessOptions } from "../common/access.js";
 import { type Bus, tenantTopic } from "../common/bus.js";
+import { clientAddress, createAddressMatcher } from "../common/cidr.js";
 import type { Config } from "../common/config.js";
 import { CLIENT_IP_HEADER } from "../common/context.js";
 import type { Logger } from "../common/logger.js";
@@ -65,6 +66,7 @@ export async function startEdge(options: {
   });
   const perTenant = new Map<string, number>();
   const sockets = new Set<EdgeSocket>();
+  const isTrustedProxy = createAddressMatcher(config.trustedProxies);
   const allowedOrigins = new Set([new URL(config.publicUrl).origin, ...config.wsAllowedOrigins]);
   let closing = false;
 
@@ -131,10 +133,27 @@ export async function startEdge(options: {
         const origin = req.getHeader("origin");
         const query = new URLSearchParams(req.getQuery() ?? "");
         const { token, protocol } = tokenOf(query, req.getHeader("sec-websocket-protocol"));
-        const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+        // The same client address the gateway sees: X-Forwarded-For only from TRUSTED_PROXIES.
+        const ip = clientAddress(
+          Buffer.from(res.getRemoteAddressAsText()).toString(),
+          req.getHeader("x-forwarded-for") || undefined,
+          isTrustedProxy,
+        );
         if (closing) throw new UpgradeError("503 Service Unavailable", "shutting down");
         if (origin && !allowedOrigins.has(origin)) throw new UpgradeError("403 Forbidden", "origin not allowed");
-        const { principal, expiresAt } = await authenticateEdge(token, access.verifier, access.directory);
+        // Bad tokens count as failed authentications of the address, as on the gateway.
+        const failureKey = `ip:${ip}`;
+        if (access.rateLimits.authBlockedMs(failureKey) > 0) {
+          throw new UpgradeError("429 Too Many Requests", "too many failed authentications from here");
+        }
+        const { principal, expiresAt } = await authenticateEdge(token, access.verifier, access.directory).catch(
+          async (error: unknown) => {
+            if (error instanceof UpgradeError && error.status.startsWith("401")) {
+              await access.rateLimits.recordAuthFailure(failureKey);
+            }
+            throw error;
+          },
+        );
         const state = newSocketState(principal, token as string, expiresAt, ip, query);
         const userKey = userKeyOf(principal);
         if ((perUser.get(userKey) ?? 0) >= config.wsMaxConnectionsPerUser) {

@@ -15,9 +15,15 @@ export interface TestSocket {
 }
 
 /** Opens a socket and resolves once it is open, or rejects with the HTTP status of a refused upgrade. */
-export function openSocket(url: string, options: { protocols?: string[]; origin?: string } = {}): Promise<TestSocket> {
+export function openSocket(
+  url: string,
+  options: { protocols?: string[]; origin?: string; headers?: Record<string, string> } = {},
+): Promise<TestSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, options.protocols ?? [], options.origin ? { origin: options.origin } : {});
+    const ws = new WebSocket(url, options.protocols ?? [], {
+      ...(options.origin ? { origin: options.origin } : {}),
+      headers: options.headers,
+    });
     const frames: Frame[] = [];
     const waiters = new Set<() => void>();
     ws.on("message", (data) => {

@@ -73,9 +73,15 @@ export function createCircuitStore(pool: Pool) {
     async claimProbes(limit: number): Promise<DeliveryRow[]> {
       const { rows } = await pool.query<DeliveryRow>(
         `WITH half_open AS (
-           SELECT channel_id FROM channel_circuits
-           WHERE state = 'open' AND opened_until <= now() AND (probe_until IS NULL OR probe_until < now())
-           ORDER BY opened_until LIMIT $1 FOR UPDATE SKIP LOCKED),
+           SELECT c.channel_id FROM channel_circuits c
+           WHERE c.state = 'open' AND c.opened_until <= now() AND (c.probe_until IS NULL OR c.probe_until < now())
+             -- Only circuits with something to probe: open ones left with nothing pending must not
+             -- take every slot and starve the rest.
+             AND EXISTS (
+               SELECT 1 FROM deliveries w
+               WHERE w.channel_id = c.channel_id AND w.status = 'pending' AND w.next_attempt_at <= now()
+                 AND (w.lease_until IS NULL OR w.lease_until < now()))
+           ORDER BY c.opened_until LIMIT $1 FOR UPDATE OF c SKIP LOCKED),
          pick AS (
            SELECT DISTINCT ON (d.channel_id) d.id, d.channel_id FROM deliveries d
            JOIN half_open h ON h.channel_id = d.channel_id
