@@ -76,7 +76,10 @@ export function createAuthenticator(options: AccessOptions) {
     } catch (error) {
       if (error instanceof AuthError) {
         options.audit({ tenantId: error.tenantId, kind: error.kind, sourceIp: address, reason: error.rawMessage });
-        if (error.code === Code.Unauthenticated) await options.rateLimits.recordAuthFailure(failureKey(address));
+        // Calls between our own services carry no client address; only clients' failures count.
+        if (error.code === Code.Unauthenticated && address) {
+          await options.rateLimits.recordAuthFailure(failureKey(address));
+        }
       }
       throw error;
     }
@@ -90,8 +93,8 @@ export function createAuthenticator(options: AccessOptions) {
     if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header, address);
     // Open endpoints (/auth/refresh, /auth/revoke) ignore whatever credential a client sends along.
     if (allow.size === 1 && allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
-    // Before any secret is compared, the internal token included: a locked-out address guesses nothing.
-    refuseBlocked(address);
+    // The internal token only ever arrives on the gRPC port (the gateway strips it), and a client locked
+    // out there must not lock out our own services calling from the same address.
     const internal = header.get(INTERNAL_HEADER);
     if (internal !== null) {
       if (!allow.has(PrincipalKind.INTERNAL)) throw notAllowed("internal");
@@ -99,6 +102,7 @@ export function createAuthenticator(options: AccessOptions) {
         throw new AuthError("invalid internal token", Code.Unauthenticated, "internal");
       return { kind: "internal" };
     }
+    refuseBlocked(address);
     const apiKey = header.get("x-api-key");
     if (apiKey !== null) {
       if (!allow.has(PrincipalKind.API_KEY)) throw notAllowed("api_key");
@@ -117,6 +121,7 @@ export function createAuthenticator(options: AccessOptions) {
   }
 
   function refuseBlocked(address: string): void {
+    if (!address) return;
     const blockedMs = options.rateLimits.authBlockedMs(failureKey(address));
     if (blockedMs > 0) throw authBlockedError(blockedMs);
   }
