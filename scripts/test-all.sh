@@ -22,8 +22,10 @@ fi
 # package so its `node` binary never shadows the project's Node 20.
 [ -d test/s3-server/node_modules ] || npm ci --prefix test/s3-server
 
-echo "== proto lint and generated-code drift"
+echo "== proto lint, format, breaking changes and generated-code drift"
 npx buf lint
+npx buf format --diff --exit-code
+bash scripts/buf-breaking.sh
 npx buf generate
 if [ -n "$(git status --porcelain -- gen)" ]; then
   git status --porcelain -- gen
