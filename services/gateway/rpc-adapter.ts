@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Code, ConnectError, type ConnectRouter, createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
   compressionBrotli,
@@ -7,7 +7,7 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import type { Logger } from "../common/logger.js";
+import { kAuthenticated } from "../common/context.js";
 import { type Authenticate, createRpcGuard, writeRpcError } from "./rpc-guard.js";
 
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -19,7 +19,8 @@ export interface RpcAdapterOptions {
   authenticate: Authenticate;
   /** Requests whose path is no RPC (the REST transcoder on the gateway). */
   fallback?: NodeHandler;
-  log: Logger;
+  /** The listener's failure boundary, for what escapes a call. */
+  fail: (req: IncomingMessage, res: ServerResponse, error: unknown) => void;
 }
 
 /**
@@ -46,11 +47,14 @@ export function createRpcAdapter(options: RpcAdapterOptions): NodeHandler {
     const handler = handlers.get((req.url ?? "").split("?", 1)[0] ?? "");
     if (!handler) return (options.fallback ?? notFound)(req, res);
     void (async () => {
-      if (!(await guard(handler.method, req, res))) return;
+      const principal = await guard(handler.method, req, res);
+      if (!principal) return;
       let request: ReturnType<typeof universalRequestFromNodeRequest>;
       try {
-        // Builds a URL from Host / :authority, which a client may send broken or not at all.
-        request = universalRequestFromNodeRequest(req, res, undefined, undefined);
+        // Builds a URL from Host / :authority, which a client may send broken or not at all. The
+        // caller travels in server-side context values (never from the wire): no second authentication.
+        const values = createContextValues().set(kAuthenticated, principal);
+        request = universalRequestFromNodeRequest(req, res, undefined, values);
       } catch {
         const error = new ConnectError("the request needs a valid Host (or :authority)", Code.InvalidArgument);
         return writeRpcError(req, res, error);
@@ -60,9 +64,7 @@ export function createRpcAdapter(options: RpcAdapterOptions): NodeHandler {
     })().catch((error: unknown) => {
       // A client that went away mid-answer is no failure of ours.
       if (ConnectError.from(error).code === Code.Aborted || res.destroyed) return;
-      options.log.error({ err: error, rpc: handler.method.name }, "rpc failed outside its handler");
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
+      options.fail(req, res, error);
     });
   };
 }

@@ -25,24 +25,29 @@ export function credentialHeaders(req: IncomingMessage): Headers {
  * runs, so an anonymous caller could make us inflate a gzip bomb before its
  * 401. This guard authenticates Connect, gRPC and gRPC-Web calls from their
  * headers first, refuses a body declared over the cap, and answers either in
- * the caller's protocol without touching the body. Resolves true when the
- * call may go on.
+ * the caller's protocol without touching the body. Resolves with the caller
+ * when the call may go on.
  */
 export function createRpcGuard(authenticate: Authenticate, bodyLimitBytes: number) {
-  return async function admit(method: DescMethod, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  return async function admit(
+    method: DescMethod,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<Principal | undefined> {
+    let principal: Principal;
     try {
-      await authenticate(method, credentialHeaders(req));
+      principal = await authenticate(method, credentialHeaders(req));
     } catch (error) {
       writeRpcError(req, res, ConnectError.from(error));
-      return false;
+      return undefined;
     }
     // A declared length over the cap is refused unread; a compressed body is bounded by readMaxBytes.
     if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
       const error = new ConnectError(`request body is larger than ${bodyLimitBytes} bytes`, Code.ResourceExhausted);
       writeRpcError(req, res, error, 413);
-      return false;
+      return undefined;
     }
-    return true;
+    return principal;
   };
 }
 

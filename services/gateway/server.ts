@@ -49,7 +49,7 @@ export function createGatewayHandler(options: GatewayOptions) {
     routes: options.routes,
     readMaxBytes: options.jsonBodyLimitBytes,
     authenticate: options.authenticate,
-    log: options.log,
+    fail,
     fallback: (req, res) => {
       transcode({
         req,
@@ -114,7 +114,7 @@ export function createInternalHandler(options: {
     routes: options.routes,
     readMaxBytes: options.bodyLimitBytes,
     authenticate: options.authenticate,
-    log: options.log,
+    fail,
   });
   const isGateway = createAddressMatcher(["127.0.0.0/8", "::1/128", ...options.trustedProxies]);
   return (req: IncomingMessage, res: ServerResponse) => {
