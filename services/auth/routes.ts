@@ -17,7 +17,7 @@ import type { CredentialDirectory } from "../common/directory-client.js";
 import { conflict, notFound } from "../common/errors.js";
 import { internalHeaders } from "../common/internal.js";
 import { pageOf, pageResult } from "../common/pagination.js";
-import { authBlockedError, type RateLimits } from "../common/rate-limits.js";
+import type { RateLimits } from "../common/rate-limits.js";
 import { nameOf } from "../common/validation.js";
 import { invalidClient, invalidGrant, invalidScope, oauthError } from "./oauth-errors.js";
 import { checkScopes, narrowScope } from "./scopes.js";
@@ -80,8 +80,7 @@ export function authImpl(deps: AuthDeps): ServiceImpl<typeof AuthService> {
       // anyone who knows a client_id shut it out), and a refused guess is never checked.
       const address = ctx.requestHeader.get(CLIENT_IP_HEADER) ?? "";
       const failureKeys = [`ip:${address}`, `client:${req.clientId.slice(0, 100)}@${address}`];
-      const blockedMs = Math.max(...failureKeys.map((key) => deps.rateLimits.authBlockedMs(key)));
-      if (blockedMs > 0) throw authBlockedError(blockedMs);
+      deps.rateLimits.refuseBlocked(...failureKeys);
       const client = await authenticateClient(req.clientId, req.clientSecret);
       if (!client) {
         failed(ctx, "client_credentials", "invalid client credentials");

@@ -8,7 +8,7 @@ import { createAddressMatcher } from "./cidr.js";
 import { CLIENT_IP_HEADER, kAuthenticated, kPrincipal, type Principal } from "./context.js";
 import type { CredentialDirectory } from "./directory-client.js";
 import { INTERNAL_HEADER } from "./internal.js";
-import { authBlockedError, type RateLimits } from "./rate-limits.js";
+import type { RateLimits } from "./rate-limits.js";
 import { InvalidTokenError, principalOfClaims, type TokenVerifier } from "./token-verifier.js";
 import { validateMessage } from "./validation.js";
 
@@ -122,8 +122,7 @@ export function createAuthenticator(options: AccessOptions) {
 
   function refuseBlocked(address: string): void {
     if (!address) return;
-    const blockedMs = options.rateLimits.authBlockedMs(failureKey(address));
-    if (blockedMs > 0) throw authBlockedError(blockedMs);
+    options.rateLimits.refuseBlocked(failureKey(address));
   }
 
   function authenticateOperator(header: Headers, address: string): Principal {

@@ -45,6 +45,15 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
     ip: store.counter("ip", WINDOW_SECONDS),
   };
 
+  function blockedMs(key: string): number {
+    const until = blocked.get(key);
+    if (until === undefined) return 0;
+    const left = until - Date.now();
+    if (left > 0) return left;
+    blocked.delete(key);
+    return 0;
+  }
+
   return {
     /** Counts one call; throws resource_exhausted (429) with Retry-After when any limit is spent. */
     async consumeWrite(caller: WriteCaller): Promise<Record<string, string>> {
@@ -83,13 +92,12 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
      * local, so a correct credential costs no round trip; with Redis the
      * count is shared and each process learns of a block on the next failure.
      */
-    authBlockedMs(key: string): number {
-      const until = blocked.get(key);
-      if (until === undefined) return 0;
-      const left = until - Date.now();
-      if (left > 0) return left;
-      blocked.delete(key);
-      return 0;
+    authBlockedMs: blockedMs,
+
+    /** Throws a 429 (retry when the last of them opens) while any of `keys` is refused after failed authentications. */
+    refuseBlocked(...keys: string[]): void {
+      const ms = Math.max(0, ...keys.map(blockedMs));
+      if (ms > 0) throw authBlockedError(ms);
     },
 
     /** Counts a failed authentication of `key`; past the limit the key is refused until its window ends. */

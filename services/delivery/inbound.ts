@@ -8,7 +8,7 @@ import { verifyHubSignature } from "../channels/signature.js";
 import type { Bus } from "../common/bus.js";
 import { conflict, notFound } from "../common/errors.js";
 import { inboundTotal } from "../common/metrics.js";
-import { authBlockedError, type RateLimits } from "../common/rate-limits.js";
+import type { RateLimits } from "../common/rate-limits.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
 import { publishDelivery } from "./rows.js";
 import type { DeliveryStore } from "./store/deliveries.js";
@@ -46,8 +46,7 @@ export async function receiveInbound(
   // Inbound is not limited per address (providers share a few), but guessing a channel's signature is:
   // per channel and address, so one tenant's wrong app_secret never locks Meta out for everyone.
   const failureKey = `inbound:${req.channelId}@${clientIp}`;
-  const blockedMs = deps.rateLimits.authBlockedMs(failureKey);
-  if (blockedMs > 0) throw authBlockedError(blockedMs);
+  deps.rateLimits.refuseBlocked(failureKey);
   const { channel, adapter } = await inboundChannel(deps, req.channelId);
   const body = Buffer.from(req.body);
   const key = adapter.inboundSigningKey?.(channel) ?? channel.secret;
