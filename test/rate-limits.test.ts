@@ -61,15 +61,12 @@ describe("rate limits on state-changing calls", () => {
     expect(raised.status).toBe(200);
     const channel = await f.channel(tenant.key);
     const conversation = await f.conversation(tenant.key, channel.id);
-    const minted = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/tokens`, {
-      key: tenant.key,
-      body: { user: { id: "carol" } },
-    });
+    const userToken = await f.clientToken(tenant.key, conversation.id, "carol");
     // Three writes so far; the API key goes past RATE_LIMIT_PER_MINUTE (5).
     for (let i = 0; i < 5; i++) expect((await f.message(tenant.key, conversation.id, `m${i}`)).status).toBe(201);
     const asUser = () =>
       call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/activities`, {
-        token: minted.body.token,
+        token: userToken,
         body: { type: "message", text: "from carol" },
       });
     const statuses = [];
@@ -142,11 +139,8 @@ describe("rate limits on state-changing calls", () => {
     const tenant = await f.tenant();
     const channel = await f.channel(tenant.key);
     const conversation = await f.conversation(tenant.key, channel.id);
-    const minted = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/tokens`, {
-      key: tenant.key,
-      body: { user: { id: "alice" } },
-    });
-    const socket = await openSocket(`ws://127.0.0.1:${t.app.ports.edge}/ws?token=${minted.body.token}`);
+    const userToken = await f.clientToken(tenant.key, conversation.id, "alice");
+    const socket = await openSocket(`ws://127.0.0.1:${t.app.ports.edge}/ws?token=${userToken}`);
     for (let i = 1; i <= 6; i++) socket.send({ type: "activity", client_id: `c-${i}`, text: `hello ${i}` });
     const acks = await socket.collect((frame) => frame.type === "ack", 5);
     expect(acks.map((a) => a.client_id).sort()).toEqual(["c-1", "c-2", "c-3", "c-4", "c-5"]);
@@ -177,13 +171,10 @@ describe("per-tenant and per-address limits", () => {
     const tenant = await f.tenant();
     const channel = await f.channel(tenant.key);
     const conversation = await f.conversation(tenant.key, channel.id);
-    const minted = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/tokens`, {
-      key: tenant.key,
-      body: { user: { id: "bob" } },
-    });
+    const userToken = await f.clientToken(tenant.key, conversation.id, "bob");
     const asUser = () =>
       call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/activities`, {
-        token: minted.body.token,
+        token: userToken,
         body: { type: "message", text: "from bob" },
       });
     // Channel, conversation and token: 3 of the tenant's 6.
@@ -257,14 +248,11 @@ describe("refused calls", () => {
     const tenant = await f.tenant();
     const channel = await f.channel(tenant.key);
     const conversation = await f.conversation(tenant.key, channel.id);
-    const minted = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/tokens`, {
-      key: tenant.key,
-      body: { user: { id: "dave" } },
-    });
+    const userToken = await f.clientToken(tenant.key, conversation.id, "dave");
     const statuses = [];
     for (let i = 0; i < 14; i++) {
       const res = await call(t.baseUrl, "POST", `/v1/conversations/${conversation.id}/activities`, {
-        token: minted.body.token,
+        token: userToken,
         body: { type: "message", text: `spam ${i}` },
       });
       statuses.push(res.status);

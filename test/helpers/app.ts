@@ -111,6 +111,15 @@ export function fixtures(baseUrl: string) {
       if (res.status !== 201) throw new Error(`conversation: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body as { id: string };
     },
+    /** A client token for `userId` in the conversation, minted with the tenant's API key. */
+    async clientToken(key: string, conversationId: string, userId: string): Promise<string> {
+      const res = await call(baseUrl, "POST", `/v1/conversations/${conversationId}/tokens`, {
+        key,
+        body: { user: { id: userId } },
+      });
+      if (res.status !== 201) throw new Error(`client token: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body.token as string;
+    },
     async message(key: string, conversationId: string, text: string, headers: Record<string, string> = {}) {
       return call(baseUrl, "POST", `/v1/conversations/${conversationId}/activities`, {
         key,
