@@ -24,7 +24,7 @@ fi
 
 echo "== proto lint, format, breaking changes and generated-code drift"
 npx buf lint
-npx buf format --diff --exit-code
+npx buf format --diff --exit-code proto
 bash scripts/buf-breaking.sh
 npx buf generate
 if [ -n "$(git status --porcelain -- gen)" ]; then
