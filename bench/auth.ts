@@ -2,7 +2,7 @@
 // (ES256, key set cached) in a tight loop, in this process. (2) /auth/token
 // issuance over HTTP against the product (child process, bench/server.ts).
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { createTokenVerifier, TOKEN_AUDIENCE } from "../services/common/token-verifier.js";
+import { createTokenVerifier, TOKEN_AUDIENCE } from "../services/common/access/token-verifier.js";
 import { Client, createTenant, fmt, options, percentiles } from "./lib.js";
 import { startServer } from "./server.js";
 
@@ -52,7 +52,7 @@ console.log(`verify, ES256, tokens seen before (1 core): ${fmt(cached, 10, 0)} t
 console.log(`goal ≥ ${GOAL_VERIFY_PER_S}/s with key cache: ${cached >= GOAL_VERIFY_PER_S ? "met" : "NOT met"}`);
 
 // (2) Issuance over HTTP: N clients POST /auth/token (client_credentials) for T seconds.
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 try {
   const client = new Client(server.url, opts.clients);
   const { headers } = await createTenant(client, server);

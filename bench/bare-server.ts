@@ -1,6 +1,6 @@
 // The ceiling for bench/ingest.ts: a bare node:http server that reads the body,
 // JSON.parses it and answers 201 with a small JSON body. Prints the same
-// `gateway http://…` line as services/main.ts; stops on SIGTERM/SIGINT.
+// `gateway http://…` line as services/host/main.ts; stops on SIGTERM/SIGINT.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 

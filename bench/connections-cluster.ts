@@ -67,7 +67,7 @@ const shared = {
   LOG_LEVEL: "warn",
 };
 Object.assign(process.env, shared);
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 try {
   const client = new Client(server.url, 32);
   const { secret } = await createTenant(client, server);
@@ -95,7 +95,7 @@ try {
   };
   const edges = await Promise.all(
     Array.from({ length: opts.edges }, () =>
-      launch(["services/main.ts", "--services=realtime"], edgeEnv, /^edge (ws:\S+)$/),
+      launch(["services/host/main.ts", "--services=realtime"], edgeEnv, /^edge (ws:\S+)$/),
     ),
   );
   const before = (await Promise.all(edges.map((e) => settledRssKb(e.child.pid ?? 0)))).map((r) => r.kb);

@@ -19,7 +19,7 @@ const cap = Math.max(0, limit - 500);
 const target = Math.min(Math.floor(opts.connections), cap);
 console.log(`client: open-file limit ${limit} (ulimit -n) → cap ${cap} sockets; attempting ${target}`);
 
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 const client = new Client(server.url, 32);
 const sockets: WebSocket[] = [];
 let closing = false;

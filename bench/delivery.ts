@@ -56,7 +56,7 @@ if (opts.kafka) {
   });
 }
 process.env.WEBHOOK_ALLOW_PRIVATE = "true";
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 const client = new Client(server.url, HTTP_SOCKETS);
 try {
   console.log(`event log: ${kafka ? `Kafka (mock cluster ${kafka.brokers.join(",")})` : "in-process"}`);

@@ -22,7 +22,7 @@ const cap = Math.min(subscribers, limit - 500);
 console.log(`client: open-file limit ${limit} (ulimit -n); sockets attempted ${cap} of ${subscribers}`);
 if (cap < subscribers) console.log(`NOTE: ${subscribers} sockets exceed this process's file limit − 500; capped`);
 
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 const client = new Client(server.url, HTTP_SOCKETS);
 const sockets: WebSocket[] = [];
 let closing = false;

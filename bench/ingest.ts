@@ -102,7 +102,7 @@ async function withServer<T>(script: string, run: (server: Server, client: Clien
 const titles = ["ok/s".padStart(11), ...["p50", "p95", "p99", "max"].map((t) => `${t} ms`.padStart(9)), "  errors"];
 console.log(`${"target".padEnd(10)}${titles.join("")}`);
 let checked = "";
-const converger = await withServer("services/main.ts", async (server, client) => {
+const converger = await withServer("services/host/main.ts", async (server, client) => {
   const { headers, channelId } = await createTenant(client, server);
   const ids: string[] = [];
   await inPool(conversations, 16, async (i) => {

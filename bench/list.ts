@@ -6,7 +6,7 @@ import { startServer } from "./server.js";
 
 const opts = options("list", { conversations: 1000, requests: 500, seconds: 10, warmup: 50, concurrency: 32 });
 const GOAL_P95_MS = 10;
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 const client = new Client(server.url, Math.max(1, opts.concurrency));
 try {
   const { headers, channelId } = await createTenant(client, server);

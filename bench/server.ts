@@ -1,4 +1,4 @@
-// Runs a server script (services/main.ts or bench/bare-server.ts) in a child
+// Runs a server script (services/host/main.ts or bench/bare-server.ts) in a child
 // process, so it never shares the load generator's event loop: loopback only,
 // free ports, fresh DATA_DIR, LOG_LEVEL=warn; stop() sends SIGTERM and waits.
 import { type ChildProcess, spawn } from "node:child_process";

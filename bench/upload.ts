@@ -13,7 +13,7 @@ const CHUNK = 8 * 1024 * 1024;
 const [GOAL_MB_S, GOAL_RSS_MB, GOAL_MERGE_S] = [200, 64, 5];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 const client = new Client(server.url, 16);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(1, opts.parallel) });
 try {

@@ -27,7 +27,7 @@ interface Sock {
   ring: Float64Array;
 }
 
-const server = await startServer("services/main.ts");
+const server = await startServer("services/host/main.ts");
 const client = new Client(server.url, Math.max(32, opts.restClients));
 const socks: Sock[] = [];
 let closing = false;

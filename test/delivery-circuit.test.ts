@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApp } from "../services/app.js";
 import { loadConfig } from "../services/common/config.js";
-import { createLogger } from "../services/common/logger.js";
+import { createLogger } from "../services/common/obs/logger.js";
 import { circuitPolicy, cooldownMs, createCircuitStore } from "../services/delivery/store/circuits.js";
+import { startApp } from "../services/host/app.js";
 import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
 

@@ -3,7 +3,7 @@ import { runInNewContext } from "node:vm";
 import type { DescMethod } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { REGISTRY } from "../services/registry.js";
+import { REGISTRY } from "../services/host/registry.js";
 import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { bomb } from "./helpers/bombs.js";
 import type { RealIds } from "./helpers/fuzz-arbitraries.js";

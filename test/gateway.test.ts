@@ -1,8 +1,8 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApp } from "../services/app.js";
 import { loadConfig } from "../services/common/config.js";
-import { createLogger } from "../services/common/logger.js";
+import { createLogger } from "../services/common/obs/logger.js";
+import { startApp } from "../services/host/app.js";
 import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { createTestDatabase } from "./helpers/database.js";
 

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyHubSignature } from "../services/channels/signature.js";
+import { verifyHubSignature } from "../services/channel-adapters/index.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
 

@@ -1,8 +1,8 @@
 import { getOption, hasOption } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { access, PrincipalKind } from "../gen/converger/v1/options_pb.js";
-import { buildRouteTable, type RpcRoute } from "../services/gateway/route-table.js";
-import { REGISTRY } from "../services/registry.js";
+import { buildRouteTable, type RpcRoute } from "../services/gateway/index.js";
+import { REGISTRY } from "../services/host/registry.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { forge } from "./helpers/tokens.js";
 

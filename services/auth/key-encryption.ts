@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../common/logger.js";
+import type { Logger } from "../common/obs/logger.js";
 
 const IV_BYTES = 12;
 const TAG_BYTES = 16;

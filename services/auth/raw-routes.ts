@@ -1,8 +1,8 @@
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { AuthService } from "../../gen/converger/v1/auth_pb.js";
-import { CLIENT_IP_HEADER } from "../common/context.js";
+import { CLIENT_IP_HEADER } from "../common/access/context.js";
+import { readBody, writeJson, writeOAuthError } from "../common/rpc/http-io.js";
 import type { RawRoute } from "../common/service.js";
-import { readBody, writeJson, writeOAuthError } from "../gateway/http-io.js";
 import { invalidClient, oauthError } from "./oauth-errors.js";
 
 // Token requests are a few fields; anything bigger is not one.

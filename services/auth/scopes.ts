@@ -1,4 +1,4 @@
-import { invalidField } from "../common/errors.js";
+import { invalidField } from "../common/rpc/errors.js";
 
 /** Every scope an OAuth client may hold (design.md §3). */
 export const KNOWN_SCOPES = [

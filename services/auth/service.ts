@@ -1,12 +1,12 @@
 import { fileURLToPath } from "node:url";
 import { AuthService } from "../../gen/converger/v1/auth_pb.js";
-import { createAccessInterceptor } from "../common/access.js";
-import { createErrorInterceptor } from "../common/log-interceptor.js";
-import { forService } from "../common/logger.js";
+import { createAccessInterceptor } from "../common/access/access.js";
+import { SIGNING_KEYS_TOPIC } from "../common/access/token-verifier.js";
+import { forService } from "../common/obs/logger.js";
+import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
-import { SIGNING_KEYS_TOPIC } from "../common/token-verifier.js";
+import { authImpl } from "./handlers.js";
 import { loadKeyEncryption } from "./key-encryption.js";
-import { authImpl } from "./routes.js";
 import { createSigningKeys } from "./signing-keys.js";
 import { createAuditStore } from "./store/audit.js";
 import { createClientStore } from "./store/clients.js";

@@ -1,6 +1,6 @@
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Pool } from "../common/db/pool.js";
-import type { Logger } from "../common/logger.js";
+import type { Logger } from "../common/obs/logger.js";
 import type { KeyEncryption } from "./key-encryption.js";
 
 export const SIGNING_ALG = "ES256";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { SignJWT } from "jose";
-import { type ConvergerClaims, TOKEN_ALG, TOKEN_AUDIENCE } from "../common/token-verifier.js";
+import { type ConvergerClaims, TOKEN_ALG, TOKEN_AUDIENCE } from "../common/access/token-verifier.js";
 import type { SigningKeys } from "./signing-keys.js";
 
 export const ACCESS_TOKEN_SECONDS = 15 * 60;

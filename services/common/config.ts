@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { internalTokenFrom } from "./internal.js";
+import { internalTokenFrom } from "./access/internal.js";
 
 /** Services one process can host; `gateway` is the REST/Connect front door. */
 export const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime", "delivery", "uploads"] as const;

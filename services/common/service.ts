@@ -1,12 +1,12 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Transport } from "@connectrpc/connect";
-import type { AccessOptions } from "./access.js";
-import type { Bus } from "./bus.js";
+import type { AccessOptions } from "./access/access.js";
+import type { LimiterStore } from "./access/limiter-store.js";
 import type { Config, ServiceName } from "./config.js";
 import type { Pool } from "./db/pool.js";
-import type { EventLog } from "./event-log.js";
-import type { LimiterStore } from "./limiter-store.js";
-import type { Logger } from "./logger.js";
+import type { Bus } from "./events/bus.js";
+import type { EventLog } from "./events/event-log.js";
+import type { Logger } from "./obs/logger.js";
 
 /** A raw HTTP route owned by a service (chunk bodies, webhooks, health, …). */
 export interface RawRoute {
@@ -65,4 +65,23 @@ export function requirePool(deps: ModuleDeps): Pool {
 export interface MigrationSet {
   owner: ServiceName;
   dir: string;
+}
+
+/**
+ * A service folder's public face (its index.ts): what the host needs to run
+ * the service in this process or to reach it in another.
+ */
+export interface ServiceRegistration {
+  name: ServiceName;
+  /** Proto services the module implements, known even where it runs remotely. */
+  services: DescService[];
+  /** Absent for services without tables (they need no database). */
+  migrations?: MigrationSet;
+  create: (deps: ModuleDeps) => ServiceModule;
+  /**
+   * Raw HTTP routes the gateway serves for this service, calling it through
+   * `transport`; `local` is the module when this process hosts it (routes
+   * that stream bytes to the service's storage need it).
+   */
+  rawRoutes?: (transport: Transport, local?: ServiceModule) => RawRoute[];
 }

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Pool } from "../common/db/pool.js";
-import { connectErrorFromPg } from "../common/errors.js";
+import { connectErrorFromPg } from "../common/rpc/errors.js";
 import {
   type ActivityDraft,
   type BatchOptions,

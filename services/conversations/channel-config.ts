@@ -1,8 +1,8 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import type { ConfigSpec, FieldKind } from "../channels/adapter.js";
-import { adapterOf } from "../channels/index.js";
-import { isNonPublicHostname } from "../common/address-policy.js";
-import { invalidField } from "../common/errors.js";
+import type { ConfigSpec, FieldKind } from "../channel-adapters/index.js";
+import { adapterOf } from "../channel-adapters/index.js";
+import { isNonPublicHostname } from "../common/access/address-policy.js";
+import { invalidField } from "../common/rpc/errors.js";
 
 export const REDACTED = "[redacted]";
 

@@ -1,8 +1,8 @@
 import { createClient, type Transport } from "@connectrpc/connect";
 import type { ChannelHealth } from "../../gen/converger/v1/channels_pb.js";
 import { DeliveryService } from "../../gen/converger/v1/delivery_pb.js";
-import { internalHeaders } from "../common/internal.js";
-import type { Logger } from "../common/logger.js";
+import { internalHeaders } from "../common/access/internal.js";
+import type { Logger } from "../common/obs/logger.js";
 
 // A channel read waits this long for its health at most, then answers without it.
 const HEALTH_TIMEOUT_MS = 1_000;

@@ -5,21 +5,22 @@ import { ActivitySchema, ConversationsService, DirectoryService } from "../../ge
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
 import { TenantsService } from "../../gen/converger/v1/tenants_pb.js";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
-import { createAccessInterceptor } from "../common/access.js";
-import { conversationTopic } from "../common/bus.js";
-import { announceDirectoryChange } from "../common/directory-client.js";
-import { internalHeaders } from "../common/internal.js";
-import { toApiJson } from "../common/json.js";
-import { createErrorInterceptor } from "../common/log-interceptor.js";
-import { forService } from "../common/logger.js";
-import { createOutboxRelay } from "../common/outbox-relay.js";
+import { createAccessInterceptor } from "../common/access/access.js";
+import { announceDirectoryChange } from "../common/access/directory-client.js";
+import { internalHeaders } from "../common/access/internal.js";
+import { conversationTopic } from "../common/events/bus.js";
+import { createOutboxRelay } from "../common/events/outbox-relay.js";
+import { forService } from "../common/obs/logger.js";
+import { toApiJson } from "../common/rpc/json.js";
+import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
 import { createChannelHealth } from "./channel-health.js";
-import { channelsImpl } from "./channels-routes.js";
-import { conversationsImpl } from "./conversations-routes.js";
-import { directoryImpl } from "./directory-routes.js";
-import { eventsImpl } from "./events-routes.js";
+import { channelsImpl } from "./handlers/channels.js";
+import { conversationsImpl } from "./handlers/conversations.js";
+import { directoryImpl } from "./handlers/directory.js";
+import { eventsImpl } from "./handlers/events.js";
+import { tenantsImpl } from "./handlers/tenants.js";
 import { createActivityStore } from "./store/activities.js";
 import { createChannelStore } from "./store/channels.js";
 import { createConversationStore } from "./store/conversations.js";
@@ -27,7 +28,6 @@ import { createDirectoryStore } from "./store/directory.js";
 import { createEventStore } from "./store/events.js";
 import { activityMessage } from "./store/rows.js";
 import { createTenantStore } from "./store/tenants.js";
-import { tenantsImpl } from "./tenants-routes.js";
 
 export const conversationsMigrations: MigrationSet = {
   owner: "conversations",

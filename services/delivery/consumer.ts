@@ -1,7 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
-import { adapterOf } from "../channels/index.js";
+import { adapterOf } from "../channel-adapters/index.js";
 import { inTransaction, type Pool } from "../common/db/pool.js";
-import type { LogRecord } from "../common/event-log.js";
+import type { LogRecord } from "../common/events/event-log.js";
 import type { DeliveryDirectory } from "./directory.js";
 import type { DeliveryStore, NewDelivery } from "./store/deliveries.js";
 import type { ConsumerEventStore } from "./store/events.js";

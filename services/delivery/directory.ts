@@ -1,9 +1,9 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
-import type { AdapterChannel } from "../channels/adapter.js";
-import type { Bus } from "../common/bus.js";
-import { DIRECTORY_TOPIC } from "../common/directory-client.js";
-import { internalHeaders } from "../common/internal.js";
+import type { AdapterChannel } from "../channel-adapters/index.js";
+import { DIRECTORY_TOPIC } from "../common/access/directory-client.js";
+import { internalHeaders } from "../common/access/internal.js";
+import type { Bus } from "../common/events/bus.js";
 import { createTtlCache } from "../common/ttl-cache.js";
 
 // Channel config may change; another process acts on a stale one for at most this long.

@@ -2,14 +2,18 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ActivityType } from "../../gen/converger/v1/conversations_pb.js";
 import type { ReceiveInboundRequest, ReceiveInboundResponse } from "../../gen/converger/v1/delivery_pb.js";
-import { type ChannelAdapter, InboundError, type InboundMessage } from "../channels/adapter.js";
-import { adapterOf } from "../channels/index.js";
-import { verifyHubSignature } from "../channels/signature.js";
-import type { Bus } from "../common/bus.js";
-import { conflict, notFound } from "../common/errors.js";
-import { inboundTotal } from "../common/metrics.js";
-import type { RateLimits } from "../common/rate-limits.js";
+import {
+  adapterOf,
+  type ChannelAdapter,
+  InboundError,
+  type InboundMessage,
+  verifyHubSignature,
+} from "../channel-adapters/index.js";
+import type { RateLimits } from "../common/access/rate-limits.js";
+import type { Bus } from "../common/events/bus.js";
+import { conflict, notFound } from "../common/rpc/errors.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
+import { inboundTotal } from "./metrics.js";
 import { publishDelivery } from "./rows.js";
 import type { DeliveryStore } from "./store/deliveries.js";
 

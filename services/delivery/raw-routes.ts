@@ -1,8 +1,8 @@
 import { createClient, type Transport } from "@connectrpc/connect";
 import { DeliveryService } from "../../gen/converger/v1/delivery_pb.js";
-import { CLIENT_IP_HEADER } from "../common/context.js";
+import { CLIENT_IP_HEADER } from "../common/access/context.js";
+import { readBody, writeJson } from "../common/rpc/http-io.js";
 import type { RawRoute } from "../common/service.js";
-import { readBody, writeJson } from "../gateway/http-io.js";
 
 // Provider webhooks are small JSON documents; WhatsApp batches stay far below this.
 const INBOUND_BODY_LIMIT = 1024 * 1024;

@@ -5,8 +5,8 @@ import {
   DeliveryStatus,
   type ProcessingDeadLetter,
 } from "../../gen/converger/v1/delivery_pb.js";
-import { type Bus, conversationTopic } from "../common/bus.js";
-import { toApiJson } from "../common/json.js";
+import { type Bus, conversationTopic } from "../common/events/bus.js";
+import { toApiJson } from "../common/rpc/json.js";
 import type { DeliveryRow, DeliveryStatusName } from "./store/deliveries.js";
 import type { DeadLetterRow } from "./store/events.js";
 

@@ -1,7 +1,7 @@
-import type { Bus } from "../common/bus.js";
-import { metrics } from "../common/metrics.js";
+import type { Bus } from "../common/events/bus.js";
+import { metrics } from "../common/obs/metrics.js";
+import { writeJson } from "../common/rpc/http-io.js";
 import type { RawRoute, ServiceModule } from "../common/service.js";
-import { writeJson } from "./http-io.js";
 
 /** /healthz (listeners up, migrations done), /readyz (engines reachable) and /metrics (Prometheus). */
 export function opsRoutes(options: {

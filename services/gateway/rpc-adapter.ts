@@ -7,7 +7,7 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import { kAuthenticated } from "../common/context.js";
+import { kAuthenticated } from "../common/access/context.js";
 import { type Authenticate, createRpcGuard, writeRpcError } from "./rpc-guard.js";
 
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
-import { CLIENT_IP_HEADER, type Principal } from "../common/context.js";
-import { INTERNAL_HEADER } from "../common/internal.js";
+import { CLIENT_IP_HEADER, type Principal } from "../common/access/context.js";
+import { INTERNAL_HEADER } from "../common/access/internal.js";
 
 /** Authenticates a call from its headers alone (createAuthenticator in common/access.ts). */
 export type Authenticate = (method: DescMethod, header: Headers) => Promise<Principal>;

@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Transport } from "@connectrpc/connect";
-import { clientAddress, createAddressMatcher } from "../common/cidr.js";
-import { CLIENT_IP_HEADER } from "../common/context.js";
-import { INTERNAL_HEADER } from "../common/internal.js";
-import type { Logger } from "../common/logger.js";
+import { clientAddress, createAddressMatcher } from "../common/access/cidr.js";
+import { CLIENT_IP_HEADER } from "../common/access/context.js";
+import { INTERNAL_HEADER } from "../common/access/internal.js";
+import type { Logger } from "../common/obs/logger.js";
+import { traceparentOf } from "../common/obs/trace.js";
 import type { RawRoute } from "../common/service.js";
-import { traceparentOf } from "../common/trace.js";
 import { buildRouteTable } from "./route-table.js";
 import { createRpcAdapter } from "./rpc-adapter.js";
 import type { Authenticate } from "./rpc-guard.js";

@@ -2,12 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMessage, JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type Transport } from "@connectrpc/connect";
-import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER, kAuthenticated } from "../common/context.js";
-import { invalidField } from "../common/errors.js";
-import { fromApiJson, toApiJson } from "../common/json.js";
-import type { Logger } from "../common/logger.js";
-import { traceIdOf } from "../common/trace.js";
-import { rulesOf } from "../common/validation.js";
+import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER, kAuthenticated } from "../common/access/context.js";
+import type { Logger } from "../common/obs/logger.js";
+import { traceIdOf } from "../common/obs/trace.js";
+import { invalidField } from "../common/rpc/errors.js";
 import {
   BodyTooLargeError,
   HttpError,
@@ -16,7 +14,9 @@ import {
   writeHttpError,
   writeJson,
   writeOAuthError,
-} from "./http-io.js";
+} from "../common/rpc/http-io.js";
+import { fromApiJson, toApiJson } from "../common/rpc/json.js";
+import { rulesOf } from "../common/rpc/validation.js";
 import type { RouteTable, RpcRoute } from "./route-table.js";
 import type { Authenticate } from "./rpc-guard.js";
 

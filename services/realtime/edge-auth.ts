@@ -1,10 +1,10 @@
-import type { CredentialDirectory } from "../common/directory-client.js";
+import type { CredentialDirectory } from "../common/access/directory-client.js";
 import {
   InvalidTokenError,
   principalOfClaims,
   type TokenPrincipal,
   type TokenVerifier,
-} from "../common/token-verifier.js";
+} from "../common/access/token-verifier.js";
 
 export type EdgePrincipal = TokenPrincipal;
 

@@ -1,12 +1,12 @@
 import uWS from "uWebSockets.js";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
-import type { AccessOptions } from "../common/access.js";
-import { type Bus, tenantTopic } from "../common/bus.js";
-import { clientAddress, createAddressMatcher } from "../common/cidr.js";
+import type { AccessOptions } from "../common/access/access.js";
+import { clientAddress, createAddressMatcher } from "../common/access/cidr.js";
+import { CLIENT_IP_HEADER } from "../common/access/context.js";
 import type { Config } from "../common/config.js";
-import { CLIENT_IP_HEADER } from "../common/context.js";
-import type { Logger } from "../common/logger.js";
+import { type Bus, tenantTopic } from "../common/events/bus.js";
+import type { Logger } from "../common/obs/logger.js";
 import { authenticateEdge, tokenOf, UpgradeError, userKeyOf } from "./edge-auth.js";
 import { createExpiryWheel, type ExpiryWheel } from "./expiry-wheel.js";
 import { CLOSE } from "./frames.js";

@@ -1,5 +1,5 @@
-import { parseSeq } from "../common/int64.js";
-import { firstNulPath } from "../common/nul.js";
+import { parseSeq } from "../common/rpc/int64.js";
+import { firstNulPath } from "../common/rpc/nul.js";
 
 /** Close codes of design.md §4, in one table. */
 export const CLOSE = {

@@ -1,7 +1,7 @@
 import { RealtimeService } from "../../gen/converger/v1/realtime_pb.js";
-import { createAccessInterceptor } from "../common/access.js";
-import { createErrorInterceptor } from "../common/log-interceptor.js";
-import { forService } from "../common/logger.js";
+import { createAccessInterceptor } from "../common/access/access.js";
+import { forService } from "../common/obs/logger.js";
+import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
 import type { ModuleDeps, ServiceModule } from "../common/service.js";
 import { realtimeImpl } from "./subscribe-rpc.js";
 

@@ -1,8 +1,8 @@
 import { ConnectError } from "@connectrpc/connect";
 import { ActivitySchema, ActivityType, CreateActivityRequestSchema } from "../../gen/converger/v1/conversations_pb.js";
-import { conversationTopic } from "../common/bus.js";
-import { codeName } from "../common/errors.js";
-import { fromApiJson, toApiJson } from "../common/json.js";
+import { conversationTopic } from "../common/events/bus.js";
+import { codeName } from "../common/rpc/errors.js";
+import { fromApiJson, toApiJson } from "../common/rpc/json.js";
 import type { EdgeContext, EdgeSocket } from "./edge.js";
 import { authenticateEdge, UpgradeError, userKeyOf } from "./edge-auth.js";
 import { CLOSE, type ClientFrame, FrameError, parseClientFrame } from "./frames.js";

@@ -1,7 +1,7 @@
 import type { Client } from "@connectrpc/connect";
 import { ActivitySchema, type ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
-import { type Bus, type BusFrame, conversationTopic } from "../common/bus.js";
-import { toApiJson } from "../common/json.js";
+import { type Bus, type BusFrame, conversationTopic } from "../common/events/bus.js";
+import { toApiJson } from "../common/rpc/json.js";
 
 // Replay page size: big pages, few round trips, bounded memory per socket.
 const REPLAY_PAGE = 500;

@@ -6,11 +6,11 @@ import {
   type StreamFrameSchema,
   SubscribeRequestSchema,
 } from "../../gen/converger/v1/realtime_pb.js";
-import type { Bus, BusFrame } from "../common/bus.js";
-import { CLIENT_IP_HEADER, kPrincipal } from "../common/context.js";
-import { notFound } from "../common/errors.js";
-import { fromApiJson } from "../common/json.js";
-import { validateMessage } from "../common/validation.js";
+import { CLIENT_IP_HEADER, kPrincipal } from "../common/access/context.js";
+import type { Bus, BusFrame } from "../common/events/bus.js";
+import { notFound } from "../common/rpc/errors.js";
+import { fromApiJson } from "../common/rpc/json.js";
+import { validateMessage } from "../common/rpc/validation.js";
 import { openConversationStream } from "./stream.js";
 
 // A gRPC subscriber this far behind is cut off (it resumes from its last seq), as slow sockets are.

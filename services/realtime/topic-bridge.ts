@@ -1,4 +1,4 @@
-import type { Bus, BusFrame } from "../common/bus.js";
+import type { Bus, BusFrame } from "../common/events/bus.js";
 
 /**
  * One bus subscription per topic that any local socket follows, turning each

@@ -1,6 +1,6 @@
 import { createClient, type Transport } from "@connectrpc/connect";
 import { DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
-import { internalHeaders } from "../common/internal.js";
+import { internalHeaders } from "../common/access/internal.js";
 import { createTtlCache } from "../common/ttl-cache.js";
 
 // A conversation never changes tenant: a found owner may be remembered long.

@@ -1,5 +1,5 @@
-import type { LogRecord } from "../common/event-log.js";
-import type { Logger } from "../common/logger.js";
+import type { LogRecord } from "../common/events/event-log.js";
+import type { Logger } from "../common/obs/logger.js";
 import type { BlobStore } from "./blob-store.js";
 import type { UploadStore } from "./store.js";
 

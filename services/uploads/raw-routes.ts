@@ -1,9 +1,9 @@
 import { pipeline } from "node:stream/promises";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
-import { CLIENT_IP_HEADER } from "../common/context.js";
+import { CLIENT_IP_HEADER } from "../common/access/context.js";
+import { writeJson } from "../common/rpc/http-io.js";
 import type { RawContext, RawRoute } from "../common/service.js";
-import { writeJson } from "../gateway/http-io.js";
 import { ChunkSizeError } from "./blob-store.js";
 import type { UploadsModule } from "./service.js";
 import { tusRoutes } from "./tus-routes.js";

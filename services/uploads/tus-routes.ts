@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { UploadStatus, UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import { UploadState } from "../../gen/converger/v1/uploads_pb.js";
-import { withHttpStatus } from "../common/errors.js";
+import { withHttpStatus } from "../common/rpc/errors.js";
 import type { RawContext, RawRoute } from "../common/service.js";
 import type { UploadsModule } from "./service.js";
 

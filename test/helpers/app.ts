@@ -2,9 +2,9 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { type App, startApp } from "../../services/app.js";
 import { loadConfig } from "../../services/common/config.js";
-import { createLogger } from "../../services/common/logger.js";
+import { createLogger } from "../../services/common/obs/logger.js";
+import { type App, startApp } from "../../services/host/app.js";
 import { createTestDatabase } from "./database.js";
 
 export const ADMIN_TOKEN = "test-admin-token";

@@ -1,6 +1,6 @@
 import { type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { rulesOf } from "../../services/common/validation.js";
+import { rulesOf } from "../../services/common/rpc/validation.js";
 
 /** Numbers past every integer type the protos use, as text. */
 export const HOSTILE_NUMBERS = [

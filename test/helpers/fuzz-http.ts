@@ -1,10 +1,9 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { createRouterTransport } from "@connectrpc/connect";
 import fc from "fast-check";
-import type { Bus } from "../../services/common/bus.js";
-import { opsRoutes } from "../../services/gateway/ops-routes.js";
-import { buildRouteTable, type RouteEntry } from "../../services/gateway/route-table.js";
-import { REGISTRY } from "../../services/registry.js";
+import type { Bus } from "../../services/common/events/bus.js";
+import { buildRouteTable, opsRoutes, type RouteEntry } from "../../services/gateway/index.js";
+import { REGISTRY } from "../../services/host/registry.js";
 import {
   anyJson,
   bodyFor,

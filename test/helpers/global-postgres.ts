@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { startEmbeddedPostgres } from "../../services/common/db/embedded.js";
-import { createLogger } from "../../services/common/logger.js";
+import { createLogger } from "../../services/common/obs/logger.js";
+import { startEmbeddedPostgres } from "../../services/host/db/embedded.js";
 
 declare module "vitest" {
   export interface ProvidedContext {

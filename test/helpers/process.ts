@@ -9,10 +9,10 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `services/main.ts` as its own OS process and waits until it printed `readyLine`. */
+/** Starts `services/host/main.ts` as its own OS process and waits until it printed `readyLine`. */
 export async function spawnService(env: Record<string, string>, args: string[] = [], readyLine = /^grpc /m) {
   // node --import tsx (not the tsx CLI) so that signals reach the service itself.
-  const proc = spawn(process.execPath, ["--import", "tsx", "services/main.ts", ...args], {
+  const proc = spawn(process.execPath, ["--import", "tsx", "services/host/main.ts", ...args], {
     env: { ...process.env, LOG_LEVEL: "warn", ...UNLIMITED, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

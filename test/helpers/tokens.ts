@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
 import { loadKeyEncryption } from "../../services/auth/key-encryption.js";
-import { createLogger } from "../../services/common/logger.js";
+import { createLogger } from "../../services/common/obs/logger.js";
 import type { TestApp } from "./app.js";
 
 /**

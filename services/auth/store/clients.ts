@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { hashSecret } from "../../common/access.js";
+import { hashSecret } from "../../common/access/access.js";
 import type { Pool } from "../../common/db/pool.js";
-import type { Page } from "../../common/pagination.js";
+import type { Page } from "../../common/rpc/pagination.js";
 
 export interface OAuthClientRow {
   client_id: string;

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { hashSecret } from "../../common/access.js";
+import { hashSecret } from "../../common/access/access.js";
 import { inTransaction, type Pool } from "../../common/db/pool.js";
 import { REFRESH_TOKEN_DAYS } from "../tokens.js";
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { PoolClient } from "../../common/db/pool.js";
-import { conflict, notFound } from "../../common/errors.js";
+import { conflict, notFound } from "../../common/rpc/errors.js";
 import { activityColumns } from "./activities.js";
 import type { ActivityRow } from "./rows.js";
 

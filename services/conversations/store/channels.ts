@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Pool } from "../../common/db/pool.js";
-import type { Page } from "../../common/pagination.js";
+import type { Page } from "../../common/rpc/pagination.js";
 import type { ChannelRow } from "./rows.js";
 
 const COLUMNS =

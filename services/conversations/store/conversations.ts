@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Pool } from "../../common/db/pool.js";
-import type { Page } from "../../common/pagination.js";
+import type { Page } from "../../common/rpc/pagination.js";
 import type { ActivityRow, ConversationRow } from "./rows.js";
 
 const COLUMNS = `c.id, c.tenant_id, c.channel_id, c.external_id, c.status, c.members, c.metadata,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { hashSecret } from "../../common/access.js";
+import { hashSecret } from "../../common/access/access.js";
 import type { Pool } from "../../common/db/pool.js";
 
 /** Credential and membership lookups other services make through DirectoryService. */

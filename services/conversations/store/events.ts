@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { inTransaction, type Pool } from "../../common/db/pool.js";
-import type { Page } from "../../common/pagination.js";
+import type { Page } from "../../common/rpc/pagination.js";
 import type { EventRow } from "./rows.js";
 
 const COLUMNS = "id, tenant_id, message, created_at, created_at::text AS sort_key";

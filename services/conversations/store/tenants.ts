@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { API_KEY_PREFIX, hashSecret } from "../../common/access.js";
+import { API_KEY_PREFIX, hashSecret } from "../../common/access/access.js";
 import type { Pool } from "../../common/db/pool.js";
-import type { Page } from "../../common/pagination.js";
+import type { Page } from "../../common/rpc/pagination.js";
 import type { TenantRow } from "./rows.js";
 
 const COLUMNS = "id, name, status, rate_limit_per_minute, created_at, updated_at, created_at::text AS sort_key";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Pool, PoolClient } from "../../common/db/pool.js";
-import type { Page } from "../../common/pagination.js";
+import type { Page } from "../../common/rpc/pagination.js";
 import { type CircuitPolicy, circuitPolicy, OPEN_CIRCUIT } from "./circuits.js";
 
 export type DeliveryStatusName = "pending" | "delivered" | "failed";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { Pool, PoolClient } from "../../common/db/pool.js";
-import type { LogRecord } from "../../common/event-log.js";
+import type { LogRecord } from "../../common/events/event-log.js";
 
 export interface DeadLetterRow {
   id: string;

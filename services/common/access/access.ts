@@ -1,0 +1,285 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { type DescMethod, getOption, hasOption } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { type AccessRule, access, PrincipalKind } from "../../../gen/converger/v1/options_pb.js";
+import { http } from "../../../gen/google/api/annotations_pb.js";
+import { validateMessage } from "../rpc/validation.js";
+import { createAddressMatcher } from "./cidr.js";
+import { CLIENT_IP_HEADER, kAuthenticated, kPrincipal, type Principal } from "./context.js";
+import type { CredentialDirectory } from "./directory-client.js";
+import { INTERNAL_HEADER } from "./internal.js";
+import type { RateLimits } from "./rate-limits.js";
+import { InvalidTokenError, principalOfClaims, type TokenVerifier } from "./token-verifier.js";
+
+export interface AuthFailure {
+  tenantId?: string;
+  kind: string;
+  sourceIp: string;
+  reason: string;
+}
+
+export interface AccessOptions {
+  adminToken: string;
+  adminAllowedIps: string[];
+  internalToken: string;
+  directory: CredentialDirectory;
+  verifier: TokenVerifier;
+  /** Records a failed authentication (audit log); must not throw. */
+  audit: (failure: AuthFailure) => void;
+  rateLimits: RateLimits;
+}
+
+export const API_KEY_PREFIX = "cvg_";
+export const CHANNEL_SECRET_PREFIX = "cvs_";
+// prefix + base64url(32 bytes).
+const SECRET_LENGTH = 4 + 43;
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
+
+export function hashSecret(secret: string): Buffer {
+  return createHash("sha256").update(secret).digest();
+}
+
+/** Compares secrets in constant time whatever their lengths. */
+export function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(hashSecret(a), hashSecret(b));
+}
+
+class AuthError extends ConnectError {
+  constructor(
+    message: string,
+    code: Code,
+    readonly kind: string,
+    readonly tenantId?: string,
+  ) {
+    super(message, code);
+  }
+}
+
+/**
+ * Authenticates the caller of an RPC against its `(converger.v1.access)` rule,
+ * before anything of the request body is read (the gateway calls it first,
+ * and the access interceptor again). Failed authentications go to the audit
+ * log, without the presented secret, and count against the caller's address:
+ * past RATE_LIMIT_AUTH_FAILURES_PER_MINUTE that address gets 429 on every
+ * authenticated RPC until its window ends.
+ */
+export function createAuthenticator(options: AccessOptions) {
+  const isAdminAddress = createAddressMatcher(options.adminAllowedIps);
+  return async function authenticateCall(method: DescMethod, header: Headers): Promise<Principal> {
+    const { rule, allow } = accessRuleOf(method);
+    if (allow.size === 0) throw new ConnectError("this method is not callable", Code.PermissionDenied);
+    const address = header.get(CLIENT_IP_HEADER) ?? "";
+    let principal: Principal;
+    try {
+      principal = await authenticate(header, allow, address);
+    } catch (error) {
+      if (error instanceof AuthError) {
+        options.audit({ tenantId: error.tenantId, kind: error.kind, sourceIp: address, reason: error.rawMessage });
+        // Calls between our own services carry no client address; only clients' failures count.
+        if (error.code === Code.Unauthenticated && address) {
+          await options.rateLimits.recordAuthFailure(failureKey(address));
+        }
+      }
+      throw error;
+    }
+    if (principal.kind === "oauth_client" && rule?.scope && !principal.scopes.includes(rule.scope)) {
+      throw new ConnectError(`the "${rule.scope}" scope is required`, Code.PermissionDenied);
+    }
+    return principal;
+  };
+
+  async function authenticate(header: Headers, allow: Set<PrincipalKind>, address: string): Promise<Principal> {
+    if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header, address);
+    // Open endpoints (/auth/refresh, /auth/revoke) ignore whatever credential a client sends along.
+    if (allow.size === 1 && allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
+    // The internal token only ever arrives on the gRPC port (the gateway strips it), and a client locked
+    // out there must not lock out our own services calling from the same address.
+    const internal = header.get(INTERNAL_HEADER);
+    if (internal !== null) {
+      if (!allow.has(PrincipalKind.INTERNAL)) throw notAllowed("internal");
+      if (!sameSecret(internal, options.internalToken))
+        throw new AuthError("invalid internal token", Code.Unauthenticated, "internal");
+      return { kind: "internal" };
+    }
+    refuseBlocked(address);
+    const apiKey = header.get("x-api-key");
+    if (apiKey !== null) {
+      if (!allow.has(PrincipalKind.API_KEY)) throw notAllowed("api_key");
+      return authenticateApiKey(apiKey);
+    }
+    const bearer = bearerToken(header);
+    if (bearer?.startsWith(CHANNEL_SECRET_PREFIX)) {
+      if (!allow.has(PrincipalKind.CHANNEL)) throw notAllowed("channel_secret");
+      return authenticateChannel(bearer);
+    }
+    if (bearer !== undefined) return authenticateToken(bearer, allow);
+    if (allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
+    if (header.get("authorization") !== null)
+      throw new AuthError("malformed Authorization header", Code.Unauthenticated, "header");
+    throw new AuthError("missing credentials: send X-API-Key or Authorization: Bearer", Code.Unauthenticated, "none");
+  }
+
+  function refuseBlocked(address: string): void {
+    if (!address) return;
+    options.rateLimits.refuseBlocked(failureKey(address));
+  }
+
+  function authenticateOperator(header: Headers, address: string): Principal {
+    // The address check comes first: outside the allowlist even the right token gets 403.
+    if (!isAdminAddress(address))
+      throw new AuthError("admin access is not allowed from this address", Code.PermissionDenied, "admin");
+    refuseBlocked(address);
+    const token = bearerToken(header);
+    if (!token) throw new AuthError("missing admin token", Code.Unauthenticated, "admin");
+    if (!sameSecret(token, options.adminToken))
+      throw new AuthError("invalid admin token", Code.Unauthenticated, "admin");
+    return { kind: "operator" };
+  }
+
+  async function authenticateApiKey(key: string): Promise<Principal> {
+    if (key.length !== SECRET_LENGTH || !key.startsWith(API_KEY_PREFIX)) throw invalid("invalid API key", "api_key");
+    const tenant = await options.directory.resolveApiKey(key);
+    if (!tenant) throw invalid("invalid API key", "api_key");
+    if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
+    return { kind: "api_key", tenantId: tenant.tenantId };
+  }
+
+  async function authenticateChannel(secret: string): Promise<Principal> {
+    if (secret.length !== SECRET_LENGTH) throw invalid("invalid channel secret", "channel_secret");
+    const channel = await options.directory.resolveChannelSecret(secret);
+    if (!channel) throw invalid("invalid channel secret", "channel_secret");
+    if (!channel.tenantActive) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
+    return {
+      kind: "channel",
+      tenantId: channel.tenantId,
+      channelId: channel.channelId,
+      channelActive: channel.channelActive,
+    };
+  }
+
+  async function authenticateToken(token: string, allow: Set<PrincipalKind>): Promise<Principal> {
+    if (!JWT_SHAPE.test(token)) throw invalid("malformed bearer token", "jwt");
+    let claims: Awaited<ReturnType<TokenVerifier["verify"]>>;
+    try {
+      claims = await options.verifier.verify(token);
+    } catch (error) {
+      if (error instanceof InvalidTokenError) throw invalid(error.message, "jwt");
+      throw error;
+    }
+    const principal = principalOfClaims(claims);
+    const kind = principal.kind === "oauth_client" ? PrincipalKind.OAUTH_CLIENT : PrincipalKind.END_USER;
+    if (!allow.has(kind)) throw notAllowed(principal.kind);
+    const tenant = await options.directory.tenantStatus(claims.tenant_id);
+    if (!tenant.exists) throw invalid("unknown tenant", "jwt", claims.tenant_id);
+    if (!tenant.active) throw new ConnectError("tenant is inactive", Code.PermissionDenied);
+    return principal;
+  }
+}
+
+/**
+ * The access interceptor every service registers its handlers behind:
+ * authenticates (createAuthenticator), puts the principal in the context,
+ * counts state-changing calls against the rate limits (a limited call never
+ * reaches its handler), then validates the request message.
+ */
+export function createAccessInterceptor(options: AccessOptions): Interceptor {
+  const authenticateCall = createAuthenticator(options);
+  return (next) => async (req) => {
+    const principal = req.contextValues.get(kAuthenticated) ?? (await authenticateCall(req.method, req.header));
+    req.contextValues.set(kPrincipal, principal);
+    const limitHeaders = isStateChanging(req.method) ? await limitWrite(principal, req.method, req.header) : undefined;
+    if (!req.stream) validateMessage(req.method.input, req.message);
+    const res = await next(req);
+    if (limitHeaders) for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
+    return res;
+  };
+
+  async function limitWrite(principal: Principal, method: DescMethod, header: Headers) {
+    if (principal.kind === "internal") return undefined;
+    const tenantId = "tenantId" in principal ? principal.tenantId : undefined;
+    const tenantLimit = tenantId ? (await options.directory.tenantStatus(tenantId)).rateLimitPerMinute : 0;
+    const ip = accessRuleOf(method).rule?.providerWebhook ? undefined : (header.get(CLIENT_IP_HEADER) ?? "");
+    // A tenant's own limit is its servers' too (API key, OAuth clients, the channel secret minting a
+    // token per visitor); end users keep the per-user cap.
+    const tenantServer = principal.kind !== "end_user";
+    return options.rateLimits.consumeWrite({
+      credential: credentialOf(principal),
+      credentialLimit: tenantServer ? tenantLimit : 0,
+      tenantId,
+      tenantLimit,
+      ip,
+    });
+  }
+}
+
+/** Who a rate limit counts: the credential's identity, never its secret. */
+function credentialOf(principal: Principal): string | undefined {
+  switch (principal.kind) {
+    case "api_key":
+      return `key:${principal.tenantId}`;
+    case "oauth_client":
+      return `client:${principal.clientId}`;
+    case "end_user":
+      return `user:${principal.tenantId}:${principal.userId}`;
+    case "channel":
+      return `channel:${principal.channelId}`;
+    // The operator (one token, from allowlisted addresses only) is limited per address alone.
+    default:
+      return undefined;
+  }
+}
+
+const stateChanging = new WeakMap<DescMethod, boolean>();
+
+/**
+ * Reads (GET bindings, and RPCs declared free of side effects) are not
+ * counted against the write limits. Read from the descriptor once: options
+ * are decoded on every getOption.
+ */
+function isStateChanging(method: DescMethod): boolean {
+  let writes = stateChanging.get(method);
+  if (writes === undefined) {
+    if (method.methodKind !== "unary") writes = false;
+    else if (hasOption(method, http)) writes = getOption(method, http).pattern.case !== "get";
+    else writes = method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    stateChanging.set(method, writes);
+  }
+  return writes;
+}
+
+function failureKey(address: string): string {
+  return `ip:${address}`;
+}
+
+function invalid(message: string, kind: string, tenantId?: string): AuthError {
+  return new AuthError(message, Code.Unauthenticated, kind, tenantId);
+}
+
+function notAllowed(kind: string): ConnectError {
+  return new ConnectError(`a ${kind.replace("_", " ")} credential cannot call this method`, Code.PermissionDenied);
+}
+
+const accessRules = new WeakMap<DescMethod, { rule?: AccessRule; allow: Set<PrincipalKind> }>();
+
+/** The method's access option, read from its descriptor once. */
+function accessRuleOf(method: DescMethod) {
+  let entry = accessRules.get(method);
+  if (!entry) {
+    const rule = hasOption(method, access) ? getOption(method, access) : undefined;
+    entry = { rule, allow: new Set(rule?.allow ?? []) };
+    accessRules.set(method, entry);
+  }
+  return entry;
+}
+
+function bearerToken(header: Headers): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header.get("authorization") ?? "");
+  return match?.[1];
+}
+
+/** The tenant of a tenant-scoped caller; operators and anonymous callers have none. */
+export function tenantOf(principal: Principal): string {
+  if ("tenantId" in principal) return principal.tenantId;
+  throw new ConnectError("a tenant credential is required", Code.PermissionDenied);
+}
