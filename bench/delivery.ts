@@ -4,10 +4,10 @@
 // per second and post→sink latency (the post's wall-clock send time is its text),
 // and checks per-conversation seq order and duplicates at the sink.
 // --kafka 1 runs the event log on a Kafka-protocol broker (librdkafka's mock
-// cluster, test/helpers/kafka.ts) instead of in-process.
+// cluster, scripts/kafka-mock/kafka-mock.ts) instead of in-process.
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type KafkaMock, startKafkaMock } from "../test/helpers/kafka.js";
+import { type KafkaMock, startKafkaMock } from "../scripts/kafka-mock/kafka-mock.js";
 import { Client, fmt, inPool, options, percentiles } from "./lib.js";
 import { startServer } from "./server.js";
 import { bump, tally, wallNow } from "./ws-lib.js";

@@ -2,7 +2,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { startHttpSink } from "./helpers/http-sink.js";
-import { type KafkaMock, startKafkaMock } from "./helpers/kafka.js";
+import { type KafkaMock, startKafkaMock } from "../scripts/kafka-mock/kafka-mock.js";
 
 // The outbox relayed through a real Kafka-protocol broker (librdkafka's mock cluster).
 let kafka: KafkaMock;
@@ -13,7 +13,7 @@ beforeAll(async () => {
   kafka = await startKafkaMock({ brokers: 1 });
   t = await startTestApp({
     KAFKA_BROKERS: kafka.brokers.join(","),
-    // The mock cannot serve the idempotent producer's handshake (see helpers/kafka.ts).
+    // The mock cannot serve the idempotent producer's handshake (see scripts/kafka-mock).
     KAFKA_IDEMPOTENT: "false",
     KAFKA_SESSION_TIMEOUT_MS: "3000",
     WEBHOOK_ALLOW_PRIVATE: "true",

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Consumer, Kafka, type KafkaMessage, logLevel, Partitioners, type Producer } from "kafkajs";
 import { afterEach, describe, expect, it } from "vitest";
-import { type KafkaMock, startKafkaMock } from "./helpers/kafka.js";
+import { type KafkaMock, startKafkaMock } from "../scripts/kafka-mock/kafka-mock.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 
