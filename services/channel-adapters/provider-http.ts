@@ -1,28 +1,11 @@
-import type { JsonObject } from "@bufbuild/protobuf";
-import {
-  type AdapterChannel,
-  configString,
-  type DeliverInput,
-  DeliveryError,
-  type InboundBatch,
-  InboundError,
-  type InboundMessage,
-  type InboundRequest,
-  type InboundStatus,
-  parseJsonBody,
-} from "./adapter.js";
+import { type AdapterChannel, configString, type DeliverInput, DeliveryError, InboundError } from "./adapter.js";
 import { isObject } from "./generic-inbound.js";
 import type { OutboundHttp } from "./http-out.js";
 
 /*
- * Helpers of the provider adapters: the Graph API ones (WhatsApp Cloud API,
- * Messenger, Instagram) and those shaped like it (Infobip, Telegram).
+ * Helpers of the provider adapters (WhatsApp Cloud API, Messenger, Instagram,
+ * Infobip, Telegram): their HTTP calls and the readers of their webhooks.
  */
-
-export const GRAPH_BASE_URL = "https://graph.facebook.com/v18.0";
-
-// Graph API throttling codes: Meta answers some of them with HTTP 400, yet a later try succeeds.
-const GRAPH_THROTTLING_CODES = new Set([4, 17, 32, 613, 80007, 130429, 131048, 131056]);
 
 // ---------------------------------------------------------------- outbound
 
@@ -86,33 +69,6 @@ export function failedTry(
   return new DeliveryError(`${provider} answered HTTP ${status}${where}${detail ? `: ${detail}` : ""}`, permanent);
 }
 
-/** POSTs to a Graph API `/{id}/messages` edge and returns the 2xx body; a non-2xx becomes its DeliveryError. */
-export async function sendGraphMessage(
-  input: DeliverInput,
-  provider: string,
-  accountId: string,
-  accessToken: string,
-  payload: JsonObject,
-): Promise<unknown> {
-  const url = providerUrl(input.channel, GRAPH_BASE_URL, [accountId, "messages"]);
-  const answer = await postJson(input.http, url, { authorization: `Bearer ${accessToken}` }, payload);
-  if (isSuccess(answer.status)) return answer.body;
-  const error = graphError(answer.body);
-  throw failedTry(provider, answer.status, error?.detail, error?.transient);
-}
-
-/** Meta's `{error:{message,code,is_transient}}`. */
-function graphError(body: unknown): { detail: string; transient: boolean } | undefined {
-  if (!isObject(body) || !isObject(body.error)) return undefined;
-  const { message, code, is_transient } = body.error;
-  const text = typeof message === "string" ? message : "error";
-  const hasCode = typeof code === "number";
-  return {
-    detail: hasCode ? `${text} (code ${code})` : text,
-    transient: is_transient === true || (hasCode && GRAPH_THROTTLING_CODES.has(code)),
-  };
-}
-
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -162,69 +118,4 @@ export function stringField(value: unknown, name: string): string {
 
 export function optionalString(value: unknown): string | undefined {
   return typeof value === "string" && value ? value : undefined;
-}
-
-// ---------------------------------------------------------------- Messenger Platform webhooks
-
-/**
- * Messenger Platform webhooks (`object` "page" for Messenger, "instagram" for
- * Instagram Messaging): `{object, entry:[{id, time, messaging:[event]}]}`.
- * Entries of another account than `accountId` are skipped: one Meta app may
- * post every page's events to each callback, and a reply would then leave from
- * the wrong account.
- */
-export function parseMessagingWebhook(request: InboundRequest, object: string, accountId: string): InboundBatch {
-  const body = objectField(parseJsonBody(request), "body");
-  if (body.object !== object) throw new InboundError(`object: must be "${object}"`);
-  const batch: InboundBatch = { messages: [], statuses: [] };
-  requiredArray(body.entry, "entry").forEach((raw, i) => {
-    const entry = objectField(raw, `entry[${i}]`);
-    if (idField(entry.id, `entry[${i}].id`) !== accountId) return;
-    arrayField(entry.messaging, `entry[${i}].messaging`).forEach((event, j) => {
-      readMessagingEvent(objectField(event, `entry[${i}].messaging[${j}]`), `entry[${i}].messaging[${j}]`, batch);
-    });
-  });
-  return batch;
-}
-
-function readMessagingEvent(event: Record<string, unknown>, where: string, batch: InboundBatch): void {
-  if (event.message !== undefined) {
-    const message = readMessagingMessage(event, where);
-    if (message) batch.messages.push(message);
-  } else if (event.delivery !== undefined) {
-    batch.statuses.push(...readDelivery(event.delivery, `${where}.delivery`));
-  } else if (event.read !== undefined) {
-    const read = objectField(event.read, `${where}.read`);
-    // Messenger reads carry only a watermark (no message ids to match); Instagram's name the message.
-    if (read.mid !== undefined)
-      batch.statuses.push({ providerMessageId: idField(read.mid, `${where}.read.mid`), status: "read" });
-  }
-  // Postbacks, reactions, referrals, opt-ins… are not conversation messages.
-}
-
-function readMessagingMessage(event: Record<string, unknown>, where: string): InboundMessage | undefined {
-  const message = objectField(event.message, `${where}.message`);
-  // Echoes are the account's own sends (ours included): taking them in would loop.
-  if (message.is_echo === true || message.is_deleted === true) return undefined;
-  const sender = objectField(event.sender, `${where}.sender`);
-  const senderId = idField(sender.id, `${where}.sender.id`);
-  const attachments = arrayField(message.attachments, `${where}.message.attachments`);
-  if (!attachments.every(isObject)) throw new InboundError(`${where}.message.attachments: must be objects`);
-  const text = message.text === undefined ? "" : stringField(message.text, `${where}.message.text`);
-  return {
-    externalId: senderId,
-    messageId: idField(message.mid, `${where}.message.mid`),
-    from: { id: senderId },
-    type: "message",
-    text,
-    ...(attachments.length ? { metadata: { provider_attachments: attachments as JsonObject[] } } : {}),
-  };
-}
-
-function readDelivery(value: unknown, where: string): InboundStatus[] {
-  const delivery = objectField(value, where);
-  return arrayField(delivery.mids, `${where}.mids`).map((mid, k) => ({
-    providerMessageId: idField(mid, `${where}.mids[${k}]`),
-    status: "delivered",
-  }));
 }

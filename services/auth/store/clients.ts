@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hashSecret } from "../../common/access/access.js";
+import { keysetPage } from "../../common/db/keyset.js";
 import type { Pool } from "../../common/db/pool.js";
 import type { Page } from "../../common/rpc/pagination.js";
 
@@ -43,11 +44,10 @@ export function createClientStore(pool: Pool) {
     },
 
     async list(tenantId: string, page: Page): Promise<OAuthClientRow[]> {
+      const keyset = keysetPage(page, { sortKey: "created_at", id: "client_id", idType: "text" }, 2);
       const { rows } = await pool.query<OAuthClientRow>(
-        `SELECT ${COLUMNS} FROM oauth_clients WHERE tenant_id = $1
-           AND ($2::timestamptz IS NULL OR (created_at, client_id) < ($2::timestamptz, $3::text))
-         ORDER BY created_at DESC, client_id DESC LIMIT $4`,
-        [tenantId, page.after?.sortKey ?? null, page.after?.id ?? null, page.limit + 1],
+        `SELECT ${COLUMNS} FROM oauth_clients WHERE tenant_id = $1 AND ${keyset.where} ${keyset.orderAndLimit}`,
+        [tenantId, ...keyset.params],
       );
       return rows;
     },

@@ -1,40 +1,17 @@
-import { type ChannelAdapter, configString, PACING_CONFIG } from "../adapter.js";
-import { isObject } from "../generic-inbound.js";
-import {
-  optionalConfig,
-  optionalString,
-  parseMessagingWebhook,
-  recipientOf,
-  sendGraphMessage,
-  textToSend,
-} from "../provider-http.js";
-
-const PROVIDER = "Instagram";
+import { PACING_CONFIG } from "../adapter.js";
+import { messagingPlatformAdapter } from "../graph.js";
 
 /** Instagram Messaging (Graph API): `/{instagram_account_id}/messages` out; messaging webhooks in. */
-export const instagram: ChannelAdapter = {
+export const instagram = messagingPlatformAdapter({
   type: "instagram",
+  provider: "Instagram",
+  object: "instagram",
+  accountField: "instagram_account_id",
+  tokenField: "access_token",
   config: {
     instagram_account_id: { kind: "string", required: true },
     access_token: { kind: "string", required: true, secret: true },
     base_url: { kind: "url" },
-
     ...PACING_CONFIG,
   },
-  async deliver(input) {
-    const text = textToSend(input);
-    if (text === undefined) return {};
-    const recipient = recipientOf(input, PROVIDER);
-    const { channel } = input;
-    const body = await sendGraphMessage(
-      input,
-      PROVIDER,
-      configString(channel, "instagram_account_id"),
-      configString(channel, "access_token"),
-      { recipient: { id: recipient }, message: { text } },
-    );
-    return { providerMessageId: isObject(body) ? optionalString(body.message_id) : undefined };
-  },
-  parseInbound: (request, channel) =>
-    parseMessagingWebhook(request, "instagram", optionalConfig(channel, "instagram_account_id")),
-};
+});

@@ -13,6 +13,7 @@ import {
   parseJsonBody,
 } from "../adapter.js";
 import { isObject } from "../generic-inbound.js";
+import { sendGraphMessage } from "../graph.js";
 import {
   arrayField,
   idField,
@@ -21,7 +22,6 @@ import {
   optionalString,
   recipientOf,
   requiredArray,
-  sendGraphMessage,
   stringField,
   textToSend,
 } from "../provider-http.js";

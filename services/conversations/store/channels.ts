@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
+import { keysetPage } from "../../common/db/keyset.js";
 import type { Pool } from "../../common/db/pool.js";
 import type { Page } from "../../common/rpc/pagination.js";
 import type { ChannelRow } from "./rows.js";
@@ -30,11 +31,10 @@ export function createChannelStore(pool: Pool) {
     },
 
     async list(tenantId: string, page: Page): Promise<ChannelRow[]> {
+      const keyset = keysetPage(page, { sortKey: "created_at", id: "id", idType: "uuid" }, 2);
       const { rows } = await pool.query<ChannelRow>(
-        `SELECT ${COLUMNS} FROM channels WHERE tenant_id = $1
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
-         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5`,
-        [tenantId, page.after?.sortKey ?? null, page.after?.id ?? null, page.limit + 1, page.offset],
+        `SELECT ${COLUMNS} FROM channels WHERE tenant_id = $1 AND ${keyset.where} ${keyset.orderAndLimit}`,
+        [tenantId, ...keyset.params],
       );
       return rows;
     },

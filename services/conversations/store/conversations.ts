@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
+import { keysetPage } from "../../common/db/keyset.js";
 import type { Pool } from "../../common/db/pool.js";
 import type { Page } from "../../common/rpc/pagination.js";
 import type { ActivityRow, ConversationRow } from "./rows.js";
@@ -69,6 +70,7 @@ export function createConversationStore(pool: Pool) {
      * of others: those belong to other tokens.
      */
     async list(tenantId: string, page: Page, viewer?: ListViewer): Promise<ListedConversation[]> {
+      const keyset = keysetPage(page, { sortKey: "c.activity_at", id: "c.id", idType: "uuid" }, 4);
       const { rows } = await pool.query<ListedConversation>(
         `SELECT ${COLUMNS},
            CASE WHEN a.id IS NULL THEN NULL ELSE json_build_object(
@@ -76,24 +78,15 @@ export function createConversationStore(pool: Pool) {
              'type', a.type, 'text', a.text, 'attachments', a.attachments, 'from_id', a.from_id,
              'from_name', a.from_name, 'metadata', a.metadata, 'origin_channel_id', a.origin_channel_id,
              'created_at', a.created_at) END AS last_activity,
-           CASE WHEN $5::text IS NULL THEN NULL
+           CASE WHEN $2::text IS NULL THEN NULL
              ELSE (c.last_seq - coalesce(r.read_up_to, 0))::text END AS unread_count
          FROM conversations c
          LEFT JOIN activities a ON a.conversation_id = c.id AND a.seq = c.last_seq
-         LEFT JOIN read_positions r ON r.conversation_id = c.id AND r.user_id = $5::text
+         LEFT JOIN read_positions r ON r.conversation_id = c.id AND r.user_id = $2::text
          WHERE c.tenant_id = $1
-           AND ($5::text IS NULL OR (c.id = $7::uuid AND c.members @> ARRAY[$5::text]))
-           AND ($2::timestamptz IS NULL OR (c.activity_at, c.id) < ($2::timestamptz, $3::uuid))
-         ORDER BY c.activity_at DESC, c.id DESC LIMIT $4 OFFSET $6`,
-        [
-          tenantId,
-          page.after?.sortKey ?? null,
-          page.after?.id ?? null,
-          page.limit + 1,
-          viewer?.userId ?? null,
-          page.offset,
-          viewer?.conversationId ?? null,
-        ],
+           AND ($2::text IS NULL OR (c.id = $3::uuid AND c.members @> ARRAY[$2::text]))
+           AND ${keyset.where} ${keyset.orderAndLimit}`,
+        [tenantId, viewer?.userId ?? null, viewer?.conversationId ?? null, ...keyset.params],
       );
       for (const row of rows) {
         if (row.last_activity) row.last_activity.created_at = new Date(row.last_activity.created_at);

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { keysetPage } from "../../common/db/keyset.js";
 import { inTransaction, type Pool } from "../../common/db/pool.js";
 import type { Page } from "../../common/rpc/pagination.js";
 import type { EventRow } from "./rows.js";
@@ -24,11 +25,10 @@ export function createEventStore(pool: Pool) {
     },
 
     async list(tenantId: string, page: Page): Promise<EventRow[]> {
+      const keyset = keysetPage(page, { sortKey: "created_at", id: "id", idType: "uuid" }, 2);
       const { rows } = await pool.query<EventRow>(
-        `SELECT ${COLUMNS} FROM tenant_events WHERE tenant_id = $1
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
-         ORDER BY created_at DESC, id DESC LIMIT $4`,
-        [tenantId, page.after?.sortKey ?? null, page.after?.id ?? null, page.limit + 1],
+        `SELECT ${COLUMNS} FROM tenant_events WHERE tenant_id = $1 AND ${keyset.where} ${keyset.orderAndLimit}`,
+        [tenantId, ...keyset.params],
       );
       return rows;
     },

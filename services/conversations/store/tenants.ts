@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { API_KEY_PREFIX, hashSecret } from "../../common/access/access.js";
+import { keysetPage } from "../../common/db/keyset.js";
 import type { Pool } from "../../common/db/pool.js";
 import type { Page } from "../../common/rpc/pagination.js";
 import type { TenantRow } from "./rows.js";
@@ -23,11 +24,10 @@ export function createTenantStore(pool: Pool) {
     },
 
     async list(page: Page): Promise<TenantRow[]> {
+      const keyset = keysetPage(page, { sortKey: "created_at", id: "id", idType: "uuid" }, 1);
       const { rows } = await pool.query<TenantRow>(
-        `SELECT ${COLUMNS} FROM tenants
-         WHERE $1::timestamptz IS NULL OR (created_at, id) < ($1::timestamptz, $2::uuid)
-         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
-        [page.after?.sortKey ?? null, page.after?.id ?? null, page.limit + 1, page.offset],
+        `SELECT ${COLUMNS} FROM tenants WHERE ${keyset.where} ${keyset.orderAndLimit}`,
+        keyset.params,
       );
       return rows;
     },

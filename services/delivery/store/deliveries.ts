@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
+import { keysetPage } from "../../common/db/keyset.js";
 import type { Pool, PoolClient } from "../../common/db/pool.js";
 import type { Page } from "../../common/rpc/pagination.js";
 import { type CircuitPolicy, circuitPolicy, OPEN_CIRCUIT } from "./circuits.js";
@@ -332,20 +333,12 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
       filter: { status?: DeliveryStatusName; channelId?: string },
       page: Page,
     ): Promise<DeliveryRow[]> {
+      const keyset = keysetPage(page, { sortKey: "created_at", id: "id", idType: "uuid" }, 4);
       const { rows } = await pool.query<DeliveryRow>(
         `SELECT ${COLUMNS} FROM deliveries
          WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR channel_id = $3)
-           AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid))
-         ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7`,
-        [
-          tenantId,
-          filter.status ?? null,
-          filter.channelId ?? null,
-          page.after?.sortKey ?? null,
-          page.after?.id ?? null,
-          page.limit + 1,
-          page.offset,
-        ],
+           AND ${keyset.where} ${keyset.orderAndLimit}`,
+        [tenantId, filter.status ?? null, filter.channelId ?? null, ...keyset.params],
       );
       return rows;
     },
