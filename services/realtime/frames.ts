@@ -103,7 +103,7 @@ export function parseClientFrame(data: ArrayBuffer): ClientFrame {
   return frame;
 }
 
-/** What the schema cannot say: required values, UUIDs, ranges. */
+/** What the schema cannot say: required values, UUIDs, ranges; and the default activity_type (message). */
 function checkClientFrame(frame: ClientFrame): void {
   switch (frame.$typeName) {
     case "converger.v1.AuthFrame":
