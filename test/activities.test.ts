@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createActivityWriter } from "../services/conversations/activity-writer.js";
+import { activityMessage } from "../services/conversations/store/rows.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 
 let t: TestApp;
@@ -211,7 +212,7 @@ describe("activity writer", () => {
     const writer = createActivityWriter({
       pool: t.db,
       idempotencyTtlHours: 48,
-      render: (row) => ({ seq: row.seq }),
+      render: activityMessage,
       onCommitted: () => {
         throw new Error("subscriber exploded");
       },

@@ -1,5 +1,7 @@
 import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
 import { AuthService } from "../../gen/converger/v1/auth_pb.js";
+import { SigningKeysChangedFrameSchema } from "../../gen/converger/v1/frames_pb.js";
 import { createAccessInterceptor } from "../common/access/access.js";
 import { SIGNING_KEYS_TOPIC } from "../common/access/token-verifier.js";
 import { forService } from "../common/obs/logger.js";
@@ -28,7 +30,7 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
     kek: loadKeyEncryption(config.keyEncryptionKey, config.dataDir, log),
     log,
     rotationHours: config.signingKeyRotationHours,
-    onRotated: () => deps.bus.publish(SIGNING_KEYS_TOPIC, { type: "signing_keys_changed" }),
+    onRotated: () => deps.bus.publish(SIGNING_KEYS_TOPIC, create(SigningKeysChangedFrameSchema)),
   });
   const audit = createAuditStore(pool);
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];

@@ -1,8 +1,10 @@
 import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { ChannelsService } from "../../gen/converger/v1/channels_pb.js";
-import { ActivitySchema, ConversationsService, DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
+import { ConversationsService, DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
+import { ActivityFrameSchema } from "../../gen/converger/v1/frames_pb.js";
 import { TenantsService } from "../../gen/converger/v1/tenants_pb.js";
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import { createAccessInterceptor } from "../common/access/access.js";
@@ -11,7 +13,6 @@ import { internalHeaders } from "../common/access/internal.js";
 import { conversationTopic } from "../common/events/bus.js";
 import { createOutboxRelay } from "../common/events/outbox-relay.js";
 import { forService } from "../common/obs/logger.js";
-import { toApiJson } from "../common/rpc/json.js";
 import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
@@ -53,11 +54,11 @@ export function createConversationsModule(deps: ModuleDeps) {
   const writer = createActivityWriter({
     pool,
     idempotencyTtlHours: config.idempotencyTtlHours,
-    render: (row) => toApiJson(ActivitySchema, activityMessage(row)),
+    render: activityMessage,
     onError: (error) => log.error({ err: error }, "post-commit push failed; the activities are stored"),
     onCommitted(written) {
-      for (const { row, json } of written) {
-        bus.publish(conversationTopic(row.conversation_id), { type: "activity", activity: json });
+      for (const { row, activity } of written) {
+        bus.publish(conversationTopic(row.conversation_id), create(ActivityFrameSchema, { activity }));
       }
       relay.wake();
     },

@@ -1,18 +1,16 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { ActivitySchema } from "../../gen/converger/v1/conversations_pb.js";
 import { adapterOf } from "../channel-adapters/index.js";
 import { inTransaction, type Pool } from "../common/db/pool.js";
+import { readEnvelope } from "../common/events/envelopes.js";
 import type { LogRecord } from "../common/events/event-log.js";
+import { toApiJson } from "../common/rpc/json.js";
 import type { DeliveryDirectory } from "./directory.js";
 import type { DeliveryStore, NewDelivery } from "./store/deliveries.js";
 import type { ConsumerEventStore } from "./store/events.js";
 
-export const ACTIVITIES_TOPIC = "converger.activities";
+export { ACTIVITIES_TOPIC } from "../common/events/envelopes.js";
 export const DELIVERY_CONSUMER = "delivery";
-
-interface ActivityPayload {
-  type: string;
-  activity?: JsonObject & { id: string; conversation_id: string; seq: string };
-}
 
 /**
  * Turns committed activities into their deliveries (design.md §3 Targets): one
@@ -28,22 +26,23 @@ export function createActivityConsumer(deps: {
   onQueued: () => void;
 }) {
   async function targetOf(record: LogRecord): Promise<NewDelivery | undefined> {
-    const payload = record.payload as unknown as ActivityPayload;
-    const activity = payload?.activity;
-    if (payload?.type !== "activity.created" || !activity) return undefined;
-    const route = await deps.directory.route(activity.conversation_id);
-    if (!route) throw new Error(`conversation ${activity.conversation_id} is unknown to the directory`);
-    if (activity.origin_channel_id === route.channelId) return undefined;
+    const envelope = readEnvelope(record);
+    if (envelope?.$typeName !== "converger.v1.ActivityCreated" || !envelope.activity) return undefined;
+    const { activity } = envelope;
+    const route = await deps.directory.route(activity.conversationId);
+    if (!route) throw new Error(`conversation ${activity.conversationId} is unknown to the directory`);
+    if (activity.originChannelId === route.channelId) return undefined;
     const channel = await deps.directory.channel(route.channelId);
     return {
       delivered: channel ? adapterOf(channel.type)?.servedByStream === true : false,
       tenantId: route.tenantId,
       activityId: activity.id,
-      conversationId: activity.conversation_id,
-      seq: activity.seq,
+      conversationId: activity.conversationId,
+      seq: activity.seq.toString(),
       channelId: route.channelId,
       externalId: route.externalId,
-      activity,
+      // The same JSON the envelope carried: the public JSON of the activity.
+      activity: toApiJson(ActivitySchema, activity) as JsonObject,
     };
   }
 

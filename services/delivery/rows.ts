@@ -1,12 +1,8 @@
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import {
-  type Delivery,
-  DeliverySchema,
-  DeliveryStatus,
-  type ProcessingDeadLetter,
-} from "../../gen/converger/v1/delivery_pb.js";
+import { type Delivery, DeliveryStatus, type ProcessingDeadLetter } from "../../gen/converger/v1/delivery_pb.js";
+import { DeliveryFrameSchema } from "../../gen/converger/v1/frames_pb.js";
 import { type Bus, conversationTopic } from "../common/events/bus.js";
-import { toApiJson } from "../common/rpc/json.js";
 import type { DeliveryRow, DeliveryStatusName } from "./store/deliveries.js";
 import type { DeadLetterRow } from "./store/events.js";
 
@@ -57,9 +53,8 @@ export function deadLetterMessage(row: DeadLetterRow): ProcessingDeadLetter {
 
 /** Streams a delivery's current state to its conversation's subscribers (design.md §4 `delivery` frames). */
 export function publishDelivery(bus: Bus, row: DeliveryRow): void {
-  bus.publish(conversationTopic(row.conversation_id), {
-    type: "delivery",
-    conversation_id: row.conversation_id,
-    delivery: toApiJson(DeliverySchema, deliveryMessage(row)),
-  });
+  bus.publish(
+    conversationTopic(row.conversation_id),
+    create(DeliveryFrameSchema, { conversationId: row.conversation_id, delivery: deliveryMessage(row) }),
+  );
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { type Bus, type BusFrame, createLocalBus } from "../common/events/bus.js";
+import { type Bus, type BusMessage, createLocalBus, decodeBusFrame, encodeBusFrame } from "../common/events/bus.js";
 import type { Logger } from "../common/obs/logger.js";
 import { createSequencer, GAP_FRAME } from "./sequencer.js";
 
@@ -19,7 +19,7 @@ const CHANNEL_PREFIX = "cvg:";
 export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
   const nodeId = randomUUID();
   const local = createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
-  const sequencer = createSequencer((topic, frame) => local.publish(topic, frame));
+  const sequencer = createSequencer((topic, frame) => local.deliver(topic, frame));
   const followers = new Map<string, number>();
   // Per followed topic: settles when Redis has confirmed our SUBSCRIBE.
   const confirmed = new Map<string, Promise<void>>();
@@ -31,9 +31,11 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
 
   sub.on("message", (channel: string, message: string) => {
     try {
-      const { n, f } = JSON.parse(message) as { n: string; f: BusFrame };
+      const { n, f } = JSON.parse(message);
       const topic = channel.slice(CHANNEL_PREFIX.length);
-      if (n !== nodeId && followers.has(topic)) sequencer.push(topic, f);
+      if (n === nodeId || !followers.has(topic)) return;
+      // Decoded to check it is a frame of ours; subscribers get the JSON as it came, already public JSON.
+      sequencer.push(topic, f, seqOf(decodeBusFrame(f)));
     } catch (error) {
       log.warn({ err: error, channel }, "unreadable bus message");
     }
@@ -48,7 +50,7 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
     warned = false;
     log.info("Redis is back; asking followers to resume by watermark");
     sequencer.reset();
-    for (const topic of followers.keys()) local.publish(topic, GAP_FRAME);
+    for (const topic of followers.keys()) local.deliver(topic, GAP_FRAME);
   });
   pub.on("error", () => undefined); // reported through sub's events and failed publishes
   sub.on("error", () => undefined);
@@ -56,9 +58,10 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
 
   return {
     publish(topic, frame) {
-      if (followers.has(topic)) sequencer.push(topic, frame);
+      const json = encodeBusFrame(frame);
+      if (followers.has(topic)) sequencer.push(topic, json, seqOf(frame));
       // Frames are not kept for later: every follower resumes by watermark once Redis is back.
-      pub.publish(CHANNEL_PREFIX + topic, JSON.stringify({ n: nodeId, f: frame })).catch((error: unknown) => {
+      pub.publish(CHANNEL_PREFIX + topic, JSON.stringify({ n: nodeId, f: json })).catch((error: unknown) => {
         if (!warned) log.warn({ err: error }, "Redis publish failed; other nodes miss live frames until it is back");
         warned = true;
       });
@@ -99,4 +102,8 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
       sub.disconnect();
     },
   };
+}
+
+function seqOf(frame: BusMessage): bigint | undefined {
+  return frame.$typeName === "converger.v1.ActivityFrame" ? frame.activity?.seq : undefined;
 }

@@ -1,4 +1,6 @@
-import type { BusFrame } from "../common/events/bus.js";
+import { create } from "@bufbuild/protobuf";
+import { GapFrameSchema } from "../../gen/converger/v1/frames_pb.js";
+import { type BusFrame, encodeBusFrame } from "../common/events/bus.js";
 
 // How long a frame that arrived ahead of its predecessor waits for it: well
 // above cross-node delivery times (bench:fanout p99 ~40 ms), so that a busy
@@ -6,7 +8,7 @@ import type { BusFrame } from "../common/events/bus.js";
 const HOLD_MS = 500;
 
 /** Sent to a topic's subscribers when frames were lost: they must resume by watermark. */
-export const GAP_FRAME: BusFrame = { type: "gap" };
+export const GAP_FRAME: BusFrame = encodeBusFrame(create(GapFrameSchema));
 
 interface TopicState {
   last?: bigint;
@@ -48,13 +50,12 @@ export function createSequencer(deliver: (topic: string, frame: BusFrame) => voi
   }
 
   return {
-    push(topic: string, frame: BusFrame): void {
-      const seqText = frame.type === "activity" ? (frame.activity as { seq?: string } | undefined)?.seq : undefined;
-      if (seqText === undefined) {
+    /** `seq` is the activity's of an activity frame; frames without one pass straight through. */
+    push(topic: string, frame: BusFrame, seq: bigint | undefined): void {
+      if (seq === undefined) {
         deliver(topic, frame);
         return;
       }
-      const seq = BigInt(seqText);
       const state: TopicState = topics.get(topic) ?? { held: new Map() };
       topics.set(topic, state);
       if (state.last !== undefined && seq <= state.last) return; // already delivered

@@ -1,15 +1,17 @@
 import uWS from "uWebSockets.js";
+import { create } from "@bufbuild/protobuf";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import { ConnectionEstablishedFrameSchema } from "../../gen/converger/v1/frames_pb.js";
 import type { AccessOptions } from "../common/access/access.js";
 import { clientAddress, createAddressMatcher } from "../common/access/cidr.js";
 import { CLIENT_IP_HEADER } from "../common/access/context.js";
 import type { Config } from "../common/config.js";
-import { type Bus, tenantTopic } from "../common/events/bus.js";
+import { type Bus, type BusFrame, tenantTopic } from "../common/events/bus.js";
 import type { Logger } from "../common/obs/logger.js";
 import { authenticateEdge, tokenOf, UpgradeError, userKeyOf } from "./edge-auth.js";
 import { createExpiryWheel, type ExpiryWheel } from "./expiry-wheel.js";
-import { CLOSE } from "./frames.js";
+import { CLOSE, encodeServerFrame, type ServerFrame } from "./frames.js";
 import { handleFrame } from "./session-frames.js";
 import { newSocketState, type SocketState, without } from "./socket-state.js";
 import { openConversationStream } from "./stream.js";
@@ -28,7 +30,9 @@ export interface EdgeContext {
   access: AccessOptions;
   config: Config;
   log: Logger;
-  send(ws: EdgeSocket, frame: unknown): boolean;
+  send(ws: EdgeSocket, frame: ServerFrame): boolean;
+  /** Sends a frame already encoded (one from the bus, or from the stream). */
+  sendEncoded(ws: EdgeSocket, frame: BusFrame): boolean;
   join(ws: EdgeSocket, topic: string): void;
   leave(ws: EdgeSocket, topic: string): void;
   headersFor(state: SocketState): Headers;
@@ -76,6 +80,9 @@ export async function startEdge(options: {
     config,
     log,
     send(ws, frame) {
+      return ctx.sendEncoded(ws, encodeServerFrame(frame));
+    },
+    sendEncoded(ws, frame) {
       const state = ws.getUserData();
       if (state.closed) return false;
       // 2 = dropped over maxBackpressure: uWS closes such a socket itself.
@@ -101,7 +108,7 @@ export async function startEdge(options: {
     stream(ws, conversationId, watermark) {
       const state = ws.getUserData();
       return openConversationStream({
-        socket: { send: (frame) => ctx.send(ws, frame), join: (topic) => ctx.join(ws, topic) },
+        socket: { send: (frame) => ctx.sendEncoded(ws, frame), join: (topic) => ctx.join(ws, topic) },
         conversations: ctx.conversations,
         headers: ctx.headersFor(state),
         bus: options.bus,
@@ -212,7 +219,7 @@ export async function startEdge(options: {
     const state = ws.getUserData();
     const { principal } = state;
     if (principal.kind === "end_user") return ctx.stream(ws, principal.conversationId, state.watermark);
-    ctx.send(ws, { type: "connection_established", tenant_id: principal.tenantId, watermark: "0" });
+    ctx.send(ws, create(ConnectionEstablishedFrameSchema, { tenantId: principal.tenantId, watermark: 0n }));
     if (state.feedTenant) ctx.join(ws, tenantTopic(state.feedTenant));
   }
 

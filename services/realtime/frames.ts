@@ -1,3 +1,24 @@
+import { ConnectError } from "@connectrpc/connect";
+import { ActivityType } from "../../gen/converger/v1/conversations_pb.js";
+import {
+  AckFrameSchema,
+  ActivityFrameSchema,
+  AuthFrameSchema,
+  AuthOkFrameSchema,
+  ConnectionEstablishedFrameSchema,
+  DeliveryFrameSchema,
+  ErrorFrameSchema,
+  EventCreatedFrameSchema,
+  PingFrameSchema,
+  PongFrameSchema,
+  PublishActivityFrameSchema,
+  ReadFrameSchema,
+  SubscribeFrameSchema,
+  TypingFrameSchema,
+  UnsubscribeFrameSchema,
+} from "../../gen/converger/v1/frames_pb.js";
+import type { BusFrame } from "../common/events/bus.js";
+import { createTaggedCodec } from "../common/events/tagged-json.js";
 import { parseSeq } from "../common/rpc/int64.js";
 import { firstNulPath } from "../common/rpc/nul.js";
 
@@ -11,20 +32,35 @@ export const CLOSE = {
   rateLimited: 4429,
 } as const;
 
-export type ClientFrame =
-  | {
-      type: "activity";
-      client_id: string;
-      /** Needed only by tokens that may write to several conversations. */
-      conversation_id?: string;
-      activity_type: "message" | "event" | "typing";
-      text?: string;
-      attachments?: unknown[];
-      metadata?: Record<string, unknown>;
-    }
-  | { type: "subscribe" | "unsubscribe"; conversation_id: string; watermark?: string }
-  | { type: "auth"; token: string }
-  | { type: "ping" };
+const clientFrames = createTaggedCodec([
+  PublishActivityFrameSchema,
+  SubscribeFrameSchema,
+  UnsubscribeFrameSchema,
+  AuthFrameSchema,
+  PingFrameSchema,
+]);
+
+const serverFrames = createTaggedCodec([
+  ConnectionEstablishedFrameSchema,
+  ActivityFrameSchema,
+  TypingFrameSchema,
+  ReadFrameSchema,
+  DeliveryFrameSchema,
+  EventCreatedFrameSchema,
+  AckFrameSchema,
+  ErrorFrameSchema,
+  PongFrameSchema,
+  AuthOkFrameSchema,
+]);
+
+/** What a client may send (frames.proto, client → server). */
+export type ClientFrame = Parameters<typeof clientFrames.encode>[0];
+/** What the edge sends (frames.proto, server → client). */
+export type ServerFrame = Parameters<typeof serverFrames.encode>[0];
+
+/** The JSON text payload of a server frame: the same shape as a bus frame. */
+export const encodeServerFrame = (frame: ServerFrame): BusFrame => serverFrames.encode(frame);
+export const decodeServerFrame = (json: unknown): ServerFrame => serverFrames.decode(json);
 
 export class FrameError extends Error {
   constructor(
@@ -37,63 +73,62 @@ export class FrameError extends Error {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const PUBLISHABLE = new Set([ActivityType.MESSAGE, ActivityType.EVENT, ActivityType.TYPING]);
 
 /** Parses and checks one client frame; throws FrameError (answered as an error frame, socket kept). */
 export function parseClientFrame(data: ArrayBuffer): ClientFrame {
-  let frame: Record<string, unknown>;
+  let json: unknown;
   try {
-    frame = JSON.parse(Buffer.from(data).toString("utf8")) as Record<string, unknown>;
+    json = JSON.parse(Buffer.from(data).toString("utf8"));
   } catch {
     throw new FrameError("invalid_argument", "frame is not JSON");
   }
-  if (!frame || typeof frame !== "object" || Array.isArray(frame))
-    throw new FrameError("invalid_argument", "frame must be a JSON object");
+  if (!isObject(json)) throw new FrameError("invalid_argument", "frame must be a JSON object");
+  const raw = json;
+  const clientId =
+    raw.type === "activity" && typeof raw.client_id === "string" && !raw.client_id.includes("\u0000")
+      ? raw.client_id
+      : undefined;
   // Checked once for the whole frame: no string of it may reach PostgreSQL or a peer with U+0000.
-  const nul = firstNulPath(frame, "");
-  if (nul !== undefined) {
-    const clientId =
-      typeof frame.client_id === "string" && !frame.client_id.includes("\u0000") ? frame.client_id : undefined;
-    throw new FrameError("invalid_argument", `${nul}: must not contain U+0000`, clientId);
+  const nul = firstNulPath(raw, "");
+  if (nul !== undefined) throw new FrameError("invalid_argument", `${nul}: must not contain U+0000`, clientId);
+  if (raw.watermark === "") delete raw.watermark; // an empty watermark has always meant none
+  let frame: ClientFrame;
+  try {
+    frame = clientFrames.decode(raw);
+  } catch (error) {
+    throw new FrameError("invalid_argument", ConnectError.from(error).rawMessage, clientId);
   }
-  switch (frame.type) {
-    case "ping":
-      return { type: "ping" };
-    case "auth":
-      if (typeof frame.token !== "string" || !frame.token)
-        throw new FrameError("invalid_argument", "token: is required");
-      return { type: "auth", token: frame.token };
-    case "subscribe":
-    case "unsubscribe": {
-      if (typeof frame.conversation_id !== "string" || !UUID.test(frame.conversation_id)) {
-        throw new FrameError("invalid_argument", "conversation_id: must be a UUID");
-      }
-      return { type: frame.type, conversation_id: frame.conversation_id, watermark: watermarkOf(frame.watermark) };
-    }
-    case "activity": {
-      const clientId = frame.client_id;
-      if (typeof clientId !== "string" || clientId.length === 0 || clientId.length > 255) {
+  checkClientFrame(frame);
+  return frame;
+}
+
+/** What the schema cannot say: required values, UUIDs, ranges; and the default activity_type (message). */
+function checkClientFrame(frame: ClientFrame): void {
+  switch (frame.$typeName) {
+    case "converger.v1.AuthFrame":
+      if (!frame.token) throw new FrameError("invalid_argument", "token: is required");
+      return;
+    case "converger.v1.SubscribeFrame":
+    case "converger.v1.UnsubscribeFrame":
+      if (!UUID.test(frame.conversationId)) throw new FrameError("invalid_argument", "conversation_id: must be a UUID");
+      if ("watermark" in frame && frame.watermark !== undefined && frame.watermark < 0n)
+        throw new FrameError("invalid_argument", "watermark: must be a seq");
+      return;
+    case "converger.v1.PublishActivityFrame": {
+      const { clientId } = frame;
+      if (clientId.length === 0 || clientId.length > 255) {
         throw new FrameError("invalid_argument", "client_id: is required (1–255 characters)");
       }
-      const type = frame.activity_type ?? "message";
-      if (type !== "message" && type !== "event" && type !== "typing") {
+      frame.activityType ||= ActivityType.MESSAGE;
+      if (!PUBLISHABLE.has(frame.activityType)) {
         throw new FrameError("invalid_argument", "activity_type: must be message, event or typing", clientId);
       }
-      const conversationId = frame.conversation_id;
-      if (conversationId !== undefined && (typeof conversationId !== "string" || !UUID.test(conversationId))) {
+      if (frame.conversationId !== undefined && !UUID.test(frame.conversationId)) {
         throw new FrameError("invalid_argument", "conversation_id: must be a UUID", clientId);
       }
-      return {
-        type: "activity",
-        client_id: clientId,
-        conversation_id: conversationId,
-        activity_type: type,
-        text: typeof frame.text === "string" ? frame.text : undefined,
-        attachments: Array.isArray(frame.attachments) ? frame.attachments : undefined,
-        metadata: isObject(frame.metadata) ? frame.metadata : undefined,
-      };
+      return;
     }
-    default:
-      throw new FrameError("invalid_argument", "type: unknown frame type");
   }
 }
 

@@ -1,8 +1,14 @@
+import { create } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import { ActivitySchema, ActivityType, CreateActivityRequestSchema } from "../../gen/converger/v1/conversations_pb.js";
+import { CreateActivityRequestSchema } from "../../gen/converger/v1/conversations_pb.js";
+import {
+  AckFrameSchema,
+  AuthOkFrameSchema,
+  ErrorFrameSchema,
+  PongFrameSchema,
+} from "../../gen/converger/v1/frames_pb.js";
 import { conversationTopic } from "../common/events/bus.js";
 import { codeName } from "../common/rpc/errors.js";
-import { fromApiJson, toApiJson } from "../common/rpc/json.js";
 import type { EdgeContext, EdgeSocket } from "./edge.js";
 import { authenticateEdge, UpgradeError, userKeyOf } from "./edge-auth.js";
 import { CLOSE, type ClientFrame, FrameError, parseClientFrame } from "./frames.js";
@@ -11,8 +17,6 @@ import { without } from "./socket-state.js";
 // Per-socket inbound budget; going over answers an error, doing so repeatedly closes 4429.
 const FRAMES_PER_SECOND = 50;
 const STRIKES_BEFORE_CLOSE = 3;
-
-const TYPES = { message: ActivityType.MESSAGE, event: ActivityType.EVENT, typing: ActivityType.TYPING };
 
 /** Handles one client frame; failures answer an error frame and keep the socket open. */
 export async function handleFrame(
@@ -29,11 +33,13 @@ export async function handleFrame(
   }
   if (state.framesLeft-- <= 0) {
     if (++state.strikes >= STRIKES_BEFORE_CLOSE) return ws.end(CLOSE.rateLimited, "rate limited");
-    ctx.send(ws, {
-      type: "error",
-      code: "resource_exhausted",
-      message: `at most ${FRAMES_PER_SECOND} frames per second`,
-    });
+    ctx.send(
+      ws,
+      create(ErrorFrameSchema, {
+        code: "resource_exhausted",
+        message: `at most ${FRAMES_PER_SECOND} frames per second`,
+      }),
+    );
     return;
   }
   let frame: ClientFrame | undefined;
@@ -43,28 +49,26 @@ export async function handleFrame(
     await dispatch(ctx, ws, frame);
   } catch (error) {
     const clientId =
-      error instanceof FrameError ? error.clientId : frame?.type === "activity" ? frame.client_id : undefined;
+      error instanceof FrameError
+        ? error.clientId
+        : frame?.$typeName === "converger.v1.PublishActivityFrame"
+          ? frame.clientId
+          : undefined;
     const { code, message, retryAfter } = describe(error);
     if (code === "internal") ctx.log.error({ err: error }, "frame failed");
-    ctx.send(ws, {
-      type: "error",
-      code,
-      message,
-      ...(clientId ? { client_id: clientId } : {}),
-      // A rate-limited publish names when to try again (whole seconds); the socket stays open.
-      ...(retryAfter ? { retry_after: retryAfter } : {}),
-    });
+    // A rate-limited publish names when to try again (whole seconds); the socket stays open.
+    ctx.send(ws, create(ErrorFrameSchema, { code, message, clientId: clientId || undefined, retryAfter }));
   }
 }
 
 async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): Promise<void> {
   const state = ws.getUserData();
   const { principal } = state;
-  switch (frame.type) {
-    case "ping":
-      ctx.send(ws, { type: "pong" });
+  switch (frame.$typeName) {
+    case "converger.v1.PingFrame":
+      ctx.send(ws, create(PongFrameSchema));
       return;
-    case "auth": {
+    case "converger.v1.AuthFrame": {
       const renewed = await authenticateEdge(frame.token, ctx.access.verifier, ctx.access.directory).catch((error) => {
         throw error instanceof UpgradeError ? new FrameError("unauthenticated", error.message) : error;
       });
@@ -76,13 +80,13 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
       state.token = frame.token;
       state.expiresAt = renewed.expiresAt;
       ctx.expiries.schedule(ws, renewed.expiresAt);
-      ctx.send(ws, { type: "auth_ok", expires_at: new Date(renewed.expiresAt).toISOString() });
+      ctx.send(ws, create(AuthOkFrameSchema, { expiresAt: new Date(renewed.expiresAt).toISOString() }));
       return;
     }
-    case "subscribe": {
-      const topic = conversationTopic(frame.conversation_id);
+    case "converger.v1.SubscribeFrame": {
+      const topic = conversationTopic(frame.conversationId);
       if (state.subscriptions.includes(topic) || state.opening.includes(topic)) return;
-      if (principal.kind === "end_user" && frame.conversation_id !== principal.conversationId) {
+      if (principal.kind === "end_user" && frame.conversationId !== principal.conversationId) {
         throw new FrameError("not_found", "conversation not found");
       }
       if (state.subscriptions.length + state.opening.length >= ctx.config.wsMaxSubscriptions) {
@@ -90,28 +94,28 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
       }
       state.opening = [...state.opening, topic];
       try {
-        await ctx.stream(ws, frame.conversation_id, frame.watermark);
+        await ctx.stream(ws, frame.conversationId, frame.watermark?.toString());
       } finally {
         state.opening = without(state.opening, topic);
       }
       return;
     }
-    case "unsubscribe":
-      ctx.leave(ws, conversationTopic(frame.conversation_id));
+    case "converger.v1.UnsubscribeFrame":
+      ctx.leave(ws, conversationTopic(frame.conversationId));
       return;
-    case "activity": {
-      const conversationId = frame.conversation_id ?? (principal.kind === "end_user" ? principal.conversationId : "");
-      if (!conversationId) throw new FrameError("invalid_argument", "conversation_id: is required", frame.client_id);
-      const request = fromApiJson(CreateActivityRequestSchema, {
-        conversation_id: conversationId,
-        text: frame.text ?? "",
-        attachments: (frame.attachments ?? []) as never,
-        metadata: (frame.metadata ?? {}) as never,
+    case "converger.v1.PublishActivityFrame": {
+      const conversationId = frame.conversationId ?? (principal.kind === "end_user" ? principal.conversationId : "");
+      if (!conversationId) throw new FrameError("invalid_argument", "conversation_id: is required", frame.clientId);
+      const request = create(CreateActivityRequestSchema, {
+        conversationId,
+        type: frame.activityType,
+        text: frame.text,
+        attachments: frame.attachments,
+        metadata: frame.metadata ?? {},
+        idempotencyKey: frame.clientId,
       });
-      request.type = TYPES[frame.activity_type];
-      request.idempotencyKey = frame.client_id;
       const activity = await ctx.conversations.createActivity(request, { headers: ctx.headersFor(state) });
-      ctx.send(ws, { type: "ack", client_id: frame.client_id, activity: toApiJson(ActivitySchema, activity) });
+      ctx.send(ws, create(AckFrameSchema, { clientId: frame.clientId, activity }));
       return;
     }
   }

@@ -1,14 +1,16 @@
+import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { ActivitySchema, type ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
-import { type Bus, type BusFrame, conversationTopic } from "../common/events/bus.js";
-import { toApiJson } from "../common/rpc/json.js";
+import type { ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import { ActivityFrameSchema, ConnectionEstablishedFrameSchema } from "../../gen/converger/v1/frames_pb.js";
+import { type Bus, type BusFrame, conversationTopic, decodeBusFrame } from "../common/events/bus.js";
+import { encodeServerFrame } from "./frames.js";
 
 // Replay page size: big pages, few round trips, bounded memory per socket.
 const REPLAY_PAGE = 500;
 
 /** What the stream logic needs of a socket; false from send means it is gone. */
 export interface StreamSocket {
-  send(frame: unknown): boolean;
+  send(frame: BusFrame): boolean;
   /** Joins the live topic (uWS pub/sub, fed by the bus bridge). */
   join(topic: string): void;
 }
@@ -39,12 +41,15 @@ export async function openConversationStream(options: {
     const conversation = await conversations.getConversation({ id: conversationId }, { headers });
     let sent = conversation.lastSeq;
     if (options.established) {
-      socket.send({
-        type: "connection_established",
-        conversation_id: conversationId,
-        tenant_id: options.tenantId,
-        watermark: conversation.lastSeq.toString(),
-      });
+      socket.send(
+        encodeServerFrame(
+          create(ConnectionEstablishedFrameSchema, {
+            conversationId,
+            tenantId: options.tenantId,
+            watermark: conversation.lastSeq,
+          }),
+        ),
+      );
     }
     /** Sends every stored activity after `from`; returns the last seq sent, or undefined if the socket went. */
     const replay = async (from: bigint): Promise<bigint | undefined> => {
@@ -55,7 +60,7 @@ export async function openConversationStream(options: {
           { headers },
         );
         for (const activity of res.activities) {
-          if (!socket.send({ type: "activity", activity: toApiJson(ActivitySchema, activity) })) return undefined;
+          if (!socket.send(encodeServerFrame(create(ActivityFrameSchema, { activity })))) return undefined;
           last = activity.seq;
         }
         if (res.activities.length < REPLAY_PAGE) return last;
@@ -68,19 +73,28 @@ export async function openConversationStream(options: {
       sent = last;
     }
     // Frames lost on the way (a gap, or a hole before the first held one) are in the log: read them.
-    const firstHeld = held.find((f) => f.type === "activity") as { activity: { seq: string } } | undefined;
-    if (held.some((f) => f.type === "gap") || (firstHeld && BigInt(firstHeld.activity.seq) > sent + 1n)) {
+    const seqs = held.map(seqOf);
+    const firstSeq = seqs.find((seq) => seq !== undefined);
+    if (held.some((f) => f.type === "gap") || (firstSeq !== undefined && firstSeq > sent + 1n)) {
       const last = await replay(sent);
       if (last === undefined) return;
       sent = last;
     }
-    for (const frame of held) {
+    for (const [i, frame] of held.entries()) {
       if (frame.type === "gap") continue;
-      if (frame.type === "activity" && BigInt((frame.activity as { seq: string }).seq) <= sent) continue;
+      const seq = seqs[i];
+      if (seq !== undefined && seq <= sent) continue;
       if (!socket.send(frame)) return;
     }
     socket.join(topic);
   } finally {
     stopHolding();
   }
+}
+
+/** The seq of an activity frame; undefined for other frames. */
+function seqOf(frame: BusFrame): bigint | undefined {
+  if (frame.type !== "activity") return undefined;
+  const decoded = decodeBusFrame(frame);
+  return decoded.$typeName === "converger.v1.ActivityFrame" ? decoded.activity?.seq : undefined;
 }

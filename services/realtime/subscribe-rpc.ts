@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type ServiceImpl, type Transport } from "@connectrpc/connect";
-import { ActivitySchema, ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
+import { ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
 import {
   type RealtimeService,
   type StreamFrameSchema,
@@ -9,8 +9,8 @@ import {
 import { CLIENT_IP_HEADER, kPrincipal } from "../common/access/context.js";
 import type { Bus, BusFrame } from "../common/events/bus.js";
 import { notFound } from "../common/rpc/errors.js";
-import { fromApiJson } from "../common/rpc/json.js";
 import { validateMessage } from "../common/rpc/validation.js";
+import { decodeServerFrame } from "./frames.js";
 import { openConversationStream } from "./stream.js";
 
 // A gRPC subscriber this far behind is cut off (it resumes from its last seq), as slow sockets are.
@@ -55,7 +55,7 @@ export function realtimeImpl(deps: {
       try {
         await openConversationStream({
           socket: {
-            send: (frame) => push(frame as BusFrame),
+            send: push,
             join: (topic) => (stopLive = deps.bus.subscribe(topic, push)),
           },
           conversations,
@@ -86,28 +86,18 @@ export function realtimeImpl(deps: {
   };
 }
 
-function toStreamFrame(frame: BusFrame): Frame | undefined {
-  switch (frame.type) {
-    case "activity":
-      return { frame: { case: "activity", value: fromApiJson(ActivitySchema, frame.activity as never) } };
-    case "typing":
-      return {
-        frame: {
-          case: "typing",
-          value: { conversationId: String(frame.conversation_id), from: frame.from as { id: string; name: string } },
-        },
-      };
-    case "read":
-      return {
-        frame: {
-          case: "read",
-          value: {
-            conversationId: String(frame.conversation_id),
-            userId: String(frame.user_id),
-            readUpTo: BigInt(String(frame.read_up_to)),
-          },
-        },
-      };
+function toStreamFrame(json: BusFrame): Frame | undefined {
+  if (json.type === "gap") return undefined;
+  const frame = decodeServerFrame(json);
+  switch (frame.$typeName) {
+    case "converger.v1.ActivityFrame":
+      return frame.activity && { frame: { case: "activity", value: frame.activity } };
+    case "converger.v1.TypingFrame":
+      return { frame: { case: "typing", value: { conversationId: frame.conversationId, from: frame.from } } };
+    case "converger.v1.ReadFrame": {
+      const { conversationId, userId, readUpTo } = frame;
+      return { frame: { case: "read", value: { conversationId, userId, readUpTo } } };
+    }
     default:
       return undefined;
   }

@@ -1,3 +1,4 @@
+import { readEnvelope } from "../common/events/envelopes.js";
 import type { LogRecord } from "../common/events/event-log.js";
 import type { Logger } from "../common/obs/logger.js";
 import type { BlobStore } from "./blob-store.js";
@@ -18,8 +19,9 @@ export function createMergeHandler(deps: { uploads: UploadStore; blobs: BlobStor
   }
 
   return async function merge(record: LogRecord): Promise<void> {
-    const uploadId = (record.payload as { upload_id?: string })?.upload_id;
-    if (!uploadId) return;
+    const envelope = readEnvelope(record);
+    if (envelope?.$typeName !== "converger.v1.UploadCompleted" || !envelope.uploadId) return;
+    const { uploadId } = envelope;
     const upload = await deps.uploads.getById(uploadId);
     if (!upload || upload.status === "UPLOADING") return;
     // Already ended (a repeated event, or a crash after the end): only the chunks may be left.

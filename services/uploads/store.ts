@@ -1,5 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { UploadCompletedSchema } from "../../gen/converger/v1/envelopes_pb.js";
 import { inTransaction, type Pool } from "../common/db/pool.js";
+import { envelopePayload, UPLOADS_TOPIC } from "../common/events/envelopes.js";
 
 export type UploadStatusName = "UPLOADING" | "MERGING" | "COMPLETED" | "FAILED";
 
@@ -51,7 +54,7 @@ export interface NewUpload {
   streamed: boolean;
 }
 
-export const UPLOADS_TOPIC = "converger.uploads";
+export { UPLOADS_TOPIC };
 
 export function createUploadStore(pool: Pool) {
   return {
@@ -151,7 +154,7 @@ export function createUploadStore(pool: Pool) {
         );
         await client.query(
           `INSERT INTO upload_outbox (event_id, topic, key, tenant_id, payload) VALUES ($1, $2, $3, $4, $5)`,
-          [randomUUID(), UPLOADS_TOPIC, id, tenantId, { type: "upload.completed", upload_id: id }],
+          [randomUUID(), UPLOADS_TOPIC, id, tenantId, envelopePayload(create(UploadCompletedSchema, { uploadId: id }))],
         );
         return { row: updated.rows[0] as UploadRow, missing: [] };
       });

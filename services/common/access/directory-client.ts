@@ -1,5 +1,7 @@
+import { create } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { DirectoryService } from "../../../gen/converger/v1/conversations_pb.js";
+import { DirectoryChangedFrameSchema } from "../../../gen/converger/v1/frames_pb.js";
 import type { Bus } from "../events/bus.js";
 import { createTtlCache } from "../ttl-cache.js";
 import { internalHeaders } from "./internal.js";
@@ -60,5 +62,5 @@ export function createDirectoryClient(transport: Transport, internalToken: strin
 
 /** Tells every directory client of this node that credentials or statuses changed. */
 export function announceDirectoryChange(bus: Bus): void {
-  bus.publish(DIRECTORY_TOPIC, { type: "directory_changed" });
+  bus.publish(DIRECTORY_TOPIC, create(DirectoryChangedFrameSchema));
 }

@@ -1,3 +1,15 @@
+import {
+  ActivityFrameSchema,
+  DeliveryFrameSchema,
+  DirectoryChangedFrameSchema,
+  EventCreatedFrameSchema,
+  GapFrameSchema,
+  ReadFrameSchema,
+  SigningKeysChangedFrameSchema,
+  TypingFrameSchema,
+} from "../../../gen/converger/v1/frames_pb.js";
+import { createTaggedCodec, type TaggedJson } from "./tagged-json.js";
+
 /**
  * Live push of committed changes to subscribers (design.md §5). In one process
  * it is this in-memory bus; with REDIS_URL, a Redis-backed bus with the same
@@ -5,8 +17,9 @@
  * truth and clients recover gaps by watermark.
  */
 export interface Bus {
-  /** Publishes a frame already rendered as public JSON. */
-  publish(topic: string, frame: BusFrame): void;
+  /** Publishes a frame of frames.proto, built with `create(…FrameSchema, {…})`. */
+  publish(topic: string, frame: BusMessage): void;
+  /** Subscribers get the frame's public JSON: the very frame the edge writes to its sockets. */
   subscribe(topic: string, handler: (frame: BusFrame) => void): () => void;
   /**
    * Resolves once frames published anywhere on `topic` reach this node's
@@ -20,24 +33,51 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** One frame of design.md §4, e.g. `{type:"activity", activity:{…}}`. */
-export type BusFrame = { type: string } & Record<string, unknown>;
+const codec = createTaggedCodec([
+  ActivityFrameSchema,
+  TypingFrameSchema,
+  ReadFrameSchema,
+  DeliveryFrameSchema,
+  EventCreatedFrameSchema,
+  SigningKeysChangedFrameSchema,
+  DirectoryChangedFrameSchema,
+  GapFrameSchema,
+]);
+
+/** The frames that travel the bus (frames.proto). */
+export type BusMessage = Parameters<typeof codec.encode>[0];
+
+/** The public JSON of a BusMessage, e.g. `{type:"activity", activity:{…}}` (design.md §4). */
+export type BusFrame = TaggedJson;
+
+export const encodeBusFrame = (frame: BusMessage): BusFrame => codec.encode(frame);
+
+/** Decodes a bus frame with its schema (throws an invalid_argument ConnectError for a malformed one). */
+export const decodeBusFrame = (frame: BusFrame): BusMessage => codec.decode(frame);
 
 export const conversationTopic = (conversationId: string) => `conversation:${conversationId}`;
 export const tenantTopic = (tenantId: string) => `tenant:${tenantId}`;
 
-export function createLocalBus(onError: (error: unknown) => void): Bus {
+/** The in-memory bus; `deliver` hands subscribers a frame already encoded (one from another node). */
+export function createLocalBus(
+  onError: (error: unknown) => void,
+): Bus & { deliver(topic: string, frame: BusFrame): void } {
   const handlers = new Map<string, Set<(frame: BusFrame) => void>>();
+  const deliver = (topic: string, frame: BusFrame) => {
+    for (const handler of handlers.get(topic) ?? []) {
+      try {
+        handler(frame);
+      } catch (error) {
+        onError(error); // one broken subscriber must not starve the others
+      }
+    }
+  };
   return {
     publish(topic, frame) {
-      for (const handler of handlers.get(topic) ?? []) {
-        try {
-          handler(frame);
-        } catch (error) {
-          onError(error); // one broken subscriber must not starve the others
-        }
-      }
+      // Encoded once for every subscriber, and not at all for a topic nobody here follows.
+      if (handlers.has(topic)) deliver(topic, encodeBusFrame(frame));
     },
+    deliver,
     subscribe(topic, handler) {
       const set = handlers.get(topic) ?? new Set();
       handlers.set(topic, set);

@@ -10,6 +10,7 @@ import {
   type ConversationsService,
   type CreateActivityRequest,
 } from "../../../gen/converger/v1/conversations_pb.js";
+import { ReadFrameSchema, TypingFrameSchema } from "../../../gen/converger/v1/frames_pb.js";
 import type { File } from "../../../gen/converger/v1/uploads_pb.js";
 import { tenantOf } from "../../common/access/access.js";
 import { HTTP_STATUS_HEADER, kPrincipal } from "../../common/access/context.js";
@@ -177,13 +178,10 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
       if (!userId) throw invalidField("user_id", "is required");
       const readUpTo = await deps.conversations.markRead(tenantId, req.conversationId, userId, req.watermark);
       if (readUpTo === undefined) throw notFound("conversation");
-      const frame = {
-        type: "read",
-        conversation_id: req.conversationId,
-        user_id: userId,
-        read_up_to: readUpTo.toString(),
-      };
-      deps.bus.publish(conversationTopic(req.conversationId), frame);
+      deps.bus.publish(
+        conversationTopic(req.conversationId),
+        create(ReadFrameSchema, { conversationId: req.conversationId, userId, readUpTo }),
+      );
       return { userId, readUpTo };
     },
   };
@@ -210,11 +208,10 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
       metadata: req.metadata ?? {},
       createdAt: timestampNow(),
     });
-    deps.bus.publish(conversationTopic(req.conversationId), {
-      type: "typing",
-      conversation_id: req.conversationId,
-      from,
-    });
+    deps.bus.publish(
+      conversationTopic(req.conversationId),
+      create(TypingFrameSchema, { conversationId: req.conversationId, from }),
+    );
     return activity;
   }
 }

@@ -1,9 +1,12 @@
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { EventSchema, type EventsService } from "../../../gen/converger/v1/events_pb.js";
+import { EventCreatedSchema } from "../../../gen/converger/v1/envelopes_pb.js";
+import type { EventsService } from "../../../gen/converger/v1/events_pb.js";
+import { EventCreatedFrameSchema } from "../../../gen/converger/v1/frames_pb.js";
 import { tenantOf } from "../../common/access/access.js";
 import { kPrincipal } from "../../common/access/context.js";
 import { type Bus, tenantTopic } from "../../common/events/bus.js";
-import { toApiJson } from "../../common/rpc/json.js";
+import { envelopePayload } from "../../common/events/envelopes.js";
 import { pageOf, pageResult } from "../../common/rpc/pagination.js";
 import type { EventStore } from "../store/events.js";
 import { eventMessage } from "../store/rows.js";
@@ -22,12 +25,11 @@ export function eventsImpl(deps: EventsDeps): ServiceImpl<typeof EventsService> 
       if (req.tenantId.toLowerCase() !== tenantId) {
         throw new ConnectError("X-Tenant-ID does not match the credential's tenant", Code.PermissionDenied);
       }
-      const row = await deps.events.create(tenantId, req.message, (r) => ({
-        type: "event.created",
-        event: toApiJson(EventSchema, eventMessage(r)),
-      }));
+      const row = await deps.events.create(tenantId, req.message, (r) =>
+        envelopePayload(create(EventCreatedSchema, { event: eventMessage(r) })),
+      );
       const event = eventMessage(row);
-      deps.bus.publish(tenantTopic(tenantId), { type: "event_created", event: toApiJson(EventSchema, event) });
+      deps.bus.publish(tenantTopic(tenantId), create(EventCreatedFrameSchema, { event }));
       deps.onOutboxWrite();
       return event;
     },

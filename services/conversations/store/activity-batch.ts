@@ -1,7 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Activity } from "../../../gen/converger/v1/conversations_pb.js";
+import { ActivityCreatedSchema } from "../../../gen/converger/v1/envelopes_pb.js";
 import type { PoolClient } from "../../common/db/pool.js";
+import { ACTIVITIES_TOPIC, envelopePayload } from "../../common/events/envelopes.js";
 import { conflict, notFound } from "../../common/rpc/errors.js";
 import { activityColumns } from "./activities.js";
 import type { ActivityRow } from "./rows.js";
@@ -25,7 +28,7 @@ export interface ActivityDraft {
 
 export interface WriteOutcome {
   row: ActivityRow;
-  json: JsonValue;
+  activity: Activity;
   /** True when an idempotency key matched an earlier identical request. */
   replayed: boolean;
 }
@@ -34,8 +37,8 @@ export type Result = { ok: WriteOutcome } | { error: unknown };
 
 export interface BatchOptions {
   idempotencyTtlHours: number;
-  /** Public JSON of an activity, stored in the outbox and pushed live. */
-  render: (row: ActivityRow) => JsonValue;
+  /** The activity of a row, as its outbox envelope and live frame carry it. */
+  render: (row: ActivityRow) => Activity;
 }
 
 /**
@@ -65,12 +68,12 @@ export async function writeBatch(
     c.last_seq += 1n;
     const row = toRow(d, c.last_seq, now);
     rows.push(row);
-    results[i] = { ok: { row, json: options.render(row), replayed: false } };
+    results[i] = { ok: { row, activity: options.render(row), replayed: false } };
   }
   await insertActivities(
     client,
     rows,
-    fresh.map((i) => (results[i] as { ok: WriteOutcome }).ok.json),
+    fresh.map((i) => (results[i] as { ok: WriteOutcome }).ok.activity),
     fresh.map((i) => drafts[i]?.traceparent),
   );
   return results as Result[];
@@ -144,7 +147,7 @@ async function claimIdempotencyKeys(
     else if (!match.request_hash.equals(d.idempotency?.requestHash as Buffer)) results[i] = { error: keyReused() };
     else {
       const { key: _k, request_hash: _h, ...row } = match;
-      results[i] = { ok: { row, json: options.render(row), replayed: true } };
+      results[i] = { ok: { row, activity: options.render(row), replayed: true } };
     }
   }
 }
@@ -158,13 +161,13 @@ async function claimIdempotencyKeys(
 async function insertActivities(
   client: PoolClient,
   rows: ActivityRow[],
-  payloads: JsonValue[],
+  activities: Activity[],
   traceparents: (string | undefined)[],
 ) {
   const records = rows.map((row, i) => ({
     ...row,
     event_id: randomUUID(),
-    payload: { type: "activity.created", activity: payloads[i] },
+    payload: envelopePayload(create(ActivityCreatedSchema, { activity: activities[i] })),
     traceparent: traceparents[i] ?? null,
   }));
   await client.query(
@@ -183,9 +186,9 @@ async function insertActivities(
        SELECT id, conversation_id, tenant_id, seq, type, text, attachments, from_id, from_name,
               metadata, origin_channel_id, now() FROM v)
      INSERT INTO outbox (event_id, topic, key, tenant_id, payload, traceparent)
-     SELECT event_id, 'converger.activities', conversation_id::text, tenant_id, payload, traceparent
+     SELECT event_id, $2, conversation_id::text, tenant_id, payload, traceparent
      FROM v ORDER BY seq`,
-    [JSON.stringify(records)],
+    [JSON.stringify(records), ACTIVITIES_TOPIC],
   );
 }
 
