@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { ServiceName } from "../../common/config.js";
 import type { Pool } from "../../common/db/pool.js";
 import type { Logger } from "../../common/obs/logger.js";
+import { adoptLegacyTables } from "./legacy-layout.js";
 import { schemaFor } from "./pools.js";
 
 // Any constant works; it only has to be the same in every process.
@@ -19,7 +20,8 @@ export function migrationFiles(dir: string): string[] {
  * Applies `<dir>/NNN_name.sql` files not yet recorded in the owner's schema,
  * in order, each in its own transaction with search_path set to that schema
  * (so the files name their tables bare), under a cluster-wide advisory lock so
- * that several processes starting at once apply each file exactly once.
+ * that several processes starting at once apply each file exactly once. A
+ * database still in the shared public layout is first moved into the schema.
  */
 export async function migrate(pool: Pool, owner: ServiceName, dir: string, log: Logger): Promise<void> {
   const schema = schemaFor(owner);
@@ -30,6 +32,7 @@ export async function migrate(pool: Pool, owner: ServiceName, dir: string, log: 
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.schema_migrations (
       version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await adoptLegacyTables(client, { owner, schema, dir }, log);
     const { rows } = await client.query<{ version: string }>(`SELECT version FROM ${schema}.schema_migrations`);
     const applied = new Set(rows.map((r) => r.version));
     for (const file of files) {
