@@ -88,7 +88,7 @@ describe("split processes", () => {
     expect(listed.status).toBe(200);
     const db = new pg.Client({ connectionString: databaseUrl });
     await db.connect();
-    const rows = await db.query("SELECT name FROM tenants");
+    const rows = await db.query("SELECT name FROM conversations.tenants");
     await db.end();
     expect(rows.rows).toEqual([{ name: "split" }]);
 
@@ -127,13 +127,14 @@ describe("split processes", () => {
     ]);
     const db = new pg.Client({ connectionString: databaseUrl });
     await db.connect();
-    const rows = await db.query("SELECT owner, version FROM schema_migrations ORDER BY version");
+    // Each service keeps its bookkeeping in its own schema: these rows are the conversations service's.
+    const rows = await db.query("SELECT version FROM conversations.schema_migrations ORDER BY version");
     await db.end();
     expect(rows.rows).toEqual([
-      { owner: "conversations", version: "001_init.sql" },
-      { owner: "conversations", version: "002_outbox_per_key.sql" },
-      { owner: "conversations", version: "003_outbox_traceparent.sql" },
-      { owner: "conversations", version: "004_tenant_rate_limit.sql" },
+      { version: "001_init.sql" },
+      { version: "002_outbox_per_key.sql" },
+      { version: "003_outbox_traceparent.sql" },
+      { version: "004_tenant_rate_limit.sql" },
     ]);
     await Promise.all([a.stop(), b.stop()]);
   });

@@ -354,11 +354,11 @@ describe("a merge cut off by a crash", () => {
     // What a crash right after `complete` committed leaves: MERGING, its event still in the outbox.
     const db = new (await import("pg")).default.Client({ connectionString: env.DATABASE_URL });
     await db.connect();
-    await db.query("UPDATE file_uploads SET status = 'MERGING' WHERE id = $1", [id]);
+    await db.query("UPDATE uploads.file_uploads SET status = 'MERGING' WHERE id = $1", [id]);
     await db.query(
-      `INSERT INTO upload_outbox (event_id, topic, key, tenant_id, payload)
+      `INSERT INTO uploads.upload_outbox (event_id, topic, key, tenant_id, payload)
        SELECT gen_random_uuid(), 'converger.uploads', id::text, tenant_id, jsonb_build_object('type', 'upload.completed', 'upload_id', id)
-       FROM file_uploads WHERE id = $1`,
+       FROM uploads.file_uploads WHERE id = $1`,
       [id],
     );
     await db.end();

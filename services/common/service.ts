@@ -41,7 +41,11 @@ export interface ServiceModule {
 
 /** What a service module gets from the process that hosts it. */
 export interface ModuleDeps {
-  /** Set when the process hosts a service with tables; see requirePool. */
+  /**
+   * The service's own pool, set when it has tables (see requirePool). Its
+   * search_path is the service's schema alone: bare names are its own tables,
+   * and another service's tables are not reachable by name.
+   */
   pool?: Pool;
   bus: Bus;
   /** The outbox's consumers' side: Kafka or in-process (event-log.ts). */
@@ -55,13 +59,17 @@ export interface ModuleDeps {
   limiters: LimiterStore;
 }
 
-/** The database of a module that owns tables (the host opens one whenever such a module runs). */
+/** The pool of a module that owns tables (the host opens one for each such module it runs). */
 export function requirePool(deps: ModuleDeps): Pool {
   if (!deps.pool) throw new Error("this service needs a database");
   return deps.pool;
 }
 
-/** Migrations run before any module starts; each service owns its folder. */
+/**
+ * Migrations run before any module starts; each service owns its folder, and
+ * they run in the service's schema (named after the owner), with their
+ * bookkeeping in `<schema>.schema_migrations`.
+ */
 export interface MigrationSet {
   owner: ServiceName;
   dir: string;

@@ -10,7 +10,7 @@ import { createMemoryLimiterStore, createRedisLimiterStore } from "../common/acc
 import { createRateLimits, type RateLimits } from "../common/access/rate-limits.js";
 import { createTokenVerifier, SIGNING_KEYS_TOPIC } from "../common/access/token-verifier.js";
 import type { Config, ServiceName } from "../common/config.js";
-import { createPool } from "../common/db/pool.js";
+import type { Pool } from "../common/db/pool.js";
 import { type Bus, createLocalBus } from "../common/events/bus.js";
 import { createInProcessLog, type EventLog } from "../common/events/event-log.js";
 import { createLogger, forService, type Logger } from "../common/obs/logger.js";
@@ -19,6 +19,7 @@ import { createGatewayHandler, createInternalHandler, opsRoutes, proxyRoutes } f
 import { startEdge } from "../realtime/index.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./db/embedded.js";
 import { migrate } from "./db/migrate.js";
+import { openServicePools } from "./db/pools.js";
 import { createDirectTransport } from "./direct-transport.js";
 import { createKafkaLog } from "./kafka-log.js";
 import { listenHttp1And2, listenHttp2 } from "./listen.js";
@@ -34,6 +35,8 @@ export interface App {
   /** Bound ports (useful when the config asked for port 0). */
   ports: { gateway?: number; grpc?: number; edge?: number };
   databaseUrl?: string;
+  /** Each hosted service's own pool, confined to its schema (none for services without tables). */
+  pools: ReadonlyMap<ServiceName, Pool>;
   stop(): Promise<void>;
 }
 
@@ -59,8 +62,8 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
   try {
     const hosted = config.services.filter((name) => name !== "gateway" && REGISTRY[name]);
     const owners = hosted.filter((name) => REGISTRY[name]?.migrations);
-    const { pool, databaseUrl } = owners.length > 0 ? await openDatabase(config, log, cleanups) : {};
-    if (pool) for (const name of owners) await migrate(pool, name, REGISTRY[name]!.migrations!.dir, log);
+    const { pools, databaseUrl } = owners.length > 0 ? await openDatabase(config, owners, log, cleanups) : {};
+    for (const [name, pool] of pools ?? []) await migrate(pool, name, REGISTRY[name]!.migrations!.dir, log);
 
     const bus = config.redisUrl
       ? await createRedisBus(config.redisUrl, forService(root, "bus"))
@@ -82,6 +85,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const access = accessOptions(config, bus, transportFor, rateLimits, log);
     const authenticate = createAuthenticator(access);
     for (const name of hosted) {
+      const pool = pools?.get(name);
       modules.push(REGISTRY[name]!.create({ pool, bus, eventLog, log: root, config, access, transportFor, limiters }));
     }
     cleanups.push(async () => {
@@ -153,7 +157,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       ports.gateway = gateway.port;
     }
     listening = true;
-    return { config, log: root, bus, eventLog, modules, ports, databaseUrl, stop };
+    return { config, log: root, bus, eventLog, modules, ports, databaseUrl, pools: pools ?? new Map(), stop };
   } catch (error) {
     await stop();
     throw error;
@@ -182,7 +186,8 @@ function createEventLog(config: Config, hosted: ServiceName[], log: Logger): Eve
   return createInProcessLog({ retryBaseMs: config.processingRetryBaseMs, log });
 }
 
-async function openDatabase(config: Config, log: Logger, cleanups: (() => Promise<void>)[]) {
+/** The database, and one pool per service with tables (owners), each in its own schema. */
+async function openDatabase(config: Config, owners: ServiceName[], log: Logger, cleanups: (() => Promise<void>)[]) {
   let embedded: EmbeddedDatabase | undefined;
   if (!config.databaseUrl) {
     embedded = await startEmbeddedPostgres(config.dataDir, log);
@@ -191,11 +196,13 @@ async function openDatabase(config: Config, log: Logger, cleanups: (() => Promis
   }
   const databaseUrl = (config.databaseUrl ?? embedded?.url) as string;
   // pg attaches the whole client to these errors: log what an operator needs, not the object graph.
-  const pool = createPool(databaseUrl, (error) =>
+  const pools = openServicePools(databaseUrl, owners, (error) =>
     log.warn({ code: (error as { code?: string }).code, reason: error.message }, "idle database connection lost"),
   );
-  cleanups.push(() => pool.end());
-  return { pool, databaseUrl };
+  cleanups.push(async () => {
+    await Promise.all([...pools.values()].map((pool) => pool.end()));
+  });
+  return { pools, databaseUrl };
 }
 
 /** In-process for hosted services, gRPC to `<NAME>_GRPC_URL` (or GRPC_UPSTREAM) otherwise. */

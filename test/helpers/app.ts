@@ -1,11 +1,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import { loadConfig } from "../../services/common/config.js";
 import { createLogger } from "../../services/common/obs/logger.js";
 import { type App, startApp } from "../../services/host/app.js";
-import { createTestDatabase } from "./database.js";
+import { createTestDatabase, openInspector } from "./database.js";
 
 export const ADMIN_TOKEN = "test-admin-token";
 
@@ -20,14 +20,15 @@ export const UNLIMITED = {
 export interface TestApp {
   app: App;
   baseUrl: string;
-  /** Direct access to the app's database, for checking what was (not) written. */
+  /** Direct access to the app's database (every service's schema), for checking what was (not) written. */
   db: pg.Pool;
   stop(): Promise<void>;
 }
 
 /** The whole product in this process on free ports, against a fresh database. */
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const databaseUrl = await createTestDatabase();
+  // A test that brings its own database (a restart, a fixture) gets the inspector on that one.
+  const databaseUrl = env.DATABASE_URL ?? (await createTestDatabase());
   const config = loadConfig({
     HOST: "127.0.0.1",
     PORT: "0",
@@ -41,7 +42,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     ...env,
   });
   const app = await startApp(config, createLogger(process.env.TEST_LOG_LEVEL ?? "silent"));
-  const db = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  const db = openInspector(databaseUrl);
   return {
     app,
     baseUrl: `http://127.0.0.1:${app.ports.gateway}`,
