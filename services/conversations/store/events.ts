@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { keysetPage } from "../../common/db/keyset.js";
 import { inTransaction, type Pool } from "../../common/db/pool.js";
+import { EVENTS_TOPIC } from "../../common/events/envelopes.js";
 import type { Page } from "../../common/rpc/pagination.js";
 import type { EventRow } from "./rows.js";
 
@@ -17,8 +18,8 @@ export function createEventStore(pool: Pool) {
         );
         const row = rows[0] as EventRow;
         await client.query(
-          `INSERT INTO outbox (event_id, topic, key, tenant_id, payload) VALUES ($1, 'converger.events', $2, $3, $4)`,
-          [randomUUID(), tenantId, tenantId, JSON.stringify(toPayload(row))],
+          `INSERT INTO outbox (event_id, topic, key, tenant_id, payload) VALUES ($1, $2, $3, $4, $5)`,
+          [randomUUID(), EVENTS_TOPIC, tenantId, tenantId, JSON.stringify(toPayload(row))],
         );
         return row;
       });
