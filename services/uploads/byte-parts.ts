@@ -44,7 +44,11 @@ export async function headAndBody<Head>(
   return { head: first.value.part.value as Head, body: Readable.from(data(), { objectMode: false }) };
 }
 
-/** Bytes chunk `n` of an upload must have: its chunk size, the last one the rest. */
+/** Bytes chunk `n` of an upload must have: its chunk size, the last one the rest; invalid_argument out of range. */
 export function chunkBytes(upload: { size: bigint; chunkSize: bigint; totalChunks: number }, n: number): bigint {
-  return n < upload.totalChunks ? upload.chunkSize : upload.size - upload.chunkSize * BigInt(upload.totalChunks - 1);
+  const total = upload.totalChunks;
+  if (!Number.isInteger(n) || n < 1 || n > total) {
+    throw new ConnectError(`chunk_number: must be between 1 and ${total}`, Code.InvalidArgument);
+  }
+  return n < total ? upload.chunkSize : upload.size - upload.chunkSize * BigInt(total - 1);
 }

@@ -51,7 +51,6 @@ export function createUploadsCalls(transport: Transport, internalToken: string |
     },
     signal: abortedOnHangUp(ctx),
   });
-  const body = (ctx: RawContext) => partsOf(ctx.req);
 
   return {
     uploads,
@@ -62,18 +61,11 @@ export function createUploadsCalls(transport: Transport, internalToken: string |
         return found.maxUploadBytes;
       }),
     async writeChunk(ctx, uploadId, chunkNumber) {
-      async function* messages() {
-        yield { part: { case: "target" as const, value: { uploadId, chunkNumber } } };
-        for await (const data of body(ctx)) yield { part: { case: "data" as const, value: data } };
-      }
-      return (await uploads.writeChunk(messages(), asGateway(ctx))).chunksReceived;
+      const messages = targetThenBody(ctx, { uploadId, chunkNumber });
+      return (await uploads.writeChunk(messages, asGateway(ctx))).chunksReceived;
     },
     async append(ctx, uploadId, offset, checksum) {
-      async function* messages() {
-        yield { part: { case: "target" as const, value: { uploadId, offset, checksum } } };
-        for await (const data of body(ctx)) yield { part: { case: "data" as const, value: data } };
-      }
-      return (await uploads.appendUpload(messages(), asGateway(ctx))).offset;
+      return (await uploads.appendUpload(targetThenBody(ctx, { uploadId, offset, checksum }), asGateway(ctx))).offset;
     },
     async terminate(ctx, uploadId) {
       await uploads.terminateUpload({ uploadId }, asGateway(ctx));
@@ -93,6 +85,12 @@ export function createUploadsCalls(transport: Transport, internalToken: string |
       return Readable.from(data(), { objectMode: false });
     },
   };
+}
+
+/** A byte-carrying stream: the first message says where the bytes go, the request body follows in parts. */
+async function* targetThenBody<Target>({ req }: RawContext, target: Target) {
+  yield { part: { case: "target" as const, value: target } };
+  for await (const data of partsOf(req)) yield { part: { case: "data" as const, value: data } };
 }
 
 function asCaller({ req, requestId, clientIp }: RawContext): { headers: Record<string, string> } {

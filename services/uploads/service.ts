@@ -177,10 +177,10 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     async acceptChunk(uploadId, n, body) {
       const upload = await uploads.getById(uploadId);
       if (!upload) throw new ConnectError("upload not found", Code.NotFound);
-      const total = upload.total_chunks;
-      if (!Number.isInteger(n) || n < 1 || n > total) {
-        throw new ConnectError(`chunk_number: must be between 1 and ${total}`, Code.InvalidArgument);
-      }
+      const size = chunkBytes(
+        { size: BigInt(upload.size), chunkSize: BigInt(upload.chunk_size), totalChunks: upload.total_chunks },
+        n,
+      );
       if (upload.status !== "UPLOADING") {
         throw new ConnectError(
           `the upload is ${upload.status.toLowerCase()}; it takes no chunks`,
@@ -194,10 +194,6 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
               if (wrong) throw new UnsupportedContent(wrong);
             }
           : undefined;
-      const size = chunkBytes(
-        { size: BigInt(upload.size), chunkSize: BigInt(upload.chunk_size), totalChunks: total },
-        n,
-      );
       try {
         await blobs.writeChunk(uploadId, n, body, Number(size), inspect);
       } catch (error) {
