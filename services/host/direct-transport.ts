@@ -130,7 +130,7 @@ export function createDirectTransport(routes: (router: ConnectRouter) => void): 
           method: method as never,
           header: ctx.responseHeader,
           trailer: ctx.responseTrailer,
-          message: outputOf(method, entry.impl, req.message, ctx),
+          message: await outputOf(method, entry.impl, req.message, ctx),
         }));
         const inputs = mapMessages(input, (m) => messageOf(method.input, m));
         const response = await call({ ...common, stream: true, message: inputs });
@@ -142,19 +142,25 @@ export function createDirectTransport(routes: (router: ConnectRouter) => void): 
   };
 }
 
-/** What a streaming handler answers, as a stream whatever its kind, running as it is read. */
-async function* outputOf(
+/**
+ * What a streaming handler answers, as a stream whatever its kind. As in
+ * connect's own server, a client-streaming handler is awaited inside the
+ * interceptors (they see its failures as they see a unary one's), while a
+ * server-streaming or bidi one runs as its answer is read.
+ */
+async function outputOf(
   method: DescMethod,
   impl: Impl,
   input: AsyncIterable<unknown>,
   ctx: HandlerContext,
-): AsyncIterable<Message> {
-  if (method.methodKind === "client_streaming") {
-    yield messageOf(method.output, await impl(input, ctx));
-    return;
-  }
+): Promise<AsyncIterable<Message>> {
+  if (method.methodKind === "client_streaming") return once(messageOf(method.output, await impl(input, ctx)));
   const answer = method.methodKind === "server_streaming" ? impl(await onlyMessage(input), ctx) : impl(input, ctx);
-  for await (const output of answer as AsyncIterable<unknown>) yield messageOf(method.output, output);
+  return mapMessages(answer as AsyncIterable<unknown>, (output) => messageOf(method.output, output));
+}
+
+async function* once<T>(value: T): AsyncIterable<T> {
+  yield value;
 }
 
 async function onlyMessage(input: AsyncIterable<unknown>): Promise<unknown> {
