@@ -88,8 +88,9 @@ export interface ServiceRegistration {
   create: (deps: ModuleDeps) => ServiceModule;
   /**
    * Raw HTTP routes the gateway serves for this service, calling it through
-   * `transport`; `local` is the module when this process hosts it (routes
-   * that stream bytes to the service's storage need it).
+   * `transport` only (in this process or another). `config` is the
+   * gateway's (its internal token, for one); it is absent where only the
+   * routes' paths are wanted, and routes that need it fail when called.
    */
-  rawRoutes?: (transport: Transport, local?: ServiceModule) => RawRoute[];
+  rawRoutes?: (transport: Transport, config?: Config) => RawRoute[];
 }

@@ -137,8 +137,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         const entries = registration.services.map((desc) => ({ desc, transport }));
         services.push(...entries);
         if (!hosted.includes(name as ServiceName)) remote.push(...entries);
-        const local = modules.find((m) => m.name === name);
-        rawRoutes.push(...(registration.rawRoutes?.(transport, local) ?? []));
+        rawRoutes.push(...(registration.rawRoutes?.(transport, config) ?? []));
       }
       const handler = createGatewayHandler({
         services,

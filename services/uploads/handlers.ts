@@ -7,6 +7,7 @@ import { invalidField, notFound, withHttpStatus } from "../common/rpc/errors.js"
 import { DEFAULT_ALLOWED_TYPES, mediaType, sanitizeFilename } from "./content.js";
 import type { ConversationOwner } from "./conversation-owner.js";
 import type { FileRow, UploadRow, UploadStore } from "./store.js";
+import type { TransferRpcs } from "./transfer-handlers.js";
 
 const STATE: Record<UploadRow["status"], UploadState> = {
   UPLOADING: UploadState.UPLOADING,
@@ -92,7 +93,8 @@ export function fileMessage(row: FileRow): File {
   };
 }
 
-export function uploadsImpl(deps: UploadsDeps): ServiceImpl<typeof UploadsService> {
+/** The public RPCs (the byte-carrying internal ones are transfer-handlers.ts). */
+export function uploadsImpl(deps: UploadsDeps): Omit<ServiceImpl<typeof UploadsService>, keyof TransferRpcs> {
   const { config } = deps;
   const allowed = new Set(config.uploadAllowedTypes.length > 0 ? config.uploadAllowedTypes : DEFAULT_ALLOWED_TYPES);
   return {

@@ -1,7 +1,7 @@
 import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
 import type { ServiceRegistration } from "../common/service.js";
 import { uploadsRawRoutes } from "./raw-routes.js";
-import { createUploadsModule, type UploadsModule, uploadsMigrations } from "./service.js";
+import { createUploadsModule, uploadsMigrations } from "./service.js";
 
 /** Chunked and tus uploads, their merge, and file downloads. */
 export const uploads: ServiceRegistration = {
@@ -9,5 +9,5 @@ export const uploads: ServiceRegistration = {
   services: [UploadsService],
   migrations: uploadsMigrations,
   create: createUploadsModule,
-  rawRoutes: (transport, local) => uploadsRawRoutes(transport, local as UploadsModule | undefined),
+  rawRoutes: uploadsRawRoutes,
 };

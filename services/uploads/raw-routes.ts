@@ -1,57 +1,32 @@
 import { pipeline } from "node:stream/promises";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { UploadsService } from "../../gen/converger/v1/uploads_pb.js";
-import { CLIENT_IP_HEADER } from "../common/access/context.js";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import type { Config } from "../common/config.js";
 import { writeJson } from "../common/rpc/http-io.js";
-import type { RawContext, RawRoute } from "../common/service.js";
-import { ChunkSizeError } from "./blob-store.js";
-import type { UploadsModule } from "./service.js";
+import type { RawRoute } from "../common/service.js";
+import { chunkBytes } from "./byte-parts.js";
+import { createUploadsCalls } from "./raw-calls.js";
 import { tusRoutes } from "./tus-routes.js";
-
-const CREDENTIAL_HEADERS = ["authorization", "x-api-key", "traceparent"];
-
-/** The caller's credentials, so the service's access rules apply to raw routes too. */
-function callerHeaders({ req, requestId, clientIp }: RawContext): Record<string, string> {
-  const headers: Record<string, string> = { "x-request-id": requestId, [CLIENT_IP_HEADER]: clientIp };
-  for (const name of CREDENTIAL_HEADERS) {
-    const value = req.headers[name];
-    if (typeof value === "string") headers[name] = value;
-  }
-  return headers;
-}
 
 /**
  * Chunk bodies and downloads as raw routes: bytes stream between the socket
- * and the blob store, never through a JSON body. Each first asks the service
- * (same access rules as the JSON routes) whether the caller may touch the
- * upload or file. They stream to storage in this process, so the uploads
- * service runs in every process that serves these routes.
+ * and the uploads service (in this process or another), never through a JSON
+ * body. Each first asks the service (same access rules as the JSON routes)
+ * whether the caller may touch the upload or file.
  */
-export function uploadsRawRoutes(transport: Transport, local?: UploadsModule): RawRoute[] {
-  const uploads = createClient(UploadsService, transport);
-  const hosted = () => {
-    if (!local) throw new ConnectError("uploads are served by processes running the uploads service", Code.Unavailable);
-    return local;
-  };
+export function uploadsRawRoutes(transport: Transport, config?: Config): RawRoute[] {
+  const calls = createUploadsCalls(transport, config?.internalToken);
+  const { uploads, asCaller } = calls;
   return [
-    ...tusRoutes(uploads, hosted, callerHeaders, local?.maxUploadBytes ?? 0),
+    ...tusRoutes(calls),
     {
       method: "PATCH",
       path: "/v1/files/upload/{upload_id}/{chunk_number}",
       // Checked against the upload's own chunk size below; this only bounds the declared length.
       bodyLimitBytes: Number.MAX_SAFE_INTEGER,
       async handle(ctx) {
-        const module = hosted();
         const n = chunkNumber(ctx.params.chunk_number ?? "");
-        const status = await uploads.getUploadStatus(
-          { uploadId: ctx.params.upload_id ?? "" },
-          { headers: callerHeaders(ctx) },
-        );
-        if (n < 1 || n > status.totalChunks) {
-          throw new ConnectError(`chunk_number: must be between 1 and ${status.totalChunks}`, Code.InvalidArgument);
-        }
-        const expected =
-          n < status.totalChunks ? status.chunkSize : status.size - status.chunkSize * BigInt(status.totalChunks - 1);
+        const status = await uploads.getUploadStatus({ uploadId: ctx.params.upload_id ?? "" }, asCaller(ctx));
+        const expected = chunkBytes(status, n);
         const declared = ctx.req.headers["content-length"];
         if (declared !== undefined && BigInt(declared) !== expected) {
           ctx.res.setHeader("connection", "close");
@@ -61,14 +36,11 @@ export function uploadsRawRoutes(transport: Transport, local?: UploadsModule): R
           );
         }
         try {
-          const row = await module.acceptChunk(status.uploadId, n, ctx.req, Number(expected));
-          const received = row.received.flatMap((got, i) => (got ? [i + 1] : []));
+          const received = await calls.writeChunk(ctx, status.uploadId, n);
           writeJson(ctx.res, 200, { chunk_number: n, chunks_received: received });
         } catch (error) {
-          if (error instanceof ChunkSizeError) {
-            ctx.res.setHeader("connection", "close");
-            throw new ConnectError(error.message, Code.InvalidArgument);
-          }
+          // A chunk of the wrong length may have been cut off mid-body: what is left of it is no request.
+          if (ConnectError.from(error).code === Code.InvalidArgument) ctx.res.setHeader("connection", "close");
           throw error;
         }
       },
@@ -78,11 +50,9 @@ export function uploadsRawRoutes(transport: Transport, local?: UploadsModule): R
       path: "/v1/files/{file_id}/content",
       bodyLimitBytes: 0,
       async handle(ctx) {
-        const module = hosted();
-        const file = await uploads.getFile({ fileId: ctx.params.file_id ?? "" }, { headers: callerHeaders(ctx) });
+        const file = await uploads.getFile({ fileId: ctx.params.file_id ?? "" }, asCaller(ctx));
         const size = Number(file.size);
         const range = rangeOf(ctx.req.headers.range, size);
-        const key = await module.storageKey(file.id);
         const headers: Record<string, string> = {
           "content-type": file.contentType,
           "content-disposition": contentDisposition(file.filename),
@@ -94,7 +64,7 @@ export function uploadsRawRoutes(transport: Transport, local?: UploadsModule): R
           ctx.res.writeHead(416, { "content-range": `bytes */${size}` }).end();
           return;
         }
-        const bytes = await module.openFile(key, range ?? undefined);
+        const bytes = await calls.readFile(ctx, file.id, range ?? undefined);
         if (range) {
           headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
           headers["content-length"] = String(range.end - range.start + 1);

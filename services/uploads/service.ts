@@ -11,12 +11,14 @@ import { withHttpStatus } from "../common/rpc/errors.js";
 import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { type BlobStore, ChecksumMismatch, ChunkSizeError, createLocalBlobStore, PartNotHere } from "./blob-store.js";
+import { chunkBytes } from "./byte-parts.js";
 import { checkFirstBytes } from "./content.js";
 import { createConversationOwner } from "./conversation-owner.js";
 import { uploadsImpl } from "./handlers.js";
 import { createMergeHandler } from "./merge.js";
 import { createS3BlobStore } from "./s3-store.js";
 import { createUploadStore, UPLOADS_TOPIC, type UploadRow } from "./store.js";
+import { transferImpl } from "./transfer-handlers.js";
 
 export const uploadsMigrations: MigrationSet = {
   owner: "uploads",
@@ -36,8 +38,8 @@ export interface UploadsModule extends ServiceModule {
   ): Promise<UploadRow>;
   /** Ends an upload still in progress (tus termination): its row and its bytes. */
   terminate(uploadId: string): Promise<void>;
-  /** Streams chunk n into storage (checking size and, for the first, the content) and records it. */
-  acceptChunk(uploadId: string, n: number, body: Readable, size: number): Promise<UploadRow>;
+  /** Streams chunk n into storage (checking number, size and, for the first, the content) and records it. */
+  acceptChunk(uploadId: string, n: number, body: Readable): Promise<UploadRow>;
   storageKey(fileId: string): Promise<string>;
   /** The bytes of a stored file (opened before any header is sent, so a missing object is still a clean error). */
   openFile(key: string, range?: { start: number; end: number }): Promise<Readable>;
@@ -150,9 +152,8 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     services: [UploadsService],
     maxUploadBytes: config.uploadMaxBytes,
     routes(router) {
-      router.service(UploadsService, uploadsImpl({ uploads, config, onMergeQueued: relay.wake, conversationOwner }), {
-        interceptors,
-      });
+      const rpcs = uploadsImpl({ uploads, config, onMergeQueued: relay.wake, conversationOwner });
+      router.service(UploadsService, { ...rpcs, ...transferImpl(module) }, { interceptors });
     },
     async start() {
       relay.start();
@@ -173,9 +174,13 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
     },
     collectGarbage,
 
-    async acceptChunk(uploadId, n, body, size) {
+    async acceptChunk(uploadId, n, body) {
       const upload = await uploads.getById(uploadId);
       if (!upload) throw new ConnectError("upload not found", Code.NotFound);
+      const size = chunkBytes(
+        { size: BigInt(upload.size), chunkSize: BigInt(upload.chunk_size), totalChunks: upload.total_chunks },
+        n,
+      );
       if (upload.status !== "UPLOADING") {
         throw new ConnectError(
           `the upload is ${upload.status.toLowerCase()}; it takes no chunks`,
@@ -190,8 +195,9 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
             }
           : undefined;
       try {
-        await blobs.writeChunk(uploadId, n, body, size, inspect);
+        await blobs.writeChunk(uploadId, n, body, Number(size), inspect);
       } catch (error) {
+        if (error instanceof ChunkSizeError) throw new ConnectError(error.message, Code.InvalidArgument);
         if (error instanceof UnsupportedContent) {
           await uploads.fail(uploadId, error.message);
           await blobs.removeUpload(uploadId);

@@ -1,10 +1,10 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import type { UploadStatus, UploadsService } from "../../gen/converger/v1/uploads_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { UploadStatus } from "../../gen/converger/v1/uploads_pb.js";
 import { UploadState } from "../../gen/converger/v1/uploads_pb.js";
 import { withHttpStatus } from "../common/rpc/errors.js";
 import type { RawContext, RawRoute } from "../common/service.js";
-import type { UploadsModule } from "./service.js";
+import type { Checksum, UploadsCalls } from "./raw-calls.js";
 
 const TUS_VERSION = "1.0.0";
 const EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration";
@@ -18,12 +18,8 @@ const OFFSET_STREAM = "application/offset+octet-stream";
  * id works on /v1/files/upload/{id}/status, and reaching Upload-Length queues
  * the merge like `complete` does.
  */
-export function tusRoutes(
-  uploads: Client<typeof UploadsService>,
-  hosted: () => UploadsModule,
-  callerHeaders: (ctx: RawContext) => Record<string, string>,
-  maxBytes: number,
-): RawRoute[] {
+export function tusRoutes(calls: UploadsCalls): RawRoute[] {
+  const { uploads, asCaller } = calls;
   const tus = (ctx: RawContext) => {
     ctx.res.setHeader("tus-resumable", TUS_VERSION);
     const asked = ctx.req.headers["tus-resumable"];
@@ -33,14 +29,15 @@ export function tusRoutes(
     }
   };
   const status = async (ctx: RawContext): Promise<UploadStatus> => {
-    const found = await uploads.getUploadStatus({ uploadId: ctx.params.id ?? "" }, { headers: callerHeaders(ctx) });
+    const found = await uploads.getUploadStatus({ uploadId: ctx.params.id ?? "" }, asCaller(ctx));
     if (found.offset === undefined) throw new ConnectError("upload not found", Code.NotFound);
     const expires = found.expiresAt && timestampDate(found.expiresAt);
     if (expires && expires.getTime() < Date.now()) throw statusError("the upload expired", 410);
     if (expires) ctx.res.setHeader("upload-expires", expires.toUTCString());
     return found;
   };
-  const options: RawRoute["handle"] = (ctx) => {
+  const options: RawRoute["handle"] = async (ctx) => {
+    const maxBytes = await calls.maxUploadBytes();
     ctx.res.writeHead(204, {
       "tus-resumable": TUS_VERSION,
       "tus-version": TUS_VERSION,
@@ -53,12 +50,12 @@ export function tusRoutes(
 
   const creation: RawRoute["handle"] = async (ctx) => {
     tus(ctx);
-    const module = hosted();
     const length = header(ctx, "upload-length");
     // A refused creation-with-upload is not drained: its body may be the whole file.
     ctx.res.setHeader("connection", "close");
     if (!length || !/^\d+$/.test(length)) throw statusError("Upload-Length is required", 400);
-    if (BigInt(length) > BigInt(maxBytes)) throw statusError(`Upload-Length exceeds Tus-Max-Size ${maxBytes}`, 413);
+    const maxBytes = await calls.maxUploadBytes();
+    if (BigInt(length) > maxBytes) throw statusError(`Upload-Length exceeds Tus-Max-Size ${maxBytes}`, 413);
     const meta = metadataOf(header(ctx, "upload-metadata"));
     const created = await uploads.initiateUpload(
       {
@@ -68,12 +65,12 @@ export function tusRoutes(
         conversationId: meta.conversation_id ?? "",
         streamed: true,
       },
-      { headers: callerHeaders(ctx) },
+      asCaller(ctx),
     );
     const headers: Record<string, string> = { location: `/v1/tus/${created.uploadId}` };
     if (ctx.req.headers["content-type"] === OFFSET_STREAM) {
-      const row = await module.appendStream(created.uploadId, 0n, ctx.req, checksumOf(ctx));
-      headers["upload-offset"] = row.tus_offset ?? "0";
+      const offset = await calls.append(ctx, created.uploadId, 0n, checksumOf(ctx));
+      headers["upload-offset"] = String(offset);
     } else ctx.req.resume();
     ctx.res.removeHeader("connection");
     ctx.res.writeHead(201, headers).end();
@@ -114,7 +111,6 @@ export function tusRoutes(
       bodyLimitBytes: Number.MAX_SAFE_INTEGER,
       async handle(ctx) {
         tus(ctx);
-        const module = hosted();
         if (ctx.req.headers["content-type"] !== OFFSET_STREAM) {
           throw statusError(`Content-Type must be ${OFFSET_STREAM}`, 415);
         }
@@ -124,8 +120,8 @@ export function tusRoutes(
         if (found.status !== UploadState.UPLOADING && BigInt(offset) !== found.offset) {
           throw statusError(`Upload-Offset must be ${found.offset}`, 409);
         }
-        const row = await module.appendStream(found.uploadId, BigInt(offset), ctx.req, checksumOf(ctx));
-        ctx.res.writeHead(204, { "upload-offset": row.tus_offset ?? offset }).end();
+        const reached = await calls.append(ctx, found.uploadId, BigInt(offset), checksumOf(ctx));
+        ctx.res.writeHead(204, { "upload-offset": String(reached) }).end();
       },
     },
     {
@@ -135,7 +131,7 @@ export function tusRoutes(
       async handle(ctx) {
         tus(ctx);
         const found = await status(ctx);
-        await hosted().terminate(found.uploadId);
+        await calls.terminate(ctx, found.uploadId);
         ctx.res.writeHead(204).end();
       },
     },
@@ -153,7 +149,7 @@ function metadataOf(header: string | undefined): Record<string, string> {
 }
 
 /** `Upload-Checksum: <algorithm> <base64 digest>` (tus checksum extension). */
-function checksumOf(ctx: RawContext): { algorithm: string; digest: Buffer } | undefined {
+function checksumOf(ctx: RawContext): Checksum | undefined {
   const value = header(ctx, "upload-checksum");
   if (value === undefined) return undefined;
   const [name = "", digest = ""] = value.trim().split(" ");

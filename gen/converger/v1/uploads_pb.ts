@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/uploads.proto.
  */
 export const file_converger_v1_uploads: GenFile = /*@__PURE__*/
-  fileDesc("Chpjb252ZXJnZXIvdjEvdXBsb2Fkcy5wcm90bxIMY29udmVyZ2VyLnYxIroBChVJbml0aWF0ZVVwbG9hZFJlcXVlc3QSGwoIZmlsZW5hbWUYASABKAlCCdrzGAUIARj/ARIWCgRzaXplGAIgASgDQgja8xgECAEoARIfCgxjb250ZW50X3R5cGUYAyABKAlCCdrzGAUIARjIARIYCgZzaGEyNTYYBCABKAlCCNrzGAQQQBhAEh8KD2NvbnZlcnNhdGlvbl9pZBgFIAEoCUIG2vMYAiABEhAKCHN0cmVhbWVkGAYgASgIIlUKFkluaXRpYXRlVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJEhIKCmNodW5rX3NpemUYAiABKAMSFAoMdG90YWxfY2h1bmtzGAMgASgFIjUKFkdldFVwbG9hZFN0YXR1c1JlcXVlc3QSGwoJdXBsb2FkX2lkGAEgASgJQgja8xgECAEgASLSAgoMVXBsb2FkU3RhdHVzEhEKCXVwbG9hZF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb252ZXJnZXIudjEuVXBsb2FkU3RhdGUSFAoMdG90YWxfY2h1bmtzGAMgASgFEhcKD2NodW5rc19yZWNlaXZlZBgEIAMoBRIPCgdwZXJjZW50GAUgASgBEhQKB2ZpbGVfaWQYBiABKAlIAIgBARISCgVlcnJvchgHIAEoCUgBiAEBEhIKCmNodW5rX3NpemUYCCABKAMSDAoEc2l6ZRgJIAEoAxITCgZvZmZzZXQYCiABKANIAogBARIzCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgDiAEBQgoKCF9maWxlX2lkQggKBl9lcnJvckIJCgdfb2Zmc2V0Qg0KC19leHBpcmVzX2F0IjQKFUNvbXBsZXRlVXBsb2FkUmVxdWVzdBIbCgl1cGxvYWRfaWQYASABKAlCCNrzGAQIASABIisKDkdldEZpbGVSZXF1ZXN0EhkKB2ZpbGVfaWQYASABKAlCCNrzGAQIASABIogBCgRGaWxlEgoKAmlkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEgwKBHNpemUYAyABKAMSFAoMY29udGVudF90eXBlGAQgASgJEg4KBnNoYTI1NhgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJwChREZXNjcmliZUZpbGVzUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABEhoKCGZpbGVfaWRzGAIgAygJQgja8xgEIAE4ZBIfCg9jb252ZXJzYXRpb25faWQYAyABKAlCBtrzGAIgASI6ChVEZXNjcmliZUZpbGVzUmVzcG9uc2USIQoFZmlsZXMYASADKAsyEi5jb252ZXJnZXIudjEuRmlsZSqWAQoLVXBsb2FkU3RhdGUSHAoYVVBMT0FEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWVVBMT0FEX1NUQVRFX1VQTE9BRElORxABEhgKFFVQTE9BRF9TVEFURV9NRVJHSU5HEAISGgoWVVBMT0FEX1NUQVRFX0NPTVBMRVRFRBADEhcKE1VQTE9BRF9TVEFURV9GQUlMRUQQBDKtBQoOVXBsb2Fkc1NlcnZpY2USlwEKDkluaXRpYXRlVXBsb2FkEiMuY29udmVyZ2VyLnYxLkluaXRpYXRlVXBsb2FkUmVxdWVzdBokLmNvbnZlcmdlci52MS5Jbml0aWF0ZVVwbG9hZFJlc3BvbnNlIjrK8xgSCgMCAwQSC2ZpbGVzOndyaXRl0vMYAwjJAYLT5JMCFzoBKiISL3YxL2ZpbGVzL2luaXRpYXRlEpYBCg9HZXRVcGxvYWRTdGF0dXMSJC5jb252ZXJnZXIudjEuR2V0VXBsb2FkU3RhdHVzUmVxdWVzdBoaLmNvbnZlcmdlci52MS5VcGxvYWRTdGF0dXMiQcrzGBIKAwIDBBILZmlsZXM6d3JpdGWC0+STAiUSIy92MS9maWxlcy91cGxvYWQve3VwbG9hZF9pZH0vc3RhdHVzEo0BCg5Db21wbGV0ZVVwbG9hZBIjLmNvbnZlcmdlci52MS5Db21wbGV0ZVVwbG9hZFJlcXVlc3QaGi5jb252ZXJnZXIudjEuVXBsb2FkU3RhdHVzIjrK8xgSCgMCAwQSC2ZpbGVzOndyaXRl0vMYAwjKAYLT5JMCFzoBKiISL3YxL2ZpbGVzL2NvbXBsZXRlEmEKDURlc2NyaWJlRmlsZXMSIi5jb252ZXJnZXIudjEuRGVzY3JpYmVGaWxlc1JlcXVlc3QaIy5jb252ZXJnZXIudjEuRGVzY3JpYmVGaWxlc1Jlc3BvbnNlIgfK8xgDCgEHEnUKB0dldEZpbGUSHC5jb252ZXJnZXIudjEuR2V0RmlsZVJlcXVlc3QaEi5jb252ZXJnZXIudjEuRmlsZSI4yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhUSEy92MS9maWxlcy97ZmlsZV9pZH1iBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Chpjb252ZXJnZXIvdjEvdXBsb2Fkcy5wcm90bxIMY29udmVyZ2VyLnYxIroBChVJbml0aWF0ZVVwbG9hZFJlcXVlc3QSGwoIZmlsZW5hbWUYASABKAlCCdrzGAUIARj/ARIWCgRzaXplGAIgASgDQgja8xgECAEoARIfCgxjb250ZW50X3R5cGUYAyABKAlCCdrzGAUIARjIARIYCgZzaGEyNTYYBCABKAlCCNrzGAQQQBhAEh8KD2NvbnZlcnNhdGlvbl9pZBgFIAEoCUIG2vMYAiABEhAKCHN0cmVhbWVkGAYgASgIIlUKFkluaXRpYXRlVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJEhIKCmNodW5rX3NpemUYAiABKAMSFAoMdG90YWxfY2h1bmtzGAMgASgFIjUKFkdldFVwbG9hZFN0YXR1c1JlcXVlc3QSGwoJdXBsb2FkX2lkGAEgASgJQgja8xgECAEgASLSAgoMVXBsb2FkU3RhdHVzEhEKCXVwbG9hZF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb252ZXJnZXIudjEuVXBsb2FkU3RhdGUSFAoMdG90YWxfY2h1bmtzGAMgASgFEhcKD2NodW5rc19yZWNlaXZlZBgEIAMoBRIPCgdwZXJjZW50GAUgASgBEhQKB2ZpbGVfaWQYBiABKAlIAIgBARISCgVlcnJvchgHIAEoCUgBiAEBEhIKCmNodW5rX3NpemUYCCABKAMSDAoEc2l6ZRgJIAEoAxITCgZvZmZzZXQYCiABKANIAogBARIzCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgDiAEBQgoKCF9maWxlX2lkQggKBl9lcnJvckIJCgdfb2Zmc2V0Qg0KC19leHBpcmVzX2F0IjQKFUNvbXBsZXRlVXBsb2FkUmVxdWVzdBIbCgl1cGxvYWRfaWQYASABKAlCCNrzGAQIASABIisKDkdldEZpbGVSZXF1ZXN0EhkKB2ZpbGVfaWQYASABKAlCCNrzGAQIASABIogBCgRGaWxlEgoKAmlkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEgwKBHNpemUYAyABKAMSFAoMY29udGVudF90eXBlGAQgASgJEg4KBnNoYTI1NhgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJwChREZXNjcmliZUZpbGVzUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABEhoKCGZpbGVfaWRzGAIgAygJQgja8xgEIAE4ZBIfCg9jb252ZXJzYXRpb25faWQYAyABKAlCBtrzGAIgASI6ChVEZXNjcmliZUZpbGVzUmVzcG9uc2USIQoFZmlsZXMYASADKAsyEi5jb252ZXJnZXIudjEuRmlsZSJYChFXcml0ZUNodW5rUmVxdWVzdBIrCgZ0YXJnZXQYASABKAsyGS5jb252ZXJnZXIudjEuQ2h1bmtUYXJnZXRIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCJACgtDaHVua1RhcmdldBIbCgl1cGxvYWRfaWQYASABKAlCCNrzGAQIASABEhQKDGNodW5rX251bWJlchgCIAEoBSItChJXcml0ZUNodW5rUmVzcG9uc2USFwoPY2h1bmtzX3JlY2VpdmVkGAEgAygFIlsKE0FwcGVuZFVwbG9hZFJlcXVlc3QSLAoGdGFyZ2V0GAEgASgLMhouY29udmVyZ2VyLnYxLkFwcGVuZFRhcmdldEgAEg4KBGRhdGEYAiABKAxIAEIGCgRwYXJ0ImsKDEFwcGVuZFRhcmdldBIbCgl1cGxvYWRfaWQYASABKAlCCNrzGAQIASABEg4KBm9mZnNldBgCIAEoAxIuCghjaGVja3N1bRgDIAEoCzIcLmNvbnZlcmdlci52MS5VcGxvYWRDaGVja3N1bSIzCg5VcGxvYWRDaGVja3N1bRIRCglhbGdvcml0aG0YASABKAkSDgoGZGlnZXN0GAIgASgMIiYKFEFwcGVuZFVwbG9hZFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoAyI1ChZUZXJtaW5hdGVVcGxvYWRSZXF1ZXN0EhsKCXVwbG9hZF9pZBgBIAEoCUII2vMYBAgBIAEiGQoXVGVybWluYXRlVXBsb2FkUmVzcG9uc2UiVAoPUmVhZEZpbGVSZXF1ZXN0EhkKB2ZpbGVfaWQYASABKAlCCNrzGAQIASABEiYKBXJhbmdlGAIgASgLMhcuY29udmVyZ2VyLnYxLkJ5dGVSYW5nZSInCglCeXRlUmFuZ2USDQoFc3RhcnQYASABKAMSCwoDZW5kGAIgASgDIlYKEFJlYWRGaWxlUmVzcG9uc2USKgoGb3BlbmVkGAEgASgLMhguY29udmVyZ2VyLnYxLkZpbGVPcGVuZWRIABIOCgRkYXRhGAIgASgMSABCBgoEcGFydCI0CgpGaWxlT3BlbmVkEiYKBXJhbmdlGAEgASgLMhcuY29udmVyZ2VyLnYxLkJ5dGVSYW5nZSIYChZHZXRVcGxvYWRMaW1pdHNSZXF1ZXN0IigKDFVwbG9hZExpbWl0cxIYChBtYXhfdXBsb2FkX2J5dGVzGAEgASgDKpYBCgtVcGxvYWRTdGF0ZRIcChhVUExPQURfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZVUExPQURfU1RBVEVfVVBMT0FESU5HEAESGAoUVVBMT0FEX1NUQVRFX01FUkdJTkcQAhIaChZVUExPQURfU1RBVEVfQ09NUExFVEVEEAMSFwoTVVBMT0FEX1NUQVRFX0ZBSUxFRBAEMosJCg5VcGxvYWRzU2VydmljZRKXAQoOSW5pdGlhdGVVcGxvYWQSIy5jb252ZXJnZXIudjEuSW5pdGlhdGVVcGxvYWRSZXF1ZXN0GiQuY29udmVyZ2VyLnYxLkluaXRpYXRlVXBsb2FkUmVzcG9uc2UiOsrzGBIKAwIDBBILZmlsZXM6d3JpdGXS8xgDCMkBgtPkkwIXOgEqIhIvdjEvZmlsZXMvaW5pdGlhdGUSlgEKD0dldFVwbG9hZFN0YXR1cxIkLmNvbnZlcmdlci52MS5HZXRVcGxvYWRTdGF0dXNSZXF1ZXN0GhouY29udmVyZ2VyLnYxLlVwbG9hZFN0YXR1cyJByvMYEgoDAgMEEgtmaWxlczp3cml0ZYLT5JMCJRIjL3YxL2ZpbGVzL3VwbG9hZC97dXBsb2FkX2lkfS9zdGF0dXMSjQEKDkNvbXBsZXRlVXBsb2FkEiMuY29udmVyZ2VyLnYxLkNvbXBsZXRlVXBsb2FkUmVxdWVzdBoaLmNvbnZlcmdlci52MS5VcGxvYWRTdGF0dXMiOsrzGBIKAwIDBBILZmlsZXM6d3JpdGXS8xgDCMoBgtPkkwIXOgEqIhIvdjEvZmlsZXMvY29tcGxldGUSYQoNRGVzY3JpYmVGaWxlcxIiLmNvbnZlcmdlci52MS5EZXNjcmliZUZpbGVzUmVxdWVzdBojLmNvbnZlcmdlci52MS5EZXNjcmliZUZpbGVzUmVzcG9uc2UiB8rzGAMKAQcSWgoKV3JpdGVDaHVuaxIfLmNvbnZlcmdlci52MS5Xcml0ZUNodW5rUmVxdWVzdBogLmNvbnZlcmdlci52MS5Xcml0ZUNodW5rUmVzcG9uc2UiB8rzGAMKAQcoARJgCgxBcHBlbmRVcGxvYWQSIS5jb252ZXJnZXIudjEuQXBwZW5kVXBsb2FkUmVxdWVzdBoiLmNvbnZlcmdlci52MS5BcHBlbmRVcGxvYWRSZXNwb25zZSIHyvMYAwoBBygBEmcKD1Rlcm1pbmF0ZVVwbG9hZBIkLmNvbnZlcmdlci52MS5UZXJtaW5hdGVVcGxvYWRSZXF1ZXN0GiUuY29udmVyZ2VyLnYxLlRlcm1pbmF0ZVVwbG9hZFJlc3BvbnNlIgfK8xgDCgEHElQKCFJlYWRGaWxlEh0uY29udmVyZ2VyLnYxLlJlYWRGaWxlUmVxdWVzdBoeLmNvbnZlcmdlci52MS5SZWFkRmlsZVJlc3BvbnNlIgfK8xgDCgEHMAESXwoPR2V0VXBsb2FkTGltaXRzEiQuY29udmVyZ2VyLnYxLkdldFVwbG9hZExpbWl0c1JlcXVlc3QaGi5jb252ZXJnZXIudjEuVXBsb2FkTGltaXRzIgqQAgHK8xgDCgEHEnUKB0dldEZpbGUSHC5jb252ZXJnZXIudjEuR2V0RmlsZVJlcXVlc3QaEi5jb252ZXJnZXIudjEuRmlsZSI4yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhUSEy92MS9maWxlcy97ZmlsZV9pZH1iBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * Request to start an upload.
@@ -322,6 +322,376 @@ export const DescribeFilesResponseSchema: GenMessage<DescribeFilesResponse> = /*
   messageDesc(file_converger_v1_uploads, 8);
 
 /**
+ * One message of a chunk body.
+ *
+ * @generated from message converger.v1.WriteChunkRequest
+ */
+export type WriteChunkRequest = Message<"converger.v1.WriteChunkRequest"> & {
+  /**
+   * @generated from oneof converger.v1.WriteChunkRequest.part
+   */
+  part: {
+    /**
+     * The first message: which chunk follows.
+     *
+     * @generated from field: converger.v1.ChunkTarget target = 1;
+     */
+    value: ChunkTarget;
+    case: "target";
+  } | {
+    /**
+     * The following ones: the bytes, in order, each well below gRPC's 4 MiB.
+     *
+     * @generated from field: bytes data = 2;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message converger.v1.WriteChunkRequest.
+ * Use `create(WriteChunkRequestSchema)` to create a new message.
+ */
+export const WriteChunkRequestSchema: GenMessage<WriteChunkRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 9);
+
+/**
+ * The chunk a WriteChunk stream carries.
+ *
+ * @generated from message converger.v1.ChunkTarget
+ */
+export type ChunkTarget = Message<"converger.v1.ChunkTarget"> & {
+  /**
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+
+  /**
+   * 1-based.
+   *
+   * @generated from field: int32 chunk_number = 2;
+   */
+  chunkNumber: number;
+};
+
+/**
+ * Describes the message converger.v1.ChunkTarget.
+ * Use `create(ChunkTargetSchema)` to create a new message.
+ */
+export const ChunkTargetSchema: GenMessage<ChunkTarget> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 10);
+
+/**
+ * The upload's chunks once this one is stored.
+ *
+ * @generated from message converger.v1.WriteChunkResponse
+ */
+export type WriteChunkResponse = Message<"converger.v1.WriteChunkResponse"> & {
+  /**
+   * @generated from field: repeated int32 chunks_received = 1;
+   */
+  chunksReceived: number[];
+};
+
+/**
+ * Describes the message converger.v1.WriteChunkResponse.
+ * Use `create(WriteChunkResponseSchema)` to create a new message.
+ */
+export const WriteChunkResponseSchema: GenMessage<WriteChunkResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 11);
+
+/**
+ * One message of a tus PATCH (or creation-with-upload) body.
+ *
+ * @generated from message converger.v1.AppendUploadRequest
+ */
+export type AppendUploadRequest = Message<"converger.v1.AppendUploadRequest"> & {
+  /**
+   * @generated from oneof converger.v1.AppendUploadRequest.part
+   */
+  part: {
+    /**
+     * The first message: where the bytes go.
+     *
+     * @generated from field: converger.v1.AppendTarget target = 1;
+     */
+    value: AppendTarget;
+    case: "target";
+  } | {
+    /**
+     * The following ones: the bytes, in order, each well below gRPC's 4 MiB.
+     *
+     * @generated from field: bytes data = 2;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message converger.v1.AppendUploadRequest.
+ * Use `create(AppendUploadRequestSchema)` to create a new message.
+ */
+export const AppendUploadRequestSchema: GenMessage<AppendUploadRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 12);
+
+/**
+ * The streamed upload and offset an AppendUpload stream writes at.
+ *
+ * @generated from message converger.v1.AppendTarget
+ */
+export type AppendTarget = Message<"converger.v1.AppendTarget"> & {
+  /**
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+
+  /**
+   * Must be the upload's current offset.
+   *
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * tus Upload-Checksum: the bytes are kept only if they match it.
+   *
+   * @generated from field: converger.v1.UploadChecksum checksum = 3;
+   */
+  checksum?: UploadChecksum | undefined;
+};
+
+/**
+ * Describes the message converger.v1.AppendTarget.
+ * Use `create(AppendTargetSchema)` to create a new message.
+ */
+export const AppendTargetSchema: GenMessage<AppendTarget> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 13);
+
+/**
+ * A digest of the bytes of one append.
+ *
+ * @generated from message converger.v1.UploadChecksum
+ */
+export type UploadChecksum = Message<"converger.v1.UploadChecksum"> & {
+  /**
+   * A node:crypto hash name (sha1, sha256).
+   *
+   * @generated from field: string algorithm = 1;
+   */
+  algorithm: string;
+
+  /**
+   * @generated from field: bytes digest = 2;
+   */
+  digest: Uint8Array;
+};
+
+/**
+ * Describes the message converger.v1.UploadChecksum.
+ * Use `create(UploadChecksumSchema)` to create a new message.
+ */
+export const UploadChecksumSchema: GenMessage<UploadChecksum> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 14);
+
+/**
+ * Where a streamed upload stands after an append.
+ *
+ * @generated from message converger.v1.AppendUploadResponse
+ */
+export type AppendUploadResponse = Message<"converger.v1.AppendUploadResponse"> & {
+  /**
+   * @generated from field: int64 offset = 1;
+   */
+  offset: bigint;
+};
+
+/**
+ * Describes the message converger.v1.AppendUploadResponse.
+ * Use `create(AppendUploadResponseSchema)` to create a new message.
+ */
+export const AppendUploadResponseSchema: GenMessage<AppendUploadResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 15);
+
+/**
+ * Request to end an upload in progress.
+ *
+ * @generated from message converger.v1.TerminateUploadRequest
+ */
+export type TerminateUploadRequest = Message<"converger.v1.TerminateUploadRequest"> & {
+  /**
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+};
+
+/**
+ * Describes the message converger.v1.TerminateUploadRequest.
+ * Use `create(TerminateUploadRequestSchema)` to create a new message.
+ */
+export const TerminateUploadRequestSchema: GenMessage<TerminateUploadRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 16);
+
+/**
+ * The upload and its bytes are gone.
+ *
+ * @generated from message converger.v1.TerminateUploadResponse
+ */
+export type TerminateUploadResponse = Message<"converger.v1.TerminateUploadResponse"> & {
+};
+
+/**
+ * Describes the message converger.v1.TerminateUploadResponse.
+ * Use `create(TerminateUploadResponseSchema)` to create a new message.
+ */
+export const TerminateUploadResponseSchema: GenMessage<TerminateUploadResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 17);
+
+/**
+ * Request for a stored file's bytes.
+ *
+ * @generated from message converger.v1.ReadFileRequest
+ */
+export type ReadFileRequest = Message<"converger.v1.ReadFileRequest"> & {
+  /**
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+
+  /**
+   * Absent: the whole file.
+   *
+   * @generated from field: converger.v1.ByteRange range = 2;
+   */
+  range?: ByteRange | undefined;
+};
+
+/**
+ * Describes the message converger.v1.ReadFileRequest.
+ * Use `create(ReadFileRequestSchema)` to create a new message.
+ */
+export const ReadFileRequestSchema: GenMessage<ReadFileRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 18);
+
+/**
+ * Bytes start to end of a file, both included.
+ *
+ * @generated from message converger.v1.ByteRange
+ */
+export type ByteRange = Message<"converger.v1.ByteRange"> & {
+  /**
+   * @generated from field: int64 start = 1;
+   */
+  start: bigint;
+
+  /**
+   * @generated from field: int64 end = 2;
+   */
+  end: bigint;
+};
+
+/**
+ * Describes the message converger.v1.ByteRange.
+ * Use `create(ByteRangeSchema)` to create a new message.
+ */
+export const ByteRangeSchema: GenMessage<ByteRange> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 19);
+
+/**
+ * One message of a file's bytes.
+ *
+ * @generated from message converger.v1.ReadFileResponse
+ */
+export type ReadFileResponse = Message<"converger.v1.ReadFileResponse"> & {
+  /**
+   * @generated from oneof converger.v1.ReadFileResponse.part
+   */
+  part: {
+    /**
+     * The first message, sent once the bytes are open (so that a missing
+     * object is still a clean error before any response header).
+     *
+     * @generated from field: converger.v1.FileOpened opened = 1;
+     */
+    value: FileOpened;
+    case: "opened";
+  } | {
+    /**
+     * The following ones: the bytes, in order, each well below gRPC's 4 MiB.
+     *
+     * @generated from field: bytes data = 2;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message converger.v1.ReadFileResponse.
+ * Use `create(ReadFileResponseSchema)` to create a new message.
+ */
+export const ReadFileResponseSchema: GenMessage<ReadFileResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 20);
+
+/**
+ * What ReadFile is about to send.
+ *
+ * @generated from message converger.v1.FileOpened
+ */
+export type FileOpened = Message<"converger.v1.FileOpened"> & {
+  /**
+   * The range asked for; absent for the whole file.
+   *
+   * @generated from field: converger.v1.ByteRange range = 1;
+   */
+  range?: ByteRange | undefined;
+};
+
+/**
+ * Describes the message converger.v1.FileOpened.
+ * Use `create(FileOpenedSchema)` to create a new message.
+ */
+export const FileOpenedSchema: GenMessage<FileOpened> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 21);
+
+/**
+ * Request for the upload limits.
+ *
+ * @generated from message converger.v1.GetUploadLimitsRequest
+ */
+export type GetUploadLimitsRequest = Message<"converger.v1.GetUploadLimitsRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.GetUploadLimitsRequest.
+ * Use `create(GetUploadLimitsRequestSchema)` to create a new message.
+ */
+export const GetUploadLimitsRequestSchema: GenMessage<GetUploadLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 22);
+
+/**
+ * Limits every upload is held to.
+ *
+ * @generated from message converger.v1.UploadLimits
+ */
+export type UploadLimits = Message<"converger.v1.UploadLimits"> & {
+  /**
+   * Largest size an upload may declare (UPLOAD_MAX_BYTES).
+   *
+   * @generated from field: int64 max_upload_bytes = 1;
+   */
+  maxUploadBytes: bigint;
+};
+
+/**
+ * Describes the message converger.v1.UploadLimits.
+ * Use `create(UploadLimitsSchema)` to create a new message.
+ */
+export const UploadLimitsSchema: GenMessage<UploadLimits> = /*@__PURE__*/
+  messageDesc(file_converger_v1_uploads, 23);
+
+/**
  * Upload lifecycle; rendered uppercase in JSON.
  *
  * @generated from enum converger.v1.UploadState
@@ -363,7 +733,9 @@ export const UploadStateSchema: GenEnum<UploadState> = /*@__PURE__*/
  * Resumable uploads. Chunk bodies (PATCH /v1/files/upload/{upload_id}/{n}),
  * downloads with Range (GET /v1/files/{file_id}/content) and tus 1.0.0
  * (/v1/tus/) are raw HTTP routes of this service sharing the state machine
- * behind these RPCs.
+ * behind these RPCs; the gateway serving them carries their bytes to and
+ * from this service through the internal streaming RPCs below, after asking
+ * the public ones with the caller's credentials whether the caller may.
  *
  * @generated from service converger.v1.UploadsService
  */
@@ -409,6 +781,61 @@ export const UploadsService: GenService<{
     methodKind: "unary";
     input: typeof DescribeFilesRequestSchema;
     output: typeof DescribeFilesResponseSchema;
+  },
+  /**
+   * Stores a chunk body: the first message names the upload and the chunk,
+   * the others carry its bytes in order. The chunk must be exactly its
+   * upload's chunk size (the last one the rest).
+   *
+   * @generated from rpc converger.v1.UploadsService.WriteChunk
+   */
+  writeChunk: {
+    methodKind: "client_streaming";
+    input: typeof WriteChunkRequestSchema;
+    output: typeof WriteChunkResponseSchema;
+  },
+  /**
+   * Appends to a streamed (tus) upload: the first message names the upload
+   * and the offset, the others carry the bytes. Reaching the upload's size
+   * queues the merge.
+   *
+   * @generated from rpc converger.v1.UploadsService.AppendUpload
+   */
+  appendUpload: {
+    methodKind: "client_streaming";
+    input: typeof AppendUploadRequestSchema;
+    output: typeof AppendUploadResponseSchema;
+  },
+  /**
+   * Ends an upload still in progress, its bytes included (tus termination).
+   *
+   * @generated from rpc converger.v1.UploadsService.TerminateUpload
+   */
+  terminateUpload: {
+    methodKind: "unary";
+    input: typeof TerminateUploadRequestSchema;
+    output: typeof TerminateUploadResponseSchema;
+  },
+  /**
+   * Streams a stored file's bytes, or a range of them: first a message saying
+   * they are open, then the data in order.
+   *
+   * @generated from rpc converger.v1.UploadsService.ReadFile
+   */
+  readFile: {
+    methodKind: "server_streaming";
+    input: typeof ReadFileRequestSchema;
+    output: typeof ReadFileResponseSchema;
+  },
+  /**
+   * The limits uploads are held to, for the gateway answering tus clients.
+   *
+   * @generated from rpc converger.v1.UploadsService.GetUploadLimits
+   */
+  getUploadLimits: {
+    methodKind: "unary";
+    input: typeof GetUploadLimitsRequestSchema;
+    output: typeof UploadLimitsSchema;
   },
   /**
    * Returns a completed file's metadata.
