@@ -3,7 +3,7 @@ import type { Pool } from "../common/db/pool.js";
 import type { Logger } from "../common/obs/logger.js";
 import type { KeyEncryption } from "./key-encryption.js";
 
-export const SIGNING_ALG = "ES256";
+const SIGNING_ALG = "ES256";
 // Longest-lived token we sign (client tokens, 1 h) plus clock skew: how long a
 // replaced key must keep verifying.
 const VERIFY_GRACE_SECONDS = 3600 + 300;

@@ -5,7 +5,7 @@ import type { OutboundHttp } from "./http-out.js";
 /** How a config field is checked (conversations/channel-config.ts). */
 export type FieldKind = "string" | "url" | "headers" | "method" | "rate";
 
-export interface FieldSpec {
+interface FieldSpec {
   kind: FieldKind;
   required?: boolean;
   /** Never shown again after it is set: reads answer REDACTED. */
@@ -52,7 +52,7 @@ export interface DeliverInput {
   http: OutboundHttp;
 }
 
-export interface DeliverResult {
+interface DeliverResult {
   /** The provider's id of the sent message, matched later by its status callbacks. */
   providerMessageId?: string;
   /** Activities the channel answers with in the same conversation (echo). */

@@ -4,7 +4,7 @@ import https from "node:https";
 import type { LookupFunction } from "node:net";
 import { isNonPublicAddress, isNonPublicHostname } from "../common/access/address-policy.js";
 
-export interface OutboundResponse {
+interface OutboundResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   /** At most MAX_RESPONSE_BYTES of it. */

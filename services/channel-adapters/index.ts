@@ -23,7 +23,7 @@ export { createOutboundHttp, type OutboundHttp } from "./http-out.js";
 export { verifyHubSignature } from "./signature.js";
 
 /** Every channel type (design.md §3 Channels): the one table delivery, inbound and config checks use. */
-export const ADAPTERS: Readonly<Record<string, ChannelAdapter>> = Object.fromEntries(
+const ADAPTERS: Readonly<Record<string, ChannelAdapter>> = Object.fromEntries(
   [echo, websocket, webhook, whatsappMeta, whatsappInfobip, telegram, instagram, messenger].map((a) => [a.type, a]),
 );
 

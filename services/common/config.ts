@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { internalTokenFrom } from "./access/internal.js";
 
 /** Services one process can host; `gateway` is the REST/Connect front door. */
-export const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime", "delivery", "uploads"] as const;
+const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime", "delivery", "uploads"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface Config {

@@ -22,7 +22,7 @@ export const deliveryMigrations: MigrationSet = {
   dir: fileURLToPath(new URL("./migrations", import.meta.url)),
 };
 
-export const PROCESSING_DLQ_TOPIC = "converger.processing.dlq";
+const PROCESSING_DLQ_TOPIC = "converger.processing.dlq";
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
 // Processed event ids are kept well past any redelivery the log could still make.
 const PROCESSED_EVENTS_RETENTION_HOURS = 7 * 24;

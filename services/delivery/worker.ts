@@ -15,7 +15,7 @@ import { deliveryMessage, publishDelivery } from "./rows.js";
 import type { CircuitStore } from "./store/circuits.js";
 import type { DeliveryRow, DeliveryStore } from "./store/deliveries.js";
 
-export const DELIVERIES_DLQ_TOPIC = "converger.deliveries.dlq";
+const DELIVERIES_DLQ_TOPIC = "converger.deliveries.dlq";
 // Lines (conversation, channel) worked at once, each one delivery at a time, in seq order.
 const MAX_LINES = 256;
 // Deliveries one line sends before it goes back to the queue, so busy lines cannot starve others.
@@ -48,7 +48,7 @@ export interface WorkerOptions {
 }
 
 /** The wait after failed try n (1-based): 3^n × base, ±10 % so retries of many deliveries spread out. */
-export function backoffMs(attempt: number, baseMs: number, random = Math.random()): number {
+function backoffMs(attempt: number, baseMs: number, random = Math.random()): number {
   return Math.round(3 ** attempt * baseMs * (0.9 + 0.2 * random));
 }
 
@@ -263,8 +263,6 @@ export function createDeliveryWorker(options: WorkerOptions) {
   };
   return worker;
 }
-
-export type DeliveryWorker = ReturnType<typeof createDeliveryWorker>;
 
 /**
  * Records delivered rows of many lines in one statement per round (one at a

@@ -20,7 +20,7 @@ export interface RpcRoute {
   oauthErrors: boolean;
 }
 
-export interface RawRouteEntry {
+interface RawRouteEntry {
   kind: "raw";
   verb: string;
   segments: Segment[];

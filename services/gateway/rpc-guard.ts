@@ -11,7 +11,7 @@ export type Authenticate = (method: DescMethod, header: Headers) => Promise<Prin
 const CREDENTIAL_HEADERS = ["authorization", "x-api-key", INTERNAL_HEADER, CLIENT_IP_HEADER];
 
 /** The headers authentication reads, copied from a Node request (HTTP/2 pseudo-headers left out). */
-export function credentialHeaders(req: IncomingMessage): Headers {
+function credentialHeaders(req: IncomingMessage): Headers {
   const header = new Headers();
   for (const name of CREDENTIAL_HEADERS) {
     const value = req.headers[name];

@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * limit, and about what a socket or a file read hands over at a time anyway,
  * so splitting rarely copies or waits.
  */
-export const PART_BYTES = 256 * 1024;
+const PART_BYTES = 256 * 1024;
 
 /** The bytes of `source` in order, in views of at most PART_BYTES (never copied, never gathered). */
 export async function* partsOf(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {

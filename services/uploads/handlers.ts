@@ -25,7 +25,7 @@ export interface UploadsDeps {
 }
 
 /** Who is uploading, as stored with the upload; end users see only their own uploads. */
-export function uploaderOf(principal: Principal): { tenantId: string; uploader: string; conversationId?: string } {
+function uploaderOf(principal: Principal): { tenantId: string; uploader: string; conversationId?: string } {
   switch (principal.kind) {
     case "api_key":
       return { tenantId: principal.tenantId, uploader: "key" };
@@ -43,7 +43,7 @@ export function uploaderOf(principal: Principal): { tenantId: string; uploader: 
 }
 
 /** The caller's upload: another tenant's, or another end user's, is not found. */
-export async function visibleUpload(uploads: UploadStore, ctx: HandlerContext, id: string): Promise<UploadRow> {
+async function visibleUpload(uploads: UploadStore, ctx: HandlerContext, id: string): Promise<UploadRow> {
   const caller = uploaderOf(ctx.values.get(kPrincipal));
   const row = await uploads.get(caller.tenantId, id);
   if (!row || (caller.uploader.startsWith("user:") && row.uploader !== caller.uploader)) throw notFound("upload");
@@ -51,7 +51,7 @@ export async function visibleUpload(uploads: UploadStore, ctx: HandlerContext, i
 }
 
 /** The caller's tenant's file; end users see only files uploaded into their conversation. */
-export async function visibleFile(uploads: UploadStore, ctx: HandlerContext, id: string): Promise<FileRow> {
+async function visibleFile(uploads: UploadStore, ctx: HandlerContext, id: string): Promise<FileRow> {
   const caller = uploaderOf(ctx.values.get(kPrincipal));
   const file = await uploads.file(caller.tenantId, id);
   if (!file || (caller.conversationId !== undefined && file.conversation_id !== caller.conversationId)) {
@@ -60,7 +60,7 @@ export async function visibleFile(uploads: UploadStore, ctx: HandlerContext, id:
   return file;
 }
 
-export function statusMessage(row: UploadRow, expiryHours: number): UploadStatus {
+function statusMessage(row: UploadRow, expiryHours: number): UploadStatus {
   const received = row.received.flatMap((got, i) => (got ? [i + 1] : []));
   return {
     $typeName: "converger.v1.UploadStatus",
@@ -81,7 +81,7 @@ export function statusMessage(row: UploadRow, expiryHours: number): UploadStatus
   };
 }
 
-export function fileMessage(row: FileRow): File {
+function fileMessage(row: FileRow): File {
   return {
     $typeName: "converger.v1.File",
     id: row.id,

@@ -4,7 +4,7 @@ import { UploadCompletedSchema } from "../../gen/converger/v1/envelopes_pb.js";
 import { inTransaction, type Pool } from "../common/db/pool.js";
 import { envelopePayload, UPLOADS_TOPIC } from "../common/events/envelopes.js";
 
-export type UploadStatusName = "UPLOADING" | "MERGING" | "COMPLETED" | "FAILED";
+type UploadStatusName = "UPLOADING" | "MERGING" | "COMPLETED" | "FAILED";
 
 export interface UploadRow {
   id: string;

@@ -59,7 +59,7 @@ export const anyJson: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
 })).value;
 
 /** A JSON text nested `depth` deep (arrays or objects). */
-export function deepNesting(depth: number, kind: "array" | "object", key = "metadata"): string {
+function deepNesting(depth: number, kind: "array" | "object", key = "metadata"): string {
   const open = kind === "array" ? "[" : `{"${key}":`;
   const close = kind === "array" ? "]" : "}";
   return `${open.repeat(depth)}1${close.repeat(depth)}`;
@@ -120,7 +120,7 @@ const WELL_KNOWN: Record<string, fc.Arbitrary<unknown>> = {
 };
 
 /** A JSON object for a message: its fields with right or wrong types, plus unknown keys. */
-export function messageValue(message: DescMessage, depth = 0): fc.Arbitrary<unknown> {
+function messageValue(message: DescMessage, depth = 0): fc.Arbitrary<unknown> {
   const known = WELL_KNOWN[message.typeName];
   if (known) return fc.oneof(known, anyJson);
   if (message.typeName.startsWith("google.protobuf.") || depth > 3) return anyJson;

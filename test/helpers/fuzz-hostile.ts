@@ -11,7 +11,7 @@ export interface HostileCase {
 }
 
 /** Request targets that URL parsers and routers trip over. */
-export const HOSTILE_TARGETS = [
+const HOSTILE_TARGETS = [
   "//",
   "///",
   "//[",

@@ -23,7 +23,7 @@ export interface RawResponse {
 const HEAD_BYTES = 2000;
 
 /** The request's bytes: request line, headers, blank line, body. */
-export function encodeRequest(request: RawRequest): Buffer {
+function encodeRequest(request: RawRequest): Buffer {
   const body = request.body === undefined ? Buffer.alloc(0) : Buffer.from(request.body);
   const headers = [...request.headers];
   const framed = headers.some(([name]) => /^(content-length|transfer-encoding)$/i.test(name));
@@ -46,7 +46,7 @@ export interface SendOptions {
   halfClose?: boolean;
 }
 
-export function sendRaw(port: number, bytes: Buffer, options: SendOptions = {}): Promise<RawResponse> {
+function sendRaw(port: number, bytes: Buffer, options: SendOptions = {}): Promise<RawResponse> {
   const { timeoutMs = 5000 } = options;
   return new Promise((resolve) => {
     const started = performance.now();

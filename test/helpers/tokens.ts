@@ -10,7 +10,7 @@ import type { TestApp } from "./app.js";
  * key-encryption key from DATA_DIR): lets tests forge tokens with a valid
  * signature but bad claims.
  */
-export async function serverSigningKey(t: TestApp): Promise<{ kid: string; key: CryptoKey }> {
+async function serverSigningKey(t: TestApp): Promise<{ kid: string; key: CryptoKey }> {
   const kekFile = join(t.app.config.dataDir, "keys", "kek");
   const kek = loadKeyEncryption(readFileSync(kekFile, "utf8").trim(), t.app.config.dataDir, createLogger("silent"));
   const { rows } = await t.db.query(

@@ -31,7 +31,7 @@ export interface AccessOptions {
 }
 
 export const API_KEY_PREFIX = "cvg_";
-export const CHANNEL_SECRET_PREFIX = "cvs_";
+const CHANNEL_SECRET_PREFIX = "cvs_";
 // prefix + base64url(32 bytes).
 const SECRET_LENGTH = 4 + 43;
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
@@ -41,7 +41,7 @@ export function hashSecret(secret: string): Buffer {
 }
 
 /** Compares secrets in constant time whatever their lengths. */
-export function sameSecret(a: string, b: string): boolean {
+function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(hashSecret(a), hashSecret(b));
 }
 

@@ -1,5 +1,4 @@
 import { createContextKey } from "@connectrpc/connect";
-import type { Logger } from "../obs/logger.js";
 
 /** The authenticated caller of an RPC, set by the access interceptor. */
 export type Principal =
@@ -11,8 +10,6 @@ export type Principal =
   | { kind: "internal" }
   | { kind: "public" };
 
-export type TenantPrincipal = Extract<Principal, { tenantId: string }>;
-
 export const kPrincipal = createContextKey<Principal>({ kind: "public" }, { description: "caller" });
 /**
  * The principal the gateway already authenticated this call as, handed to an
@@ -22,7 +19,6 @@ export const kPrincipal = createContextKey<Principal>({ kind: "public" }, { desc
 export const kAuthenticated = createContextKey<Principal | undefined>(undefined, {
   description: "caller authenticated in this process",
 });
-export const kLog = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
 
 /** Header the gateway sets to the caller's address after applying TRUSTED_PROXIES. */
 export const CLIENT_IP_HEADER = "x-converger-client-ip";

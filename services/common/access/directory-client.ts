@@ -13,7 +13,7 @@ const MAX_ENTRIES = 10_000;
 
 export const DIRECTORY_TOPIC = "directory";
 
-export interface ChannelGrant {
+interface ChannelGrant {
   tenantId: string;
   channelId: string;
   channelActive: boolean;

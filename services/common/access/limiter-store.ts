@@ -24,7 +24,7 @@ export interface LimiterStore {
 }
 
 /** Resolves with the window's count (`consumedPoints`); a limiter rejects with a RateLimiterRes once it is spent. */
-export interface Limiter {
+interface Limiter {
   consume(key: string): Promise<RateLimiterRes>;
   /** Gives back a point counted by a call that was refused elsewhere. */
   reward(key: string): Promise<unknown>;

@@ -145,7 +145,7 @@ function limitedError(policy: Policy, msBeforeNext: number, policies: Policy[]):
 }
 
 /** The 429 of a key refused after failed authentications. */
-export function authBlockedError(ms: number): ConnectError {
+function authBlockedError(ms: number): ConnectError {
   const retryAfter = seconds(ms);
   const error = new ConnectError(
     `too many failed authentications from here; retry in ${retryAfter} s`,

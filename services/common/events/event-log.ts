@@ -13,7 +13,7 @@ export interface LogRecord {
   traceparent?: string;
 }
 
-export type RecordHandler = (record: LogRecord) => Promise<void>;
+type RecordHandler = (record: LogRecord) => Promise<void>;
 
 export interface Consumer {
   /** Consumer group: each group gets every record once (at least once). */
@@ -51,7 +51,7 @@ const TRANSIENT_PG = /^(08...|57P0[1-3]|53300)$/;
 const TRANSIENT_NET = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "EHOSTUNREACH"]);
 
 /** A failure of the engines around the record rather than of the record itself. */
-export function isTransient(error: unknown): boolean {
+function isTransient(error: unknown): boolean {
   if (!error || typeof error !== "object") return false;
   const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === "string" && (TRANSIENT_PG.test(code) || TRANSIENT_NET.has(code))) return true;
@@ -75,7 +75,7 @@ export interface ProcessOptions {
   heartbeat?: () => Promise<void>;
 }
 
-export async function processRecord(consumer: Consumer, record: LogRecord, options: ProcessOptions): Promise<boolean> {
+async function processRecord(consumer: Consumer, record: LogRecord, options: ProcessOptions): Promise<boolean> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= RETRIES + 1 || isTransient(lastError); attempt++) {
     try {

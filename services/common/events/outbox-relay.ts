@@ -150,5 +150,3 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   };
   return relay;
 }
-
-export type OutboxRelay = ReturnType<typeof createOutboxRelay>;

@@ -7,7 +7,7 @@ import { fromApiJson, toApiJson } from "../rpc/json.js";
 export type TaggedJson = { type: string } & JsonObject;
 
 /** A message's `(converger.v1.json_type)`: the value of `type` in its JSON. */
-export function jsonTypeOf(schema: DescMessage): string {
+function jsonTypeOf(schema: DescMessage): string {
   const tag = getOption(schema, json_type);
   if (!tag) throw new Error(`${schema.typeName} has no (converger.v1.json_type)`);
   return tag;

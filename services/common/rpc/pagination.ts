@@ -1,6 +1,6 @@
 import { invalidField } from "./errors.js";
 
-export const DEFAULT_PAGE_SIZE = 50;
+const DEFAULT_PAGE_SIZE = 50;
 
 /** A page request after defaults: at most `limit` rows after `cursor`, or at `offset`. */
 export interface Page {
@@ -22,7 +22,7 @@ export function pageOf(req: { limit: number; cursor: string; offset?: number }, 
  * Keyset cursors are opaque to clients: base64url of the row's sort key (a
  * PostgreSQL timestamp in text form, which keeps microseconds) and its id.
  */
-export function encodeCursor(sortKey: string, id: string): string {
+function encodeCursor(sortKey: string, id: string): string {
   return Buffer.from(JSON.stringify([sortKey, id])).toString("base64url");
 }
 

@@ -9,7 +9,7 @@ const COLUMNS =
   "id, tenant_id, name, type, status, config, secret, created_at, updated_at, created_at::text AS sort_key";
 
 /** Channel secrets sign inbound webhooks and mint client tokens. */
-export function newChannelSecret(): string {
+function newChannelSecret(): string {
   return `cvs_${randomBytes(32).toString("base64url")}`;
 }
 

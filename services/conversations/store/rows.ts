@@ -85,11 +85,11 @@ export function channelTypeName(type: ChannelType): string {
   return ChannelType[type].toLowerCase();
 }
 
-export function channelTypeOf(name: string): ChannelType {
+function channelTypeOf(name: string): ChannelType {
   return ChannelType[name.toUpperCase() as keyof typeof ChannelType] ?? ChannelType.UNSPECIFIED;
 }
 
-export function struct(json: JsonObject | null | undefined): JsonObject {
+function struct(json: JsonObject | null | undefined): JsonObject {
   return json ?? {};
 }
 

@@ -8,7 +8,7 @@ import type { TenantRow } from "./rows.js";
 const COLUMNS = "id, name, status, rate_limit_per_minute, created_at, updated_at, created_at::text AS sort_key";
 
 /** 32 random bytes behind a recognisable prefix; only its SHA-256 is stored. */
-export function newApiKey(): string {
+function newApiKey(): string {
   return API_KEY_PREFIX + randomBytes(32).toString("base64url");
 }
 

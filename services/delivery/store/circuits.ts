@@ -11,7 +11,7 @@ export interface CircuitPolicy {
   maxCooldownMs: number;
 }
 
-export const CIRCUIT_FAILURE_THRESHOLD = 5;
+const CIRCUIT_FAILURE_THRESHOLD = 5;
 // 5 s doubling to 5 min at the default base: the cap is 60 base cool-downs.
 const MAX_COOLDOWN_FACTOR = 60;
 

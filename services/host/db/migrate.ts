@@ -10,7 +10,7 @@ import { schemaFor } from "./pools.js";
 const MIGRATION_LOCK_KEY = 7_310_042_001;
 
 /** The `NNN_name.sql` files of a migrations folder, in the order they apply. */
-export function migrationFiles(dir: string): string[] {
+function migrationFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((f) => /^\d+_.+\.sql$/.test(f))
     .sort();

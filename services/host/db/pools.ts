@@ -19,7 +19,7 @@ export function schemaFor(owner: ServiceName): string {
 }
 
 /** Each service's share of the process's connections (a service alone gets them all). */
-export function poolSizes(owners: ServiceName[]): Map<ServiceName, number> {
+function poolSizes(owners: ServiceName[]): Map<ServiceName, number> {
   const weightOf = (name: ServiceName) => WEIGHTS[name] ?? 1;
   const total = owners.reduce((sum, name) => sum + weightOf(name), 0);
   return new Map(
