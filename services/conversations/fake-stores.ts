@@ -5,6 +5,7 @@ import { conflict, notFound } from "../common/rpc/errors.js";
 import type { ActivityDraft, ActivityWriter, WriteOutcome } from "./activity-writer.js";
 import type { ActivityStore } from "./store/activities.js";
 import type { ConversationStore, ListedConversation } from "./store/conversations.js";
+import type { DirectoryStore } from "./store/directory.js";
 import type { ActivityRow, ConversationRow } from "./store/rows.js";
 
 /**
@@ -19,34 +20,44 @@ export function createFakeConversationData() {
   const activities: ActivityRow[] = [];
   const keys = new Map<string, { hash: string; row: ActivityRow }>();
   const reads = new Map<string, bigint>();
-  const channels = new Map<string, { tenantId: string; active: boolean }>();
+  const channels = new Map<string, { tenantId: string; active: boolean; tenantActive: boolean }>();
 
   const ownConversation = (tenantId: string, id: string) => {
     const row = conversations.get(id);
     return row?.tenant_id === tenantId ? row : undefined;
   };
 
+  function insertConversation(
+    tenantId: string,
+    channelId: string,
+    members: string[],
+    metadata: ConversationRow["metadata"],
+    externalId: string | null,
+  ): ConversationRow {
+    const now = new Date();
+    const row: ConversationRow = {
+      id: randomUUID(),
+      tenant_id: tenantId,
+      channel_id: channelId,
+      external_id: externalId,
+      status: "active",
+      members,
+      metadata,
+      last_seq: "0",
+      created_at: now,
+      updated_at: now,
+      sort_key: now.toISOString(),
+    };
+    conversations.set(row.id, row);
+    return row;
+  }
+
   const conversationStore: ConversationStore = {
     async create(tenantId, channelId, members, metadata) {
       const channel = channels.get(channelId);
       if (channel?.tenantId !== tenantId) return { error: "channel_not_found" };
       if (!channel.active) return { error: "channel_inactive" };
-      const now = new Date();
-      const row: ConversationRow = {
-        id: randomUUID(),
-        tenant_id: tenantId,
-        channel_id: channelId,
-        external_id: null,
-        status: "active",
-        members,
-        metadata,
-        last_seq: "0",
-        created_at: now,
-        updated_at: now,
-        sort_key: now.toISOString(),
-      };
-      conversations.set(row.id, row);
-      return { row };
+      return { row: insertConversation(tenantId, channelId, members, metadata, null) };
     },
     async get(tenantId, id) {
       return ownConversation(tenantId, id);
@@ -129,16 +140,51 @@ export function createFakeConversationData() {
     },
   };
 
+  // What DirectoryService reads for other services, over the same rows.
+  const directoryStore: Partial<DirectoryStore> = {
+    async channelRecord(channelId) {
+      const c = channels.get(channelId);
+      if (!c) return undefined;
+      const { tenantId, active, tenantActive } = c;
+      return {
+        id: channelId,
+        tenant_id: tenantId,
+        type: "webhook",
+        channel_active: active,
+        tenant_active: tenantActive,
+        config: {},
+        secret: "cvs_x",
+      };
+    },
+    async conversationRoute(conversationId) {
+      const c = conversations.get(conversationId);
+      return c && { tenant_id: c.tenant_id, channel_id: c.channel_id, external_id: c.external_id };
+    },
+    async conversationForExternal(tenantId, channelId, externalId, memberId) {
+      const known = [...conversations.values()].find((c) => c.channel_id === channelId && c.external_id === externalId);
+      return (known ?? insertConversation(tenantId, channelId, [memberId], {}, externalId)).id;
+    },
+    async join(tenantId, conversationId, channelId, userId) {
+      const c = ownConversation(tenantId, conversationId);
+      if (!c || (channelId && c.channel_id !== channelId)) return "not_found" as const;
+      if (!channels.get(c.channel_id)?.active) return "channel_inactive" as const;
+      if (!c.members.includes(userId)) c.members = [...c.members, userId];
+      return { channelId: c.channel_id };
+    },
+  };
+
   return {
     conversationStore,
     activityStore,
     writer,
+    directoryStore: directoryStore as DirectoryStore,
     /** A channel the fake stores know, as the channels table would hold it. */
-    addChannel(tenantId: string, active = true): string {
+    addChannel(tenantId: string, active = true, tenantActive = true): string {
       const id = randomUUID();
-      channels.set(id, { tenantId, active });
+      channels.set(id, { tenantId, active, tenantActive });
       return id;
     },
+    conversation: (id: string) => conversations.get(id),
     storedActivities: () => [...activities],
   };
 }
