@@ -415,10 +415,17 @@ describe("signing keys and JWKS", () => {
     expect(rotated.body.kid).not.toBe(oldKid);
     // Published but not yet signing: verifiers elsewhere get time to load it.
     expect(kidOf((await accessToken(["conversations:read"])).access_token)).toBe(oldKid);
-    await new Promise((r) => setTimeout(r, PUBLISH_DELAY_SECONDS * 1000 + 200));
-    const fresh = await accessToken(["conversations:read"]);
-    const freshKid = JSON.parse(Buffer.from(fresh.access_token.split(".")[0] as string, "base64url").toString()).kid;
-    expect(freshKid).toBe(rotated.body.kid);
+    // The new key starts signing once its publish delay is over: wait for that, not for a fixed time.
+    let fresh = old;
+    await expect
+      .poll(
+        async () => {
+          fresh = await accessToken(["conversations:read"]);
+          return kidOf(fresh.access_token);
+        },
+        { timeout: PUBLISH_DELAY_SECONDS * 1000 + 5_000, interval: 250 },
+      )
+      .toBe(rotated.body.kid);
     expect((await call(t.baseUrl, "GET", "/v1/conversations", { token: old.access_token })).status).toBe(200);
     expect((await call(t.baseUrl, "GET", "/v1/conversations", { token: fresh.access_token })).status).toBe(200);
     const kids = (await call(t.baseUrl, "GET", "/.well-known/jwks.json")).body.keys.map((k: { kid: string }) => k.kid);

@@ -61,14 +61,6 @@ async function consumeInto(kafka: Kafka, topic: string, received: KafkaMessage[]
   return consumer;
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 const text = (buffer: Buffer | null) => buffer?.toString() ?? "";
 
 describe("kafkajs against librdkafka's mock cluster", () => {
@@ -84,7 +76,9 @@ describe("kafkajs against librdkafka's mock cluster", () => {
     const received: KafkaMessage[] = [];
     await consumeInto(kafka, topic, received);
     // The mock's first group join waits 3 s for more members.
-    await waitFor(() => received.length >= sent.length, 15_000, "20 messages");
+    await expect
+      .poll(() => received.length, { timeout: 15_000, message: "20 messages" })
+      .toBeGreaterThanOrEqual(sent.length);
 
     const got = received.map((m) => ({ key: text(m.key), value: text(m.value) }));
     expect(got).toHaveLength(sent.length);
@@ -102,7 +96,9 @@ describe("kafkajs against librdkafka's mock cluster", () => {
     const received: KafkaMessage[] = [];
     await consumeInto(kafka, topic, received);
     await producer.send({ topic, messages: [{ value: "before" }] });
-    await waitFor(() => received.length === 1, 10_000, "the message sent before the outage");
+    await expect
+      .poll(() => received.length, { timeout: 10_000, message: "the message sent before the outage" })
+      .toBe(1);
 
     await mock.setDown(1);
     const started = Date.now();
@@ -113,7 +109,7 @@ describe("kafkajs against librdkafka's mock cluster", () => {
     await mock.setUp(1);
     await producer.send({ topic, messages: [{ value: "after" }] });
     // The consumer crashed and restarts on its own; rejoining the group takes about sessionTimeout.
-    await waitFor(() => received.length === 2, 15_000, "the message sent after the outage");
+    await expect.poll(() => received.length, { timeout: 15_000, message: "the message sent after the outage" }).toBe(2);
     expect(received.map((m) => text(m.value))).toEqual(["before", "after"]);
   }, 25_000);
 });

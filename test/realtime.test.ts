@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RealtimeService } from "../gen/converger/v1/realtime_pb.js";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { forge } from "./helpers/tokens.js";
-import { type Frame, openSocket } from "./helpers/ws.js";
+import { type Frame, openSocket, type TestSocket } from "./helpers/ws.js";
 
 let t: TestApp;
 let f: ReturnType<typeof fixtures>;
@@ -57,15 +57,21 @@ describe("handshake", () => {
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => openSocket(`${wsUrl}?token=${token}`)));
     const opened = results.filter((r) => r.status === "fulfilled");
     expect(opened).toHaveLength(3);
+    for (const r of opened) {
+      await (r as PromiseFulfilledResult<TestSocket>).value.next((fr) => fr.type === "connection_established");
+    }
     expect(results.filter((r) => r.status === "rejected").map((r) => (r.reason as { status: number }).status)).toEqual([
       429, 429, 429,
     ]);
-    for (const r of opened) (r as PromiseFulfilledResult<{ ws: { close(): void } }>).value.ws.close();
+    for (const r of opened) (r as PromiseFulfilledResult<TestSocket>).value.ws.close();
   });
 
   it("caps connections per user with 429", async () => {
     const { token } = await userToken("capped");
     const open = await Promise.all([1, 2, 3].map(() => openSocket(`${wsUrl}?token=${token}`)));
+    // The upgrade (the client's open) is only the first half of the handshake: the edge then opens
+    // the stream, and a socket whose stream fails is closed and gives its place back. Held means established.
+    for (const s of open) await s.next((fr) => fr.type === "connection_established");
     await expect(openSocket(`${wsUrl}?token=${token}`)).rejects.toMatchObject({ status: 429 });
     for (const s of open) s.ws.close();
   });
@@ -287,7 +293,6 @@ describe("slow consumers", () => {
     const big = "x".repeat(9_000);
     for (let batch = 0; batch < 20 && slow.ws.readyState === slow.ws.OPEN; batch++) {
       await Promise.all(Array.from({ length: 50 }, () => f.message(tenant.key, conversation_id, big)));
-      await new Promise((r) => setTimeout(r, 20));
     }
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     const { code } = await slow.closed;
@@ -313,7 +318,10 @@ describe("tokens over time and tenants", () => {
     renewed.send({ type: "auth", token: await forge(t, { claims, exp: soon + 600 }) });
     await renewed.next((fr) => fr.type === "auth_ok");
     expect((await lapsing.closed).code).toBe(4408);
-    await new Promise((r) => setTimeout(r, 300));
+    // Both were due in the same second until the auth frame moved one: a pong asked for after that
+    // second's close shows the renewed socket was kept (its close would have come before the pong).
+    renewed.send({ type: "ping" });
+    await renewed.next((fr) => fr.type === "pong");
     expect(renewed.ws.readyState).toBe(renewed.ws.OPEN);
     renewed.ws.close();
   });

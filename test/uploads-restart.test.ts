@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,13 @@ const running: ServiceProcess[] = [];
 afterAll(async () => {
   for (const p of running) await p.stop("SIGKILL");
 });
+
+/** Bytes of chunk `n` being written in `dir` (local blob store: `<n>.<uuid>.tmp` until it is complete). */
+function partialBytes(dir: string, n: number): number {
+  if (!existsSync(dir)) return 0;
+  const temp = readdirSync(dir).find((name) => name.startsWith(`${n}.`) && name.endsWith(".tmp"));
+  return temp ? statSync(join(dir, temp)).size : 0;
+}
 
 describe("an upload across a crash", () => {
   it("keeps the chunks received before the process was killed mid-chunk and completes after restart", async () => {
@@ -55,7 +62,10 @@ describe("an upload across a crash", () => {
       });
       partial.on("error", () => undefined);
       partial.write(data.subarray(CHUNK, CHUNK + CHUNK / 2));
-      await new Promise((r) => setTimeout(r, 300));
+      // Killed once the server holds the half chunk (in its temporary file), not after a guessed time.
+      await expect
+        .poll(() => partialBytes(join(dataDir, "blobs", "uploads", id), 2), { timeout: 10_000 })
+        .toBe(CHUNK / 2);
       await first.stop("SIGKILL");
       partial.destroy();
 

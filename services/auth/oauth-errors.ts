@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Error metadata key naming the RFC 6749 §5.2 error code. */
-const OAUTH_ERROR_KEY = "x-oauth-error";
+export const OAUTH_ERROR_KEY = "x-oauth-error";
 
 /** An OAuth error: the Connect code picks the HTTP status, `error` the body's code. */
 export function oauthError(code: Code, error: string, description: string): ConnectError {

@@ -1,5 +1,10 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 
+/** `sha256=<hex>` of X-Hub-Signature-256 (GitHub, Meta): HMAC-SHA256 of the raw body. */
+export function hubSignature(body: Buffer, key: string): string {
+  return `sha256=${createHmac("sha256", key).update(body).digest("hex")}`;
+}
+
 /**
  * Checks an X-Hub-Signature-256 header in constant time. Only `sha256=` with
  * 64 hex digits is accepted (no sha1, no odd or short hex).

@@ -4,7 +4,7 @@ import { adapterOf } from "../channel-adapters/index.js";
 import { isNonPublicHostname } from "../common/access/address-policy.js";
 import { invalidField } from "../common/rpc/errors.js";
 
-const REDACTED = "[redacted]";
+export const REDACTED = "[redacted]";
 
 const METHODS = new Set(["POST", "PUT", "PATCH"]);
 const MAX_VALUE_LENGTH = 2048;

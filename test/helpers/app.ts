@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type pg from "pg";
+import { expect } from "vitest";
 import { loadConfig } from "../../services/common/config.js";
 import { createLogger } from "../../services/common/obs/logger.js";
 import { type App, startApp } from "../../services/host/app.js";
@@ -134,13 +135,17 @@ export function fixtures(baseUrl: string) {
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON bodies
 type JsonBody = Record<string, any>;
 
-/** Polls an upload's status until it ends (COMPLETED or FAILED) or `timeoutMs` passed; returns the last status. */
+/** Waits until an upload ends (COMPLETED or FAILED; fails the test after `timeoutMs`) and returns that status. */
 export async function uploadOutcome(baseUrl: string, key: string, uploadId: string, timeoutMs = 10_000) {
   let body: JsonBody = {};
-  const until = Date.now() + timeoutMs;
-  while (body.status !== "COMPLETED" && body.status !== "FAILED" && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 50));
-    body = (await call<JsonBody>(baseUrl, "GET", `/v1/files/upload/${uploadId}/status`, { key })).body;
-  }
+  await expect
+    .poll(
+      async () => {
+        body = (await call<JsonBody>(baseUrl, "GET", `/v1/files/upload/${uploadId}/status`, { key })).body;
+        return body.status;
+      },
+      { timeout: timeoutMs },
+    )
+    .toMatch(/^(COMPLETED|FAILED)$/);
   return body;
 }

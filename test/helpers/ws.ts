@@ -30,8 +30,13 @@ export function openSocket(
       frames.push(JSON.parse(data.toString()));
       for (const wake of waiters) wake();
     });
+    let closedWith: { code: number; reason: string } | undefined;
     const closed = new Promise<{ code: number; reason: string }>((done) =>
-      ws.on("close", (code, reason) => done({ code, reason: reason.toString() })),
+      ws.on("close", (code, reason) => {
+        closedWith = { code, reason: reason.toString() };
+        done(closedWith);
+        for (const wake of waiters) wake();
+      }),
     );
     ws.on("unexpected-response", (_req, res) =>
       reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode })),
@@ -46,6 +51,16 @@ export function openSocket(
               waiters.delete(check);
               clearTimeout(timer);
               done(found.slice(0, count));
+            } else if (closedWith) {
+              // No frame comes after the close: say so now, with its code, rather than time out.
+              waiters.delete(check);
+              clearTimeout(timer);
+              const { code, reason } = closedWith;
+              fail(
+                new Error(
+                  `socket closed (${code} ${reason}) with ${found.length} of ${count} frames; got ${JSON.stringify(frames.slice(-5))}`,
+                ),
+              );
             }
           };
           const timer = setTimeout(() => {

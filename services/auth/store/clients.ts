@@ -16,7 +16,7 @@ export interface OAuthClientRow {
 }
 
 const COLUMNS = "client_id, tenant_id, name, scopes, secret_hash, disabled, created_at, created_at::text AS sort_key";
-const CLIENT_SECRET_PREFIX = "cvcs_";
+export const CLIENT_SECRET_PREFIX = "cvcs_";
 export const CLIENT_SECRET_LENGTH = CLIENT_SECRET_PREFIX.length + 43;
 
 function newClientSecret(): string {

@@ -3,7 +3,7 @@ import { hashSecret } from "../../common/access/access.js";
 import { inTransaction, type Pool } from "../../common/db/pool.js";
 import { REFRESH_TOKEN_DAYS } from "../tokens.js";
 
-const REFRESH_TOKEN_PREFIX = "cvr_";
+export const REFRESH_TOKEN_PREFIX = "cvr_";
 
 export interface RefreshGrant {
   clientId: string;
