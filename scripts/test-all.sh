@@ -36,8 +36,8 @@ fi
 echo "== type-check"
 npx tsc --noEmit -p .
 
-echo "== lint"
-npx biome check services test bench scripts
+echo "== lint: format, architecture walls (dependency-cruiser), unused code (knip)"
+npm run lint
 
 echo "== tests"
 report="$(mktemp)"

@@ -11,7 +11,7 @@ const VERIFY_GRACE_SECONDS = 3600 + 300;
 const CURRENT_KEY_TTL_MS = 30_000;
 // A new key signs only once it has been published this long, so every
 // verifier has had the chance to load it (see token-verifier's refresh interval).
-export const PUBLISH_DELAY_SECONDS = 5;
+const PUBLISH_DELAY_SECONDS = 5;
 const ROTATION_LOCK_KEY = 7_310_042_003;
 
 export interface SigningKey {

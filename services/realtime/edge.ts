@@ -248,8 +248,6 @@ export async function startEdge(options: {
   };
 }
 
-export type Edge = Awaited<ReturnType<typeof startEdge>>;
-
 function count(counts: Map<string, number>, key: string, delta: number): void {
   const next = (counts.get(key) ?? 0) + delta;
   if (next > 0) counts.set(key, next);

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../services/common/config.js";
-import { createLogger } from "../services/common/obs/logger.js";
-import { circuitPolicy, cooldownMs, createCircuitStore } from "../services/delivery/store/circuits.js";
-import { startApp } from "../services/host/app.js";
-import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
-import { startHttpSink } from "./helpers/http-sink.js";
+import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "../../test/helpers/app.js";
+import { startHttpSink } from "../../test/helpers/http-sink.js";
+import { loadConfig } from "../common/config.js";
+import { createLogger } from "../common/obs/logger.js";
+import { startApp } from "../host/app.js";
+import { circuitPolicy, cooldownMs, createCircuitStore } from "./store/circuits.js";
 
 // Quick retries, a cool-down short enough to watch it double (400, 800, 1600 ms), and tries to spare for probes.
 const COOLDOWN_MS = 400;
