@@ -15,9 +15,9 @@ const STOP_TIMEOUT_MS = 30_000;
 /** url: the gateway; edgeUrl: the WebSocket edge (when the script prints `edge ws://…`); pid: the child. */
 export type Server = {
   url: string;
-  edgeUrl?: string;
+  edgeUrl?: string | undefined;
   /** Internal gRPC listener (`grpc 127.0.0.1:<port>`), as an http:// base URL. */
-  grpcUrl?: string;
+  grpcUrl?: string | undefined;
   pid: number;
   adminToken: string;
   stop(): Promise<void>;

@@ -15,7 +15,8 @@ const sha = (algorithm: string, data: Buffer) => createHash(algorithm).update(da
 const TUS = { "tus-resumable": "1.0.0" };
 
 function tusCall(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer) {
-  return fetch(`${t.baseUrl}${path}`, { method, headers: { ...TUS, "x-api-key": key, ...headers }, body });
+  const init = { method, headers: { ...TUS, "x-api-key": key, ...headers } };
+  return fetch(`${t.baseUrl}${path}`, body === undefined ? init : { ...init, body });
 }
 
 async function create(size: number, metadata = "filename aGVsbG8uYmlu") {

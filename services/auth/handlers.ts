@@ -45,7 +45,8 @@ export function authImpl(deps: AuthDeps): ServiceImpl<typeof AuthService> {
   const streamUrl = streamUrlOf(deps.config);
 
   function failed(ctx: HandlerContext, kind: string, reason: string, tenantId?: string) {
-    deps.audit({ kind, reason, tenantId, sourceIp: ctx.requestHeader.get(CLIENT_IP_HEADER) ?? "" });
+    const sourceIp = ctx.requestHeader.get(CLIENT_IP_HEADER) ?? "";
+    deps.audit({ kind, reason, sourceIp, ...(tenantId === undefined ? {} : { tenantId }) });
   }
 
   async function clientToken(

@@ -27,7 +27,7 @@ export function parseGenericInbound(request: InboundRequest): InboundBatch {
       {
         externalId: id(body.external_id, "external_id"),
         messageId: id(body.message_id, "message_id"),
-        from: { id: id(from.id, "from.id"), name: typeof from.name === "string" ? from.name : undefined },
+        from: { id: id(from.id, "from.id"), ...(typeof from.name === "string" ? { name: from.name } : {}) },
         type,
         text,
         attachments: attachments as JsonObject[],

@@ -100,7 +100,8 @@ export function messagingPlatformAdapter(platform: MessagingPlatform): ChannelAd
         configString(channel, tokenField),
         { recipient: { id: recipient }, ...platform.sendFields, message: { text } },
       );
-      return { providerMessageId: isObject(body) ? optionalString(body.message_id) : undefined };
+      const providerMessageId = isObject(body) ? optionalString(body.message_id) : undefined;
+      return providerMessageId === undefined ? {} : { providerMessageId };
     },
     parseInbound: (request, channel) =>
       parseMessagingWebhook(request, platform.object, optionalConfig(channel, accountField)),

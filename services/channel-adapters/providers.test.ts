@@ -73,8 +73,10 @@ function channelOf(type: string, config: JsonObject): AdapterChannel {
 
 function deliverInput(
   channel: AdapterChannel,
-  overrides: { externalId?: string; text?: string; type?: string } = {},
+  // A present but undefined externalId stands for a conversation without a recipient.
+  overrides: { externalId?: string | undefined; text?: string; type?: string } = {},
 ): DeliverInput {
+  const externalId = "externalId" in overrides ? overrides.externalId : "15551234567";
   return {
     deliveryId: "dlv_0001",
     activity: {
@@ -86,7 +88,7 @@ function deliverInput(
       from: { id: "agent", name: "Agent" },
     },
     channel,
-    externalId: "externalId" in overrides ? overrides.externalId : "15551234567",
+    ...(externalId === undefined ? {} : { externalId }),
     http: createOutboundHttp({ allowPrivate: true }),
   };
 }

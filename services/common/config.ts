@@ -13,8 +13,8 @@ export interface Config {
   grpcPort: number;
   publicUrl: string;
   dataDir: string;
-  databaseUrl?: string;
-  redisUrl?: string;
+  databaseUrl?: string | undefined;
+  redisUrl?: string | undefined;
   adminToken: string;
   /** True when ADMIN_TOKEN was not given and we made one up (printed once). */
   adminTokenGenerated: boolean;
@@ -22,7 +22,7 @@ export interface Config {
   /** Shared secret between our own services (INTERNAL_TOKEN, else derived from ADMIN_TOKEN). */
   internalToken: string;
   /** KEY_ENCRYPTION_KEY: base64 of 32 bytes; unset = generated into DATA_DIR. */
-  keyEncryptionKey?: string;
+  keyEncryptionKey?: string | undefined;
   signingKeyRotationHours: number;
   trustedProxies: string[];
   corsOrigins: string[];
@@ -45,7 +45,7 @@ export interface Config {
   deliveryCircuitCooldownMs: number;
   deliveryRetentionDays: number;
   /** S3_ENDPOINT and friends: blobs in S3/MinIO; unset = local disk under DATA_DIR. */
-  s3?: { endpoint: string; accessKey: string; secretKey: string; bucket: string; region: string };
+  s3?: { endpoint: string; accessKey: string; secretKey: string; bucket: string; region: string } | undefined;
   uploadChunkBytes: number;
   uploadMaxBytes: number;
   tenantStorageQuotaBytes: number;

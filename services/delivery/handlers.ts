@@ -31,7 +31,12 @@ export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof Deliv
       const tenantId = tenantOf(ctx.values.get(kPrincipal));
       const page = pageOf(req);
       const status = req.status === DeliveryStatus.UNSPECIFIED ? undefined : statusName(req.status);
-      const rows = await deps.deliveries.list(tenantId, { status, channelId: req.channelId || undefined }, page);
+      // A filter left out matches every delivery.
+      const filter = {
+        ...(status === undefined ? {} : { status }),
+        ...(req.channelId ? { channelId: req.channelId } : {}),
+      };
+      const rows = await deps.deliveries.list(tenantId, filter, page);
       const { items, nextCursor } = pageResult(rows, page);
       return { deliveries: items.map(deliveryMessage), nextCursor };
     },
@@ -47,7 +52,11 @@ export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof Deliv
     async getChannelHealth(req) {
       if (!req.channelIds.every((id) => UUID.test(id))) throw invalidField("channel_ids", "must be UUIDs");
       const health = await deps.circuits.health(req.tenantId, req.channelIds);
-      return { channels: req.channelIds.map((channelId) => ({ channelId, health: health.get(channelId) })) };
+      const channels = req.channelIds.map((channelId) => {
+        const known = health.get(channelId);
+        return known === undefined ? { channelId } : { channelId, health: known };
+      });
+      return { channels };
     },
     async retryDelivery(req, ctx) {
       const tenantId = tenantOf(ctx.values.get(kPrincipal));

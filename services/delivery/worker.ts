@@ -52,7 +52,9 @@ function backoffMs(attempt: number, baseMs: number, random = Math.random()): num
   return Math.round(3 ** attempt * baseMs * (0.9 + 0.2 * random));
 }
 
-type TryOutcome = { sent: true; providerMessageId?: string; type: string } | { sent: false; row?: DeliveryRow };
+type TryOutcome =
+  | { sent: true; providerMessageId?: string | undefined; type: string }
+  | { sent: false; row?: DeliveryRow | undefined };
 
 const lineOf = (row: DeliveryRow) => `${row.conversation_id}/${row.channel_id}`;
 
@@ -114,7 +116,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
         deliveryId: row.id,
         activity: row.activity as OutboundActivity,
         channel,
-        externalId: row.external_id ?? undefined,
+        ...(row.external_id === null ? {} : { externalId: row.external_id }),
         http: options.http,
       });
       sending = false;
@@ -273,7 +275,7 @@ function createStepBatcher(options: WorkerOptions) {
   interface Step {
     row: DeliveryRow;
     type: string;
-    providerMessageId?: string;
+    providerMessageId?: string | undefined;
     resolve: (next: DeliveryRow | undefined) => void;
     reject: (error: unknown) => void;
   }
@@ -287,7 +289,9 @@ function createStepBatcher(options: WorkerOptions) {
       queue = [];
       try {
         const { done, next } = await options.deliveries.completeAndClaimNext(
-          batch.map((s) => ({ id: s.row.id, providerMessageId: s.providerMessageId })),
+          batch.map(({ row, providerMessageId }) =>
+            providerMessageId === undefined ? { id: row.id } : { id: row.id, providerMessageId },
+          ),
         );
         const types = new Map(batch.map((s) => [s.row.id, s.type]));
         for (const row of done) {

@@ -34,7 +34,7 @@ export interface App {
   modules: ServiceModule[];
   /** Bound ports (useful when the config asked for port 0). */
   ports: { gateway?: number; grpc?: number; edge?: number };
-  databaseUrl?: string;
+  databaseUrl?: string | undefined;
   /** Each hosted service's own pool, confined to its schema (none for services without tables). */
   pools: ReadonlyMap<ServiceName, Pool>;
   stop(): Promise<void>;
@@ -86,7 +86,8 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const authenticate = createAuthenticator(access);
     for (const name of hosted) {
       const pool = pools?.get(name);
-      modules.push(REGISTRY[name]!.create({ pool, bus, eventLog, log: root, config, access, transportFor, limiters }));
+      const shared = { bus, eventLog, log: root, config, access, transportFor, limiters };
+      modules.push(REGISTRY[name]!.create(pool === undefined ? shared : { ...shared, pool }));
     }
     cleanups.push(async () => {
       for (const m of modules) await m.stop();

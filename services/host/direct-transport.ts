@@ -80,8 +80,8 @@ export function createDirectTransport(routes: (router: ConnectRouter) => void): 
       protocolName: "direct",
       requestMethod: "POST",
       url,
-      timeoutMs,
-      requestSignal: signal,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...(signal === undefined ? {} : { requestSignal: signal }),
       requestHeader: header,
       contextValues: contextValues ?? createContextValues(),
     });

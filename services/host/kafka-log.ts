@@ -163,6 +163,7 @@ function recordOf(
   };
   const eventId = header(HEADER_EVENT_ID);
   if (!eventId || !message.value) return undefined;
+  const traceparent = header(HEADER_TRACEPARENT);
   try {
     return {
       eventId,
@@ -170,7 +171,7 @@ function recordOf(
       key: message.key?.toString("utf8") ?? "",
       tenantId: header(HEADER_TENANT_ID) ?? "",
       payload: JSON.parse(message.value.toString("utf8")),
-      traceparent: header(HEADER_TRACEPARENT),
+      ...(traceparent === undefined ? {} : { traceparent }),
     };
   } catch {
     return undefined;

@@ -13,7 +13,7 @@ export const GAP_FRAME: BusFrame = encodeBusFrame(create(GapFrameSchema));
 interface TopicState {
   last?: bigint;
   held: Map<bigint, BusFrame>;
-  timer?: NodeJS.Timeout;
+  timer?: NodeJS.Timeout | undefined;
 }
 
 /**

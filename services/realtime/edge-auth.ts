@@ -18,7 +18,7 @@ export class UpgradeError extends Error {
 }
 
 /** The token of an upgrade request: `?token=` or a `bearer.<jwt>` WebSocket subprotocol. */
-export function tokenOf(query: URLSearchParams, protocols: string): { token?: string; protocol: string } {
+export function tokenOf(query: URLSearchParams, protocols: string): { token?: string | undefined; protocol: string } {
   const offered = protocols
     .split(",")
     .map((p) => p.trim())

@@ -114,7 +114,7 @@ export async function startEdge(options: {
         bus: options.bus,
         conversationId,
         tenantId: state.principal.tenantId,
-        watermark,
+        ...(watermark === undefined ? {} : { watermark }),
         established: true,
       });
     },

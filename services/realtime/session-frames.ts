@@ -121,7 +121,7 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
   }
 }
 
-function describe(error: unknown): { code: string; message: string; retryAfter?: number } {
+function describe(error: unknown): { code: string; message: string; retryAfter?: number | undefined } {
   if (error instanceof FrameError) return { code: error.code, message: error.message };
   const connectError = ConnectError.from(error);
   const retryAfter = Number(connectError.metadata.get("retry-after")) || undefined;

@@ -12,8 +12,8 @@ export interface SocketState {
   token: string;
   expiresAt: number;
   ip: string;
-  watermark?: string;
-  feedTenant?: string;
+  watermark?: string | undefined;
+  feedTenant?: string | undefined;
   closed: boolean;
   /** Frames left in the second ending at budgetResetAt, and strikes for exceeding a second's budget. */
   framesLeft: number;

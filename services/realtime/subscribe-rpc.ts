@@ -63,7 +63,8 @@ export function realtimeImpl(deps: {
           bus: deps.bus,
           conversationId: req.conversationId,
           tenantId: "tenantId" in principal ? principal.tenantId : "",
-          watermark: req.watermark?.toString(),
+          // No watermark: live frames only.
+          ...(req.watermark === undefined ? {} : { watermark: req.watermark.toString() }),
           established: false,
         });
         while (!ctx.signal.aborted) {

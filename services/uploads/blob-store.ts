@@ -44,7 +44,7 @@ export interface BlobStore {
     offset: number,
     body: Readable,
     maxBytes: number,
-    options: { checksum?: { algorithm: string; digest: Buffer }; inspect?: (head: Buffer) => void },
+    options: { checksum?: { algorithm: string; digest: Buffer } | undefined; inspect?: (head: Buffer) => void },
   ): Promise<number>;
   /** Joins chunks 1..total into a new file; returns its key, size and SHA-256 (hex). */
   merge(uploadId: string, total: number): Promise<{ key: string; size: number; sha256: string }>;
@@ -66,8 +66,8 @@ interface GuardOptions {
   /** Set when exactly `limit` bytes are required: the message for any other count. */
   exact?: (seen: number) => string;
   /** Sees the first HEAD_BYTES (or the whole body, if shorter) before anything passes; throws to refuse. */
-  inspect?: (head: Buffer) => void;
-  onBytes?: (chunk: Buffer) => void;
+  inspect?: ((head: Buffer) => void) | undefined;
+  onBytes?: ((chunk: Buffer) => void) | undefined;
 }
 
 /**

@@ -23,7 +23,8 @@ export function createConversationOwner(transport: Transport, internalToken: str
     owners.get(
       conversationId,
       async () => {
-        const route = await client.getConversationRoute({ conversationId }, { headers, signal });
+        const options = signal === undefined ? { headers } : { headers, signal };
+        const route = await client.getConversationRoute({ conversationId }, options);
         return route.found ? route.tenantId : undefined;
       },
       // Not found is not remembered: the conversation may be committed a moment later.

@@ -25,7 +25,7 @@ export async function createS3BlobStore(settings: S3Settings, stagingDir: string
   const url = new URL(settings.endpoint);
   const client = new Client({
     endPoint: url.hostname,
-    port: url.port ? Number(url.port) : undefined,
+    ...(url.port ? { port: Number(url.port) } : {}),
     useSSL: url.protocol === "https:",
     accessKey: settings.accessKey,
     secretKey: settings.secretKey,

@@ -62,7 +62,7 @@ export interface ApiResponse<T = Record<string, unknown>> {
 }
 
 export interface CallOptions {
-  key?: string;
+  key?: string | undefined;
   token?: string;
   body?: unknown;
   headers?: Record<string, string>;
@@ -84,7 +84,7 @@ export async function call<T = Record<string, any>>(
     body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
     headers["content-type"] ??= "application/json";
   }
-  const res = await fetch(baseUrl + path, { method, headers, body });
+  const res = await fetch(baseUrl + path, body === undefined ? { method, headers } : { method, headers, body });
   const text = await res.text();
   let parsed: unknown = text;
   try {

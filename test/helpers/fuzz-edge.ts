@@ -130,7 +130,7 @@ export interface LiveSocket {
   ws: WebSocket;
   frames: Record<string, unknown>[];
   closed?: { code: number; reason: string };
-  wake?: () => void;
+  wake?: (() => void) | undefined;
 }
 
 export function openLive(url: string): Promise<LiveSocket> {

@@ -7,7 +7,7 @@ import type { RawRequest } from "./raw-http.js";
 export interface HostileCase {
   label: string;
   request: RawRequest;
-  options?: CheckOptions;
+  options?: CheckOptions | undefined;
 }
 
 /** Request targets that URL parsers and routers trip over. */

@@ -6,14 +6,14 @@ export interface RawRequest {
   /** The request target exactly as sent (`//`, `*`, `http://x/`, `%zz`…). */
   target: string;
   headers: [string, string][];
-  body?: Uint8Array | string;
+  body?: Uint8Array | string | undefined;
   /** Adds `Content-Length` from the body unless a header already sets length or chunking. */
   autoLength?: boolean;
 }
 
 export interface RawResponse {
   /** Status of the first response line, or undefined when none came. */
-  status?: number;
+  status?: number | undefined;
   /** The start of the answer (status line, headers, a little body) for reports. */
   head: string;
   timedOut: boolean;

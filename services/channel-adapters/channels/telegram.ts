@@ -42,7 +42,10 @@ export const telegram: ChannelAdapter = {
     ]);
     const answer = await postJson(input.http, url, {}, { chat_id: chatId, text });
     const body = isObject(answer.body) ? answer.body : {};
-    if (isSuccess(answer.status) && body.ok !== false) return { providerMessageId: sentMessageId(body) };
+    if (isSuccess(answer.status) && body.ok !== false) {
+      const providerMessageId = sentMessageId(body);
+      return providerMessageId === undefined ? {} : { providerMessageId };
+    }
     const code = typeof body.error_code === "number" ? body.error_code : answer.status;
     throw failedTry(PROVIDER, code, optionalString(body.description));
   },
@@ -70,10 +73,11 @@ function parseTelegramUpdate(request: InboundRequest): InboundBatch {
 function readMessage(message: Record<string, unknown>): InboundMessage {
   const chatId = integerField(objectField(message.chat, "message.chat").id, "message.chat.id");
   const from = objectField(message.from, "message.from");
+  const name = displayName(from);
   return {
     externalId: String(chatId),
     messageId: `${chatId}:${integerField(message.message_id, "message.message_id")}`,
-    from: { id: String(integerField(from.id, "message.from.id")), name: displayName(from) },
+    from: { id: String(integerField(from.id, "message.from.id")), ...(name === undefined ? {} : { name }) },
     type: "message",
     // Media messages carry their text as a caption.
     text: stringField(message.text ?? message.caption ?? "", "message.text"),

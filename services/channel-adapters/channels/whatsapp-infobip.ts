@@ -51,7 +51,8 @@ export const whatsappInfobip: ChannelAdapter = {
       { from: configString(channel, "sender"), to, messageId: deliveryId, content: { text } },
     );
     if (!isSuccess(answer.status)) throw failedTry(PROVIDER, answer.status, infobipError(answer.body));
-    return { providerMessageId: acceptedMessageId(answer.body) };
+    const providerMessageId = acceptedMessageId(answer.body);
+    return providerMessageId === undefined ? {} : { providerMessageId };
   },
   parseInbound: parseInfobipWebhook,
 };
@@ -103,7 +104,7 @@ function readMessage(result: Record<string, unknown>, where: string): InboundMes
   const base = {
     externalId: from,
     messageId: idField(result.messageId, `${where}.messageId`),
-    from: { id: from, name },
+    from: { id: from, ...(name === undefined ? {} : { name }) },
   };
   if (type === "TEXT") return { ...base, type: "message", text: stringField(message.text, `${where}.message.text`) };
   return {

@@ -59,7 +59,8 @@ export const whatsappMeta: ChannelAdapter = {
         text: { preview_url: false, body: text },
       },
     );
-    return { providerMessageId: sentMessageId(body) };
+    const providerMessageId = sentMessageId(body);
+    return providerMessageId === undefined ? {} : { providerMessageId };
   },
   parseInbound: parseWhatsAppWebhook,
   inboundSigningKey: (channel) => optionalConfig(channel, "app_secret"),
@@ -135,10 +136,11 @@ function contactNames(contacts: unknown[], where: string): Map<string, string> {
 function readMessage(message: Record<string, unknown>, where: string, names: Map<string, string>): InboundMessage {
   const waId = idField(message.from, `${where}.from`);
   const type = stringField(message.type, `${where}.type`);
+  const name = names.get(waId);
   const base = {
     externalId: waId,
     messageId: idField(message.id, `${where}.id`),
-    from: { id: waId, name: names.get(waId) },
+    from: { id: waId, ...(name === undefined ? {} : { name }) },
   };
   if (type === "text") {
     const text = objectField(message.text, `${where}.text`);

@@ -75,7 +75,8 @@ export function createAuthenticator(options: AccessOptions) {
       principal = await authenticate(header, allow, address);
     } catch (error) {
       if (error instanceof AuthError) {
-        options.audit({ tenantId: error.tenantId, kind: error.kind, sourceIp: address, reason: error.rawMessage });
+        const { tenantId, kind, rawMessage: reason } = error;
+        options.audit({ kind, sourceIp: address, reason, ...(tenantId === undefined ? {} : { tenantId }) });
         // Calls between our own services carry no client address; only clients' failures count.
         if (error.code === Code.Unauthenticated && address) {
           await options.rateLimits.recordAuthFailure(failureKey(address));
@@ -203,12 +204,13 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     // A tenant's own limit is its servers' too (API key, OAuth clients, the channel secret minting a
     // token per visitor); end users keep the per-user cap.
     const tenantServer = principal.kind !== "end_user";
+    const credential = credentialOf(principal);
     return options.rateLimits.consumeWrite({
-      credential: credentialOf(principal),
       credentialLimit: tenantServer ? tenantLimit : 0,
-      tenantId,
       tenantLimit,
-      ip,
+      ...(credential === undefined ? {} : { credential }),
+      ...(tenantId === undefined ? {} : { tenantId }),
+      ...(ip === undefined ? {} : { ip }),
     });
   }
 }
@@ -260,7 +262,7 @@ function notAllowed(kind: string): ConnectError {
   return new ConnectError(`a ${kind.replace("_", " ")} credential cannot call this method`, Code.PermissionDenied);
 }
 
-const accessRules = new WeakMap<DescMethod, { rule?: AccessRule; allow: Set<PrincipalKind> }>();
+const accessRules = new WeakMap<DescMethod, { rule: AccessRule | undefined; allow: Set<PrincipalKind> }>();
 
 /** The method's access option, read from its descriptor once. */
 function accessRuleOf(method: DescMethod) {

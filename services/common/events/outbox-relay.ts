@@ -84,7 +84,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         key: row.key,
         tenantId: row.tenant_id,
         payload: row.payload,
-        traceparent: row.traceparent ?? undefined,
+        ...(row.traceparent === null ? {} : { traceparent: row.traceparent }),
       }));
       await options.eventLog.append(records);
       if (rows.length > 0) {

@@ -58,7 +58,12 @@ export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsSer
         : undefined;
       const status = req.status === ChannelStatus.UNSPECIFIED ? undefined : statusName(req.status);
       const name = req.name === undefined ? undefined : nameOf(req.name);
-      const row = await deps.channels.update(tenantId, req.id, { name, status, config });
+      // Fields left out of the patch stay as they are.
+      const row = await deps.channels.update(tenantId, req.id, {
+        ...(name === undefined ? {} : { name }),
+        ...(status === undefined ? {} : { status }),
+        ...(config === undefined ? {} : { config }),
+      });
       if (!row) throw notFound("channel");
       if (status || config) deps.onChannelChange(); // caches elsewhere (access, delivery) forget it
       return withHealth(deps, row);

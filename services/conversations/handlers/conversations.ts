@@ -134,6 +134,7 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
         ctx.responseHeader.set(HTTP_STATUS_HEADER, "202");
         return publishTyping(tenantId, req, from);
       }
+      const traceparent = ctx.requestHeader.get("traceparent");
       const draft: ActivityDraft = {
         id: randomUUID(),
         tenantId,
@@ -150,8 +151,10 @@ export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof C
         fromName: from.name,
         metadata: req.metadata ?? {},
         originChannelId: null,
-        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
-        idempotency: req.idempotencyKey ? { key: req.idempotencyKey, requestHash: requestHash(req, from) } : undefined,
+        ...(traceparent === null ? {} : { traceparent }),
+        ...(req.idempotencyKey
+          ? { idempotency: { key: req.idempotencyKey, requestHash: requestHash(req, from) } }
+          : {}),
       };
       const outcome = await deps.writer.write(draft);
       if (outcome.replayed) {

@@ -91,6 +91,7 @@ export function directoryImpl(deps: DirectoryDeps): ServiceImpl<typeof Directory
       }
       // The provider's message id is the key: a repeat, whatever its body, is the same message.
       const key = `channel:${channel.id}:${req.messageId}`;
+      const traceparent = ctx.requestHeader.get("traceparent");
       const outcome = await deps.writer.write({
         id: randomUUID(),
         tenantId: channel.tenant_id,
@@ -102,7 +103,7 @@ export function directoryImpl(deps: DirectoryDeps): ServiceImpl<typeof Directory
         fromName: from.name,
         metadata: req.metadata ?? {},
         originChannelId: channel.id,
-        traceparent: ctx.requestHeader.get("traceparent") ?? undefined,
+        ...(traceparent === null ? {} : { traceparent }),
         idempotency: { key, requestHash: createHash("sha256").update(key).digest() },
       });
       return { activity: activityMessage(outcome.row), replayed: outcome.replayed };

@@ -34,14 +34,12 @@ export function tenantsImpl(deps: TenantsDeps): ServiceImpl<typeof TenantsServic
       if (req.status === TenantStatus.UNSPECIFIED && req.rateLimitPerMinute === undefined) {
         throw invalidField("status", "give a status or a rate_limit_per_minute");
       }
+      // Fields left out of the patch stay as they are; a zero limit (null) restores the default.
       const row = await deps.tenants.update(req.id, {
-        status:
-          req.status === TenantStatus.UNSPECIFIED
-            ? undefined
-            : req.status === TenantStatus.ACTIVE
-              ? "active"
-              : "inactive",
-        rateLimitPerMinute: req.rateLimitPerMinute === undefined ? undefined : req.rateLimitPerMinute || null,
+        ...(req.status === TenantStatus.UNSPECIFIED
+          ? {}
+          : { status: req.status === TenantStatus.ACTIVE ? "active" : "inactive" }),
+        ...(req.rateLimitPerMinute === undefined ? {} : { rateLimitPerMinute: req.rateLimitPerMinute || null }),
       });
       if (!row) throw notFound("tenant");
       deps.onCredentialsChange();

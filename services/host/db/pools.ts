@@ -35,6 +35,9 @@ export function openServicePools(
 ): Map<ServiceName, Pool> {
   const sizes = poolSizes(owners);
   return new Map(
-    owners.map((name) => [name, createPool(url, onIdleError, { max: sizes.get(name), schema: schemaFor(name) })]),
+    owners.map((name) => {
+      const max = sizes.get(name);
+      return [name, createPool(url, onIdleError, { schema: schemaFor(name), ...(max === undefined ? {} : { max }) })];
+    }),
   );
 }
