@@ -1,5 +1,5 @@
 import type { JsonValue } from "@bufbuild/protobuf";
-import type { Pool } from "../db/pool.js";
+import { inTransaction, type Pool } from "../db/pool.js";
 import type { Logger } from "../obs/logger.js";
 import type { EventLog, LogRecord } from "./event-log.js";
 
@@ -44,9 +44,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   let pausedUntil = 0;
 
   async function pass(): Promise<number> {
-    const client = await options.pool.connect();
-    try {
-      await client.query("BEGIN");
+    return inTransaction(options.pool, async (client) => {
       const { rows } = await client.query<{
         id: string;
         event_id: string;
@@ -92,14 +90,8 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
           rows.map((r) => r.id),
         ]);
       }
-      await client.query("COMMIT");
       return rows.length;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async function loop(): Promise<void> {
