@@ -63,9 +63,12 @@ const OWN_TOKEN = /\b(?:cvg|cvr|cvcs|cvs|adm)_[\w-]{8,}/g;
 const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
 const TELEGRAM_BOT = /\/bot\d+(?::|%3A)[\w-]+/gi;
 
+// Every pattern below needs one of these; most logged strings (ids, paths, names) have none.
+const MAY_HOLD_CREDENTIAL = /[=:@]|bearer|basic|digest|cvg_|cvr_|cvcs_|cvs_|adm_|eyJ|\/bot/i;
+
 /** A string with every credential it shows replaced by [redacted]. */
 export function scrubText(text: string): string {
-  if (text.length < 8) return text;
+  if (text.length < 8 || !MAY_HOLD_CREDENTIAL.test(text)) return text;
   return text
     .replace(USERINFO, `$1${REDACTED}@`)
     .replace(HEADER_LINE, `$1$2${REDACTED}`)
