@@ -110,7 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     keyEncryptionKey: env.KEY_ENCRYPTION_KEY || undefined,
     signingKeyRotationHours: intVar(env, "SIGNING_KEY_ROTATION_HOURS", DEFAULT_SIGNING_KEY_ROTATION_HOURS, 1),
     trustedProxies: list(env.TRUSTED_PROXIES ?? ""),
-    corsOrigins: list(env.CORS_ORIGINS ?? ""),
+    corsOrigins: list(env.CORS_ORIGINS ?? "").map(corsOrigin),
     wsAllowedOrigins: list(env.WS_ALLOWED_ORIGINS ?? ""),
     wsMaxConnectionsPerUser: intVar(env, "WS_MAX_CONNECTIONS_PER_USER", 100, 1),
     wsMaxConnectionsPerTenant: intVar(env, "WS_MAX_CONNECTIONS_PER_TENANT", 20_000, 1),
@@ -192,6 +192,26 @@ function intVar(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0)
     throw new Error(`${name} must be an integer ≥ ${min}, got "${raw}"`);
   }
   return value;
+}
+
+/**
+ * A CORS_ORIGINS entry as browsers serialize an Origin (lowercase scheme and
+ * host, no default port), so requests are matched by plain equality. `*`,
+ * `null` and anything with a path, query or credentials are refused rather
+ * than read loosely: an allowlist entry must name exactly one site.
+ */
+function corsOrigin(entry: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(entry);
+  } catch {
+    url = undefined;
+  }
+  const bare = url && url.pathname === "/" && !url.search && !url.hash && !url.username && !url.password;
+  if (!url || !bare || (url.protocol !== "https:" && url.protocol !== "http:")) {
+    throw new Error(`CORS_ORIGINS: ${JSON.stringify(entry)} is not an origin like https://app.example.com[:port]`);
+  }
+  return url.origin;
 }
 
 function list(value: string): string[] {

@@ -12,6 +12,7 @@ import { toApiJson } from "../common/rpc/json.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
 import { deliveriesTotal } from "./metrics.js";
 import { deliveryMessage, publishDelivery } from "./rows.js";
+import { withoutChannelSecrets } from "./secret-echo.js";
 import type { CircuitStore } from "./store/circuits.js";
 import type { DeliveryRow, DeliveryStore } from "./store/deliveries.js";
 
@@ -123,7 +124,8 @@ export function createDeliveryWorker(options: WorkerOptions) {
       for (const [i, reply] of (result.replies ?? []).entries()) await postReply(row, channel, i, reply.text);
       return { sent: true, providerMessageId: result.providerMessageId, type: channel.type };
     } catch (error) {
-      return { sent: false, row: await failedTry(row, channel?.type ?? "unknown", error, sending) };
+      const failure = withoutChannelSecrets(error, channel);
+      return { sent: false, row: await failedTry(row, channel?.type ?? "unknown", failure, sending) };
     }
   }
 

@@ -7,6 +7,7 @@ import { INTERNAL_HEADER } from "../common/access/internal.js";
 import type { Logger } from "../common/obs/logger.js";
 import { traceparentOf } from "../common/obs/trace.js";
 import type { RawRoute } from "../common/service.js";
+import { createCors } from "./cors.js";
 import { buildRouteTable } from "./route-table.js";
 import { createRpcAdapter } from "./rpc-adapter.js";
 import type { Authenticate } from "./rpc-guard.js";
@@ -22,13 +23,16 @@ export interface GatewayOptions {
   jsonBodyLimitBytes: number;
   /** Checks a caller's credentials before any body is read. */
   authenticate: Authenticate;
+  /** CORS_ORIGINS: browser origins granted cross-origin calls (cors.ts). */
+  corsOrigins: readonly string[];
   log: Logger;
 }
 
 /**
  * The front door on PORT: Connect, gRPC and gRPC-Web for RPC paths, and the
  * REST transcoder (plus raw routes) as the fallback for everything else.
- * Every response carries X-Request-Id.
+ * Every response carries X-Request-Id; CORS preflights are answered here,
+ * before any route, credential or rate limit.
  */
 export function createGatewayHandler(options: GatewayOptions) {
   const transports = new Map(options.services.map((s) => [s.desc.typeName, s.transport]));
@@ -44,6 +48,7 @@ export function createGatewayHandler(options: GatewayOptions) {
     log: options.log,
   });
   const isTrustedProxy = createAddressMatcher(options.trustedProxies);
+  const applyCors = createCors(options.corsOrigins);
   const fail = failureBoundary(options.log);
   const rpc = createRpcAdapter({
     routes: options.routes,
@@ -74,6 +79,7 @@ export function createGatewayHandler(options: GatewayOptions) {
       // Only our own services speak with the internal token, and never through the public port.
       delete req.headers[INTERNAL_HEADER];
       res.setHeader("x-request-id", requestId);
+      if (applyCors(req, res)) return;
       rpc(req, res);
     } catch (error) {
       fail(req, res, error);

@@ -150,6 +150,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         trustedProxies: config.trustedProxies,
         jsonBodyLimitBytes: config.jsonBodyLimitBytes,
         authenticate,
+        corsOrigins: config.corsOrigins,
         log: forService(root, "gateway"),
       });
       const gateway = await listenHttp1And2(handler, config.host, config.port);

@@ -1,46 +1,35 @@
 import pino, { type Logger } from "pino";
-
-/**
- * Paths never written to logs. Credentials arrive in headers and a few body
- * fields; pino replaces them before the line is serialized.
- */
-const REDACT_PATHS = [
-  "req.headers.authorization",
-  'req.headers["x-api-key"]',
-  "headers.authorization",
-  'headers["x-api-key"]',
-  "api_key",
-  "apiKey",
-  "secret",
-  "client_secret",
-  "access_token",
-  "refresh_token",
-  "token",
-  "*.api_key",
-  "*.apiKey",
-  "*.secret",
-  "*.token",
-  "*.access_token",
-  "*.app_secret",
-  "*.password",
-];
+import { redactObject, scrubText } from "./redact.js";
 
 /**
  * The root logger: one JSON object per line with time, level and msg. Lines
- * are written through children that bind `service` (see forService).
+ * are written through children that bind `service` (see forService). Every
+ * line, at every level, passes the redaction policy of redact.ts: the logged
+ * object, every child's bindings and the message. Errors are serialized there
+ * (with their causes), so pino's own err serializer only passes them on.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
+  const root = pino(
     {
       level,
       base: null,
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: redactObject },
+      serializers: {
+        err: (value: unknown) => value,
+        msg: (value: unknown) => (typeof value === "string" ? scrubText(value) : value),
+      },
       messageKey: "msg",
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     },
     destination,
   );
+  // pino's bindings formatter covers the root's base only, never a child's bindings; children
+  // inherit this method, so every generation of children is covered.
+  const child = root.child;
+  root.child = function (this: Logger, bindings, options) {
+    return child.call(this, redactObject(bindings), options);
+  } as Logger["child"];
+  return root;
 }
 
 export type { Logger };
