@@ -22,8 +22,13 @@ export interface GatewayOptions {
   jsonBodyLimitBytes: number;
   /** Checks a caller's credentials before any body is read. */
   authenticate: Authenticate;
+  /** The port speaks TLS: answers tell browsers to come back over https only (HSTS). */
+  strictTransportSecurity?: boolean;
   log: Logger;
 }
+
+// One year, the least HSTS preload lists take: browsers forget a shorter pin between visits.
+const HSTS = "max-age=31536000";
 
 /**
  * The front door on PORT: Connect, gRPC and gRPC-Web for RPC paths, and the
@@ -44,6 +49,7 @@ export function createGatewayHandler(options: GatewayOptions) {
     log: options.log,
   });
   const isTrustedProxy = createAddressMatcher(options.trustedProxies);
+  const hsts = options.strictTransportSecurity === true;
   const fail = failureBoundary(options.log);
   const rpc = createRpcAdapter({
     routes: options.routes,
@@ -74,6 +80,7 @@ export function createGatewayHandler(options: GatewayOptions) {
       // Only our own services speak with the internal token, and never through the public port.
       delete req.headers[INTERNAL_HEADER];
       res.setHeader("x-request-id", requestId);
+      if (hsts) res.setHeader("strict-transport-security", HSTS);
       rpc(req, res);
     } catch (error) {
       fail(req, res, error);
