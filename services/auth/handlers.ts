@@ -209,8 +209,9 @@ function clientMessage(row: OAuthClientRow, secret?: string) {
   };
 }
 
-/** ws(s)://<PUBLIC_URL host>:<WS_PORT>/ws */
+/** ws(s)://<PUBLIC_URL host>:<WS_PORT>/ws; wss whenever the edge serves TLS, whatever PUBLIC_URL says. */
 function streamUrlOf(config: Config): string {
   const url = new URL(config.publicUrl);
-  return `${url.protocol === "https:" ? "wss:" : "ws:"}//${url.hostname}:${config.wsPort}/ws`;
+  const secure = url.protocol === "https:" || config.tls !== undefined;
+  return `${secure ? "wss:" : "ws:"}//${url.hostname}:${config.wsPort}/ws`;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import { internalTokenFrom } from "./access/internal.js";
+import type { TlsFiles } from "./tls.js";
 
 /** Services one process can host; `gateway` is the REST/Connect front door. */
 const SERVICE_NAMES = ["gateway", "conversations", "auth", "realtime", "delivery", "uploads"] as const;
@@ -12,6 +13,10 @@ export interface Config {
   wsPort: number;
   grpcPort: number;
   publicUrl: string;
+  /** TLS_CERT_FILE / TLS_KEY_FILE: every listener speaks TLS (https, wss, gRPC over TLS); unset = plain. */
+  tls?: TlsFiles;
+  /** TLS_CA_FILE: CAs internal gRPC clients verify peers against; unset = the system CAs. */
+  tlsCaFile?: string;
   dataDir: string;
   databaseUrl?: string | undefined;
   redisUrl?: string | undefined;
@@ -94,12 +99,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
   const services = parseServices(argFlag(argv, "--services") ?? env.SERVICES);
   const grpcPort = intVar(env, "GRPC_PORT", 9090);
   const adminToken = env.ADMIN_TOKEN || `adm_${randomBytes(24).toString("base64url")}`;
+  const tls = tlsFilesOf(env);
+  const scheme = tls ? "https" : "http";
   return {
     host,
     port,
     wsPort: intVar(env, "WS_PORT", 8081),
     grpcPort,
-    publicUrl: (env.PUBLIC_URL || `http://${urlHost(host)}:${port}`).replace(/\/+$/, ""),
+    publicUrl: (env.PUBLIC_URL || `${scheme}://${urlHost(host)}:${port}`).replace(/\/+$/, ""),
+    ...(tls ? { tls } : {}),
+    ...(env.TLS_CA_FILE ? { tlsCaFile: env.TLS_CA_FILE } : {}),
     dataDir: resolve(env.DATA_DIR || "./.data"),
     databaseUrl: env.DATABASE_URL || undefined,
     redisUrl: env.REDIS_URL || undefined,
@@ -141,7 +150,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     uploadExpiryHours: intVar(env, "UPLOAD_EXPIRY_HOURS", 24, 1),
     uploadGcIntervalMinutes: intVar(env, "UPLOAD_GC_INTERVAL_MINUTES", 60, 1),
     services,
-    upstreams: upstreamsFor(env, services, grpcPort),
+    // With TLS on, the default upstream (our own GRPC_PORT) speaks TLS as well.
+    upstreams: upstreamsFor(env, services, `${tls || env.TLS_CA_FILE ? "https" : "http"}://127.0.0.1:${grpcPort}`),
     idempotencyTtlHours: intVar(env, "IDEMPOTENCY_TTL_HOURS", DEFAULT_IDEMPOTENCY_TTL_HOURS, 24),
     outboxRetentionHours: intVar(env, "OUTBOX_RETENTION_HOURS", DEFAULT_OUTBOX_RETENTION_HOURS, 1),
     logLevel: env.LOG_LEVEL || "info",
@@ -167,12 +177,21 @@ function parseServices(value: string | undefined): ServiceName[] {
   return names as ServiceName[];
 }
 
+/** TLS_CERT_FILE and TLS_KEY_FILE come together or not at all (their contents are read at start). */
+function tlsFilesOf(env: NodeJS.ProcessEnv): TlsFiles | undefined {
+  const certFile = env.TLS_CERT_FILE;
+  const keyFile = env.TLS_KEY_FILE;
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new Error("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  return { certFile: resolve(certFile), keyFile: resolve(keyFile) };
+}
+
 /** `<NAME>_GRPC_URL` per remote service, else GRPC_UPSTREAM, else our own GRPC_PORT. */
-function upstreamsFor(env: NodeJS.ProcessEnv, local: ServiceName[], grpcPort: number) {
+function upstreamsFor(env: NodeJS.ProcessEnv, local: ServiceName[], ownGrpcUrl: string) {
   const upstreams: Partial<Record<ServiceName, string>> = {};
   for (const name of SERVICE_NAMES) {
     if (name === "gateway" || local.includes(name)) continue;
-    upstreams[name] = env[`${name.toUpperCase()}_GRPC_URL`] || env.GRPC_UPSTREAM || `http://127.0.0.1:${grpcPort}`;
+    upstreams[name] = env[`${name.toUpperCase()}_GRPC_URL`] || env.GRPC_UPSTREAM || ownGrpcUrl;
   }
   return upstreams;
 }

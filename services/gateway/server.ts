@@ -25,8 +25,13 @@ export interface GatewayOptions {
   authenticate: Authenticate;
   /** CORS_ORIGINS: browser origins granted cross-origin calls (cors.ts). */
   corsOrigins: readonly string[];
+  /** The port speaks TLS: answers tell browsers to come back over https only (HSTS). */
+  strictTransportSecurity?: boolean;
   log: Logger;
 }
+
+// One year, the least HSTS preload lists take: browsers forget a shorter pin between visits.
+const HSTS = "max-age=31536000";
 
 /**
  * The front door on PORT: Connect, gRPC and gRPC-Web for RPC paths, and the
@@ -49,6 +54,7 @@ export function createGatewayHandler(options: GatewayOptions) {
   });
   const isTrustedProxy = createAddressMatcher(options.trustedProxies);
   const applyCors = createCors(options.corsOrigins);
+  const hsts = options.strictTransportSecurity === true;
   const fail = failureBoundary(options.log);
   const rpc = createRpcAdapter({
     routes: options.routes,
@@ -79,6 +85,7 @@ export function createGatewayHandler(options: GatewayOptions) {
       // Only our own services speak with the internal token, and never through the public port.
       delete req.headers[INTERNAL_HEADER];
       res.setHeader("x-request-id", requestId);
+      if (hsts) res.setHeader("strict-transport-security", HSTS);
       if (applyCors(req, res)) return;
       rpc(req, res);
     } catch (error) {

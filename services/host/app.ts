@@ -15,6 +15,7 @@ import { type Bus, createLocalBus } from "../common/events/bus.js";
 import { createInProcessLog, type EventLog } from "../common/events/event-log.js";
 import { createLogger, forService, type Logger } from "../common/obs/logger.js";
 import type { ServiceModule } from "../common/service.js";
+import { readCaFile, readTlsFiles } from "../common/tls.js";
 import { createGatewayHandler, createInternalHandler, opsRoutes, proxyRoutes } from "../gateway/index.js";
 import { startEdge } from "../realtime/index.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./db/embedded.js";
@@ -25,6 +26,7 @@ import { createKafkaLog } from "./kafka-log.js";
 import { listenHttp1And2, listenHttp2 } from "./listen.js";
 import { createRedisBus } from "./redis-bus.js";
 import { REGISTRY } from "./registry.js";
+import { createTlsReloader } from "./tls-reload.js";
 
 export interface App {
   config: Config;
@@ -37,6 +39,12 @@ export interface App {
   databaseUrl?: string | undefined;
   /** Each hosted service's own pool, confined to its schema (none for services without tables). */
   pools: ReadonlyMap<ServiceName, Pool>;
+  /**
+   * Re-reads TLS_CERT_FILE / TLS_KEY_FILE (SIGHUP): new connections on every
+   * listener get the new certificate, open ones carry on. A bad file is logged
+   * and the current certificate kept.
+   */
+  reloadTls(): void;
   stop(): Promise<void>;
 }
 
@@ -60,6 +68,10 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     }
   };
   try {
+    // First, so that a bad certificate ends the start before a database is opened.
+    const tls = config.tls ? readTlsFiles(config.tls) : undefined;
+    const ca = config.tlsCaFile ? readCaFile(config.tlsCaFile) : undefined;
+    const tlsListeners = createTlsReloader(config, log);
     const hosted = config.services.filter((name) => name !== "gateway" && REGISTRY[name]);
     const owners = hosted.filter((name) => REGISTRY[name]?.migrations);
     const { pools, databaseUrl } = owners.length > 0 ? await openDatabase(config, owners, log, cleanups) : {};
@@ -80,7 +92,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const localRoutes = (router: ConnectRouter) => {
       for (const m of modules) m.routes(router);
     };
-    const transportFor = transports(config, hosted, createDirectTransport(localRoutes));
+    const transportFor = transports(config, hosted, createDirectTransport(localRoutes), ca, log);
     const rateLimits = createRateLimits(limiters, config.rateLimits, forService(root, "limits"));
     const access = accessOptions(config, bus, transportFor, rateLimits, log);
     const authenticate = createAuthenticator(access);
@@ -107,8 +119,10 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         }),
         config.host,
         config.grpcPort,
+        tls,
       );
       cleanups.push(() => grpc.close());
+      if (grpc.setTls) tlsListeners.add("grpc", grpc.setTls);
       ports.grpc = grpc.port;
     }
     if (config.services.includes("realtime")) {
@@ -121,6 +135,8 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       });
       cleanups.push(() => edge.close());
       ports.edge = edge.port;
+      // uWS reads the files itself (it takes paths); readTlsFiles has checked them just before.
+      if (tls) tlsListeners.add("edge", () => edge.reloadTls());
     }
     if (config.services.includes("gateway")) {
       const services: { desc: DescService; transport: Transport }[] = [];
@@ -151,14 +167,18 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         jsonBodyLimitBytes: config.jsonBodyLimitBytes,
         authenticate,
         corsOrigins: config.corsOrigins,
+        strictTransportSecurity: tls !== undefined,
         log: forService(root, "gateway"),
       });
-      const gateway = await listenHttp1And2(handler, config.host, config.port);
+      const gateway = await listenHttp1And2(handler, config.host, config.port, tls);
       cleanups.push(() => gateway.close());
+      if (gateway.setTls) tlsListeners.add("gateway", gateway.setTls);
       ports.gateway = gateway.port;
     }
     listening = true;
-    return { config, log: root, bus, eventLog, modules, ports, databaseUrl, pools: pools ?? new Map(), stop };
+    const reloadTls = () => tlsListeners.reload();
+    const servicePools = pools ?? new Map();
+    return { config, log: root, bus, eventLog, modules, ports, databaseUrl, pools: servicePools, reloadTls, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -206,14 +226,19 @@ async function openDatabase(config: Config, owners: ServiceName[], log: Logger, 
   return { pools, databaseUrl };
 }
 
-/** In-process for hosted services, gRPC to `<NAME>_GRPC_URL` (or GRPC_UPSTREAM) otherwise. */
-function transports(config: Config, hosted: ServiceName[], local: Transport) {
+/**
+ * In-process for hosted services, gRPC to `<NAME>_GRPC_URL` (or GRPC_UPSTREAM) otherwise;
+ * https upstreams are verified against TLS_CA_FILE when set, else the system CAs.
+ */
+function transports(config: Config, hosted: ServiceName[], local: Transport, ca: Buffer | undefined, log: Logger) {
   const remote = new Map<ServiceName, Transport>();
   return (name: ServiceName): Transport => {
     if (hosted.includes(name)) return local;
     let transport = remote.get(name);
     if (!transport) {
-      transport = createGrpcTransport({ baseUrl: config.upstreams[name] ?? `http://127.0.0.1:${config.grpcPort}` });
+      const baseUrl = config.upstreams[name] ?? `http://127.0.0.1:${config.grpcPort}`;
+      if (config.tls && baseUrl.startsWith("http:")) log.warn({ service: name, baseUrl }, "upstream in clear text");
+      transport = createGrpcTransport({ baseUrl, ...(ca ? { nodeOptions: { ca } } : {}) });
       remote.set(name, transport);
     }
     return transport;

@@ -14,12 +14,17 @@ const app = await startApp(config, root).catch((error: unknown) => {
 });
 
 const lines: string[] = [];
-if (app.ports.gateway !== undefined) lines.push(`gateway http://${hostForUrl(config.host)}:${app.ports.gateway}`);
-if (app.ports.edge !== undefined) lines.push(`edge ws://${hostForUrl(config.host)}:${app.ports.edge}`);
-if (app.ports.grpc !== undefined) lines.push(`grpc ${hostForUrl(config.host)}:${app.ports.grpc}`);
+const host = hostForUrl(config.host);
+const secure = config.tls ? "s" : "";
+if (app.ports.gateway !== undefined) lines.push(`gateway http${secure}://${host}:${app.ports.gateway}`);
+if (app.ports.edge !== undefined) lines.push(`edge ws${secure}://${host}:${app.ports.edge}`);
+if (app.ports.grpc !== undefined) lines.push(`grpc ${host}:${app.ports.grpc}`);
 if (config.adminTokenGenerated && config.services.includes("gateway")) lines.push(`admin token ${config.adminToken}`);
 process.stdout.write(`${lines.join("\n")}\n`);
 log.info({ services: config.services, ports: app.ports }, "ready");
+
+// cert-manager and certbot renew the files in place and signal the process: no restart, no dropped socket.
+process.on("SIGHUP", () => app.reloadTls());
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -1,4 +1,4 @@
-import uWS from "uWebSockets.js";
+import type uWS from "uWebSockets.js";
 import { create } from "@bufbuild/protobuf";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { ConversationsService } from "../../gen/converger/v1/conversations_pb.js";
@@ -10,6 +10,7 @@ import type { Config } from "../common/config.js";
 import { type Bus, type BusFrame, tenantTopic } from "../common/events/bus.js";
 import type { Logger } from "../common/obs/logger.js";
 import { authenticateEdge, tokenOf, UpgradeError, userKeyOf } from "./edge-auth.js";
+import { listenEdge } from "./edge-listener.js";
 import { createExpiryWheel, type ExpiryWheel } from "./expiry-wheel.js";
 import { CLOSE, encodeServerFrame, type ServerFrame } from "./frames.js";
 import { handleFrame } from "./session-frames.js";
@@ -23,7 +24,6 @@ const MAX_BACKPRESSURE_BYTES = 1024 * 1024;
 const IDLE_TIMEOUT_S = 60;
 
 export type EdgeSocket = uWS.WebSocket<SocketState>;
-export type { SocketState };
 
 export interface EdgeContext {
   conversations: Client<typeof ConversationsService>;
@@ -58,7 +58,7 @@ export async function startEdge(options: {
   const { config, access, log } = options;
   const bridge = createTopicBridge(options.bus, (topic, frame) => {
     if (frame.type === "gap") resumeFollowers(topic);
-    else app.publish(topic, JSON.stringify(frame), false);
+    else listener.publish(topic, JSON.stringify(frame));
   });
   // Open sockets per user and per tenant, for the caps (counted on this edge).
   const perUser = new Map<string, number>();
@@ -121,7 +121,7 @@ export async function startEdge(options: {
     expiries,
   };
 
-  const app = uWS.App().ws<SocketState>("/ws", {
+  const behavior: uWS.WebSocketBehavior<SocketState> = {
     maxPayloadLength: MAX_FRAME_BYTES,
     maxBackpressure: MAX_BACKPRESSURE_BYTES,
     // Typed as a number in this build's .d.ts, read as a boolean by the addon.
@@ -205,7 +205,7 @@ export async function startEdge(options: {
       count(perUser, userKeyOf(state.principal), -1);
       count(perTenant, state.principal.tenantId, -1);
     },
-  });
+  };
 
   /** Live frames of `topic` were lost: its followers reconnect and resume by watermark. */
   function resumeFollowers(topic: string): void {
@@ -223,24 +223,29 @@ export async function startEdge(options: {
     if (state.feedTenant) ctx.join(ws, tenantTopic(state.feedTenant));
   }
 
-  // Liveness for edge-only processes, which have no gateway.
-  app.get("/healthz", (res) => {
-    res.writeStatus(closing ? "503 Service Unavailable" : "200 OK").writeHeader("content-type", "application/json");
-    res.end(JSON.stringify({ status: closing ? "closing" : "ok", sockets: sockets.size }));
-  });
-
-  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.wsPort, (token) =>
-      token ? resolve(token) : reject(new Error(`cannot listen on WS_PORT ${config.wsPort}`)),
-    );
+  const listener = listenEdge({
+    host: config.host,
+    port: config.wsPort,
+    ...(config.tls ? { tls: config.tls } : {}),
+    wsPath: "/ws",
+    behavior,
+    routes: (app) => {
+      // Liveness for edge-only processes, which have no gateway.
+      app.get("/healthz", (res) => {
+        res.writeStatus(closing ? "503 Service Unavailable" : "200 OK").writeHeader("content-type", "application/json");
+        res.end(JSON.stringify({ status: closing ? "closing" : "ok", sockets: sockets.size }));
+      });
+    },
   });
 
   return {
-    port: uWS.us_socket_local_port(listenSocket),
+    port: listener.port,
+    /** New connections get the certificate files as they are now (see edge-listener.ts); throws on bad files. */
+    reloadTls: () => listener.reloadTls(),
     /** Stops accepting, tells every client to reconnect elsewhere (1001), and returns once closed. */
     async close(): Promise<void> {
       closing = true;
-      uWS.us_listen_socket_close(listenSocket);
+      listener.stopListening();
       for (const ws of [...sockets]) ws.end(CLOSE.goingAway, "server going away");
       bridge.close();
       expiries.close();
