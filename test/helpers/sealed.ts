@@ -5,7 +5,7 @@ import { loadKeyring } from "../../services/common/secrets/load.js";
 import type { TestApp } from "./app.js";
 
 /** The app's keyring, loaded as an insider with its configuration and DATA_DIR would. */
-export function keyringOf(t: TestApp): Keyring {
+function keyringOf(t: TestApp): Keyring {
   return loadKeyring(t.app.config, createLogger("silent"));
 }
 

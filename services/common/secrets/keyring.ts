@@ -5,7 +5,7 @@ const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const FORMAT = 1;
-export const KEY_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const KEY_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** The id the single key of KEY_ENCRYPTION_KEY / DATA_DIR/keys/kek takes in the ring. */
 export const DEFAULT_KEY_ID = "default";
 
