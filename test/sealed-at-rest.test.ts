@@ -72,7 +72,7 @@ describe("credentials at rest", () => {
       credentials.rotated_channel_secret = rotated.body.secret;
 
       const minted = await call(base, "POST", "/v1/tokens", {
-        token: credentials["websocket.secret"],
+        token: credentials.rotated_channel_secret,
         body: { user: { id: "alice" } },
       });
       expect(minted.status).toBe(201);
