@@ -72,7 +72,7 @@ describe("credentials at rest", () => {
       credentials.rotated_channel_secret = rotated.body.secret;
 
       const minted = await call(base, "POST", "/v1/tokens", {
-        token: credentials.rotated_channel_secret,
+        token: rotated.body.secret as string,
         body: { user: { id: "alice" } },
       });
       expect(minted.status).toBe(201);
