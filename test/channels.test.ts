@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
+import { openStoredChannel } from "./helpers/sealed.js";
 
 let t: TestApp;
 let key: string;
@@ -155,8 +156,8 @@ describe("channels", () => {
       body: { config: { ...renamed.body.config, phone_number_id: "999", verify_token: "new-vt" } },
     });
     expect(reconfigured.status).toBe(200);
-    const stored = await t.db.query("SELECT config FROM channels WHERE id = $1", [id]);
-    expect(stored.rows[0].config).toEqual({
+    const stored = await openStoredChannel(t, id, ["access_token", "verify_token", "app_secret"]);
+    expect(stored.config).toEqual({
       phone_number_id: "999",
       access_token: "EAAG",
       verify_token: "new-vt",
@@ -175,8 +176,8 @@ describe("channels", () => {
     expect(rotated.status).toBe(200);
     expect(rotated.body.secret).toMatch(/^cvs_/);
     expect(rotated.body.secret).not.toBe(created.body.secret);
-    const stored = await t.db.query("SELECT secret FROM channels WHERE id = $1", [created.body.id]);
-    expect(stored.rows[0].secret).toBe(rotated.body.secret);
+    const stored = await openStoredChannel(t, created.body.id);
+    expect(stored.secret).toBe(rotated.body.secret);
   });
 
   it("pages through channels with a cursor", async () => {

@@ -135,6 +135,7 @@ describe("split processes", () => {
       { version: "002_outbox_per_key.sql" },
       { version: "003_outbox_traceparent.sql" },
       { version: "004_tenant_rate_limit.sql" },
+      { version: "005_sealed_channel_secrets.sql" },
     ]);
     await Promise.all([a.stop(), b.stop()]);
   });

@@ -39,7 +39,8 @@ export interface AuthDeps {
   recordAudit: (failure: AuthFailure) => Promise<void>;
 }
 
-export function authImpl(deps: AuthDeps): ServiceImpl<typeof AuthService> {
+/** Every RPC but the signing keys' rewrap, which service.ts adds with the keyring. */
+export function authImpl(deps: AuthDeps): Omit<ServiceImpl<typeof AuthService>, "rewrapSigningKeys"> {
   const directoryClient = createClient(DirectoryService, deps.conversationsTransport);
   const internal = internalHeaders(deps.config.internalToken);
   const streamUrl = streamUrlOf(deps.config);

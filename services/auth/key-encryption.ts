@@ -1,54 +1,82 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import type { Logger } from "../common/obs/logger.js";
+import type { Pool } from "../common/db/pool.js";
+import { countMissing, DEFAULT_KEY_ID, type Keyring, MissingKeysError } from "../common/secrets/keyring.js";
 
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
+/** A signing key as stored: its private JWK sealed under its own data key (NULL: sealed by the single-key format). */
+export interface SealedSigningKey {
+  kid: string;
+  data_key: Buffer | null;
+  private_jwk_enc: Buffer;
+}
 
-/** AES-256-GCM under the key-encryption key: signing keys are stored encrypted. */
-export interface KeyEncryption {
-  encrypt(plain: Buffer): Buffer;
-  decrypt(sealed: Buffer): Buffer;
+const FIELD = "private_jwk";
+const rowOf = (kid: string) => `auth.signing_keys:${kid}`;
+// Keys that may still sign or verify; expired ones are never opened again.
+const LIVE = "verify_until IS NULL OR verify_until > now()";
+
+/** The private JWK of a new signing key, sealed with the signing key's id as additional data. */
+export function sealSigningKey(keyring: Keyring, kid: string, privateJwk: object) {
+  const { dataKey, wrapped } = keyring.createDataKey(rowOf(kid));
+  return { data_key: wrapped, private_jwk_enc: dataKey.seal(FIELD, Buffer.from(JSON.stringify(privateJwk))) };
+}
+
+export function openSigningKey(keyring: Keyring, row: SealedSigningKey): unknown {
+  const plain = row.data_key
+    ? keyring.openDataKey(row.data_key, rowOf(row.kid)).open(FIELD, row.private_jwk_enc)
+    : keyring.openLegacy(row.private_jwk_enc);
+  return JSON.parse(plain.toString("utf8"));
+}
+
+const kidOfRow = (keyring: Keyring, row: Pick<SealedSigningKey, "data_key">) =>
+  row.data_key ? keyring.kidOf(row.data_key) : DEFAULT_KEY_ID;
+
+/** Refuses to go on when live signing keys name key-encryption keys this keyring lacks. */
+export async function checkSigningKeys(pool: Pool, keyring: Keyring): Promise<void> {
+  const { rows } = await pool.query<{ data_key: Buffer | null }>(`SELECT data_key FROM signing_keys WHERE ${LIVE}`);
+  const missing = countMissing(
+    keyring,
+    rows.map((row) => kidOfRow(keyring, row)),
+  );
+  if (missing.size > 0) throw new MissingKeysError("signing keys", missing);
 }
 
 /**
- * The key-encryption key comes from KEY_ENCRYPTION_KEY (base64 of 32 bytes);
- * without it one is generated once into DATA_DIR/keys/kek (mode 0600), which
- * suits the embedded single-node setup. Every process sharing a database
- * must share this key.
+ * Re-wraps every live signing key's data key under the active key, in one
+ * transaction: a key it cannot open fails the whole call and nothing is
+ * written. Keys in the single-key format get their own data key on the way
+ * (their JWK is sealed again, once).
  */
-export function loadKeyEncryption(env: string | undefined, dataDir: string, log: Logger): KeyEncryption {
-  const key = env ? decodeKek(env) : kekFromDataDir(dataDir, log);
-  return {
-    encrypt(plain) {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv("aes-256-gcm", key, iv);
-      const data = Buffer.concat([cipher.update(plain), cipher.final()]);
-      return Buffer.concat([iv, cipher.getAuthTag(), data]);
-    },
-    decrypt(sealed) {
-      const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, IV_BYTES));
-      decipher.setAuthTag(sealed.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-      return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
-    },
-  };
-}
-
-function decodeKek(value: string): Buffer {
-  const key = Buffer.from(value, "base64");
-  if (key.length !== 32) throw new Error("KEY_ENCRYPTION_KEY must be the base64 of exactly 32 bytes");
-  return key;
-}
-
-function kekFromDataDir(dataDir: string, log: Logger): Buffer {
-  const dir = join(dataDir, "keys");
-  const file = join(dir, "kek");
-  if (existsSync(file)) return decodeKek(readFileSync(file, "utf8").trim());
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const key = randomBytes(32);
-  writeFileSync(file, key.toString("base64"), { mode: 0o600, flag: "wx" });
-  chmodSync(file, 0o600);
-  log.warn({ file }, "generated a key-encryption key; set KEY_ENCRYPTION_KEY to share one across processes");
-  return key;
+export async function rewrapSigningKeys(pool: Pool, keyring: Keyring) {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const { rows } = await client.query<SealedSigningKey>(
+      `SELECT kid, data_key, private_jwk_enc FROM signing_keys WHERE ${LIVE} FOR UPDATE`,
+    );
+    const missing = countMissing(
+      keyring,
+      rows.map((row) => kidOfRow(keyring, row)),
+    );
+    if (missing.size > 0) throw new MissingKeysError("signing keys", missing);
+    const changed: SealedSigningKey[] = [];
+    for (const row of rows) {
+      if (!row.data_key)
+        changed.push({ kid: row.kid, ...sealSigningKey(keyring, row.kid, openSigningKey(keyring, row) as object) });
+      else if (keyring.kidOf(row.data_key) !== keyring.activeKid)
+        changed.push({ ...row, data_key: keyring.rewrap(row.data_key, rowOf(row.kid)) });
+    }
+    for (const row of changed) {
+      await client.query("UPDATE signing_keys SET data_key = $2, private_jwk_enc = $3 WHERE kid = $1", [
+        row.kid,
+        row.data_key,
+        row.private_jwk_enc,
+      ]);
+    }
+    await client.query("COMMIT");
+    return { rewrapped: changed.length, alreadyActive: rows.length - changed.length };
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }

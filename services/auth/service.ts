@@ -6,9 +6,11 @@ import { createAccessInterceptor } from "../common/access/access.js";
 import { SIGNING_KEYS_TOPIC } from "../common/access/token-verifier.js";
 import { forService } from "../common/obs/logger.js";
 import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
+import { loadKeyring } from "../common/secrets/load.js";
+import { rewrapRefusal } from "../common/secrets/rpc.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { authImpl } from "./handlers.js";
-import { loadKeyEncryption } from "./key-encryption.js";
+import { checkSigningKeys, rewrapSigningKeys } from "./key-encryption.js";
 import { createSigningKeys } from "./signing-keys.js";
 import { createAuditStore } from "./store/audit.js";
 import { createClientStore } from "./store/clients.js";
@@ -25,9 +27,10 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
   const { config } = deps;
   const pool = requirePool(deps);
   const log = forService(deps.log, "auth");
+  const keyring = loadKeyring(config, log);
   const keys = createSigningKeys({
     pool,
-    kek: loadKeyEncryption(config.keyEncryptionKey, config.dataDir, log),
+    keyring,
     log,
     rotationHours: config.signingKeyRotationHours,
     onRotated: () => deps.bus.publish(SIGNING_KEYS_TOPIC, create(SigningKeysChangedFrameSchema)),
@@ -56,9 +59,24 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
     name: "auth",
     services: [AuthService],
     routes(router) {
-      router.service(AuthService, impl, { interceptors });
+      router.service(
+        AuthService,
+        {
+          ...impl,
+          async rewrapSigningKeys() {
+            const counts = await rewrapSigningKeys(pool, keyring).catch(rewrapRefusal);
+            log.info({ ...counts, active_key_id: keyring.activeKid }, "signing keys re-wrapped");
+            return counts;
+          },
+        },
+        { interceptors },
+      );
     },
-    start: () => keys.start(),
+    async start() {
+      // Refused here rather than at the first token: a missing key is a deployment error.
+      await checkSigningKeys(pool, keyring);
+      await keys.start();
+    },
     async ready() {
       await pool.query("SELECT 1");
     },

@@ -1,7 +1,8 @@
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Pool } from "../common/db/pool.js";
 import type { Logger } from "../common/obs/logger.js";
-import type { KeyEncryption } from "./key-encryption.js";
+import type { Keyring } from "../common/secrets/keyring.js";
+import { openSigningKey, type SealedSigningKey, sealSigningKey } from "./key-encryption.js";
 
 const SIGNING_ALG = "ES256";
 // Longest-lived token we sign (client tokens, 1 h) plus clock skew: how long a
@@ -27,13 +28,13 @@ export interface SigningKey {
  */
 export function createSigningKeys(options: {
   pool: Pool;
-  kek: KeyEncryption;
+  keyring: Keyring;
   log: Logger;
   rotationHours: number;
   /** Tells this node's verifiers to reload the key set. */
   onRotated: () => void;
 }) {
-  const { pool, kek } = options;
+  const { pool, keyring } = options;
   let current: { key: SigningKey; validUntil: number } | undefined;
   let timer: NodeJS.Timeout | undefined;
 
@@ -45,17 +46,21 @@ export function createSigningKeys(options: {
       const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
       const publicJwk = await exportJWK(publicKey);
       const kid = await calculateJwkThumbprint(publicJwk);
-      const privateJwk = await exportJWK(privateKey);
+      const sealed = sealSigningKey(keyring, kid, await exportJWK(privateKey));
       await client.query(
         "UPDATE signing_keys SET verify_until = now() + make_interval(secs => $1) WHERE verify_until IS NULL",
         [VERIFY_GRACE_SECONDS],
       );
-      await client.query("INSERT INTO signing_keys (kid, alg, public_jwk, private_jwk_enc) VALUES ($1, $2, $3, $4)", [
-        kid,
-        SIGNING_ALG,
-        { ...publicJwk, kid, alg: SIGNING_ALG, use: "sig" },
-        kek.encrypt(Buffer.from(JSON.stringify(privateJwk))),
-      ]);
+      await client.query(
+        "INSERT INTO signing_keys (kid, alg, public_jwk, private_jwk_enc, data_key) VALUES ($1, $2, $3, $4, $5)",
+        [
+          kid,
+          SIGNING_ALG,
+          { ...publicJwk, kid, alg: SIGNING_ALG, use: "sig" },
+          sealed.private_jwk_enc,
+          sealed.data_key,
+        ],
+      );
       await client.query("COMMIT");
       current = undefined;
       options.onRotated();
@@ -84,8 +89,8 @@ export function createSigningKeys(options: {
    * first start), and until when that choice holds.
    */
   async function loadCurrent(): Promise<{ key: SigningKey; validUntil: number }> {
-    const { rows } = await pool.query<{ kid: string; private_jwk_enc: Buffer; next_ms: number | null }>(
-      `SELECT kid, private_jwk_enc,
+    const { rows } = await pool.query<SealedSigningKey & { next_ms: number | null }>(
+      `SELECT kid, private_jwk_enc, data_key,
          (SELECT extract(epoch FROM min(created_at)) * 1000 + $1 * 1000 FROM signing_keys
           WHERE created_at > now() - make_interval(secs => $1)) AS next_ms
        FROM signing_keys WHERE verify_until IS NULL OR verify_until > now()
@@ -96,7 +101,7 @@ export function createSigningKeys(options: {
     );
     const row = rows[0];
     if (!row) throw new Error("no signing key");
-    const jwk = JSON.parse(kek.decrypt(row.private_jwk_enc).toString("utf8")) as JWK;
+    const jwk = openSigningKey(keyring, row) as JWK;
     const key = { kid: row.kid, privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
     // Re-read when a pending key becomes due, or after the TTL (rotation elsewhere).
     const next = row.next_ms === null ? Number.POSITIVE_INFINITY : Number(row.next_ms);

@@ -28,6 +28,10 @@ export interface Config {
   internalToken: string;
   /** KEY_ENCRYPTION_KEY: base64 of 32 bytes; unset = generated into DATA_DIR. */
   keyEncryptionKey?: string | undefined;
+  /** KEY_ENCRYPTION_KEYS: `kid:base64` entries of the keyring (services/common/secrets). */
+  keyEncryptionKeys: string[];
+  /** KEY_ENCRYPTION_KEY_ID: the key that wraps new data keys; "" = the only one given. */
+  keyEncryptionKeyId: string;
   signingKeyRotationHours: number;
   trustedProxies: string[];
   corsOrigins: string[];
@@ -117,6 +121,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     adminAllowedIps: list(env.ADMIN_ALLOWED_IPS ?? "127.0.0.1/32,::1/128"),
     internalToken: internalTokenFrom(env.INTERNAL_TOKEN, adminToken),
     keyEncryptionKey: env.KEY_ENCRYPTION_KEY || undefined,
+    keyEncryptionKeys: list(env.KEY_ENCRYPTION_KEYS ?? ""),
+    keyEncryptionKeyId: env.KEY_ENCRYPTION_KEY_ID ?? "",
     signingKeyRotationHours: intVar(env, "SIGNING_KEY_ROTATION_HOURS", DEFAULT_SIGNING_KEY_ROTATION_HOURS, 1),
     trustedProxies: list(env.TRUSTED_PROXIES ?? ""),
     corsOrigins: list(env.CORS_ORIGINS ?? "").map(corsOrigin),

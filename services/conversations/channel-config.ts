@@ -107,3 +107,39 @@ export function mergeSecrets(type: string, stored: JsonObject, incoming: JsonObj
   }
   return merged;
 }
+
+/** How a row's data key seals and opens one field (services/common/secrets). */
+interface FieldSealer {
+  seal(field: string, plain: Buffer): Buffer;
+  open(field: string, sealed: Buffer): Buffer;
+}
+
+/** Secret values and webhook headers (which carry credentials) are sealed at rest. */
+function isSealed(field: ConfigSpec[string] | undefined): boolean {
+  return field?.secret === true || field?.kind === "headers";
+}
+
+/** The config as stored: each sealed field replaced by the base64 of its sealed JSON value. */
+export function sealConfig(type: string, config: JsonObject, key: FieldSealer): JsonObject {
+  const spec: ConfigSpec = adapterOf(type)?.config ?? {};
+  const stored: JsonObject = {};
+  for (const [name, value] of Object.entries(config)) {
+    stored[name] = isSealed(spec[name])
+      ? key.seal(`config.${name}`, Buffer.from(JSON.stringify(value))).toString("base64")
+      : value;
+  }
+  return stored;
+}
+
+/** The config as adapters need it, every sealed field opened. */
+export function openConfig(type: string, stored: JsonObject, key: FieldSealer): JsonObject {
+  const spec: ConfigSpec = adapterOf(type)?.config ?? {};
+  const config: JsonObject = {};
+  for (const [name, value] of Object.entries(stored)) {
+    config[name] =
+      isSealed(spec[name]) && typeof value === "string"
+        ? (JSON.parse(key.open(`config.${name}`, Buffer.from(value, "base64")).toString("utf8")) as JsonValue)
+        : value;
+  }
+  return config;
+}

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { AuthService } from "../../gen/converger/v1/auth_pb.js";
 import { ChannelsService } from "../../gen/converger/v1/channels_pb.js";
 import { ConversationsService, DirectoryService } from "../../gen/converger/v1/conversations_pb.js";
 import { EventsService } from "../../gen/converger/v1/events_pb.js";
@@ -14,15 +15,22 @@ import { conversationTopic } from "../common/events/bus.js";
 import { createOutboxRelay } from "../common/events/outbox-relay.js";
 import { forService } from "../common/obs/logger.js";
 import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
+import { loadKeyring } from "../common/secrets/load.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
 import { createActivityWriter } from "./activity-writer.js";
 import { createChannelHealth } from "./channel-health.js";
-import { channelsImpl } from "./handlers/channels.js";
+import { channelsImpl, sealedSecretsImpl } from "./handlers/channels.js";
 import { conversationsImpl } from "./handlers/conversations.js";
 import { directoryImpl } from "./handlers/directory.js";
 import { eventsImpl } from "./handlers/events.js";
 import { tenantsImpl } from "./handlers/tenants.js";
 import { createActivityStore } from "./store/activities.js";
+import {
+  checkChannelKeys,
+  createChannelSealer,
+  rewrapChannels,
+  sealPlaintextChannels,
+} from "./store/channel-sealing.js";
 import { createChannelStore } from "./store/channels.js";
 import { createConversationStore } from "./store/conversations.js";
 import { createDirectoryStore } from "./store/directory.js";
@@ -67,6 +75,9 @@ export function createConversationsModule(deps: ModuleDeps) {
   const files = createClient(UploadsService, deps.transportFor("uploads"));
   const channelHealth = createChannelHealth(deps.transportFor("delivery"), config.internalToken, log);
   const internal = internalHeaders(config.internalToken);
+  const keyring = loadKeyring(config, log);
+  const sealer = createChannelSealer(keyring);
+  const auth = createClient(AuthService, deps.transportFor("auth"));
 
   const module: ServiceModule & { relay: typeof relay } = {
     name: "conversations",
@@ -78,19 +89,30 @@ export function createConversationsModule(deps: ModuleDeps) {
       router.service(TenantsService, tenantsImpl({ tenants, onCredentialsChange: changed }), { interceptors });
       router.service(
         DirectoryService,
-        directoryImpl({ directory: createDirectoryStore(pool), conversations, writer }),
+        directoryImpl({ directory: createDirectoryStore(pool, sealer), conversations, writer }),
         {
           interceptors,
         },
       );
       router.service(
         ChannelsService,
-        channelsImpl({
-          channels: createChannelStore(pool),
-          configPolicy: { allowPrivate: config.webhookAllowPrivate },
-          onChannelChange: changed,
-          health: channelHealth,
-        }),
+        {
+          ...channelsImpl({
+            channels: createChannelStore(pool, sealer),
+            configPolicy: { allowPrivate: config.webhookAllowPrivate },
+            onChannelChange: changed,
+            health: channelHealth,
+          }),
+          ...sealedSecretsImpl({
+            activeKeyId: keyring.activeKid,
+            async rewrapChannels() {
+              const counts = await rewrapChannels(pool, keyring);
+              log.info({ ...counts, active_key_id: keyring.activeKid }, "channel data keys re-wrapped");
+              return counts;
+            },
+            rewrapSigningKeys: () => auth.rewrapSigningKeys({}, { headers: internal }),
+          }),
+        },
         { interceptors },
       );
       router.service(
@@ -114,6 +136,10 @@ export function createConversationsModule(deps: ModuleDeps) {
     },
     // Once every module hosted here exists, so in-process log consumers see the first relayed rows.
     async start() {
+      // Before anything is written: a keyring lacking a key some row needs is refused whole.
+      await checkChannelKeys(pool, keyring);
+      const sealed = await sealPlaintextChannels(pool, sealer);
+      if (sealed > 0) log.info({ channels: sealed }, "sealed channel secrets stored in clear by an earlier version");
       relay.start();
     },
     async ready() {

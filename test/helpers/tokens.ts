@@ -1,22 +1,20 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { type CryptoKey, importJWK, type JWK, SignJWT } from "jose";
-import { loadKeyEncryption } from "../../services/auth/key-encryption.js";
+import { openSigningKey } from "../../services/auth/key-encryption.js";
 import { createLogger } from "../../services/common/obs/logger.js";
+import { loadKeyring } from "../../services/common/secrets/load.js";
 import type { TestApp } from "./app.js";
 
 /**
  * The app's current signing key, read the way an insider would (database +
- * key-encryption key from DATA_DIR): lets tests forge tokens with a valid
- * signature but bad claims.
+ * the app's keyring, from its configuration and DATA_DIR): lets tests forge
+ * tokens with a valid signature but bad claims.
  */
 async function serverSigningKey(t: TestApp): Promise<{ kid: string; key: CryptoKey }> {
-  const kekFile = join(t.app.config.dataDir, "keys", "kek");
-  const kek = loadKeyEncryption(readFileSync(kekFile, "utf8").trim(), t.app.config.dataDir, createLogger("silent"));
+  const keyring = loadKeyring(t.app.config, createLogger("silent"));
   const { rows } = await t.db.query(
-    "SELECT kid, private_jwk_enc FROM signing_keys WHERE verify_until IS NULL ORDER BY created_at DESC LIMIT 1",
+    "SELECT kid, data_key, private_jwk_enc FROM signing_keys WHERE verify_until IS NULL ORDER BY created_at DESC LIMIT 1",
   );
-  const jwk = JSON.parse(kek.decrypt(rows[0].private_jwk_enc).toString("utf8")) as JWK;
+  const jwk = openSigningKey(keyring, rows[0]) as JWK;
   return { kid: rows[0].kid, key: (await importJWK(jwk, "ES256")) as CryptoKey };
 }
 

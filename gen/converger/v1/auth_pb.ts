@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/auth.proto.
  */
 export const file_converger_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chdjb252ZXJnZXIvdjEvYXV0aC5wcm90bxIMY29udmVyZ2VyLnYxImAKEUlzc3VlVG9rZW5SZXF1ZXN0EhIKCmdyYW50X3R5cGUYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSDQoFc2NvcGUYBCABKAkiEAoOR2V0Sndrc1JlcXVlc3QiOAoPR2V0Sndrc1Jlc3BvbnNlEiUKBGtleXMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IicKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkiXgoYUmVjb3JkQXV0aEZhaWx1cmVSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRraW5kGAIgASgJEhEKCXNvdXJjZV9pcBgDIAEoCRIOCgZyZWFzb24YBCABKAkiGwoZUmVjb3JkQXV0aEZhaWx1cmVSZXNwb25zZSJPChNSZWZyZXNoVG9rZW5SZXF1ZXN0EiAKDXJlZnJlc2hfdG9rZW4YASABKAlCCdrzGAUIARiABBIWCgVzY29wZRgCIAEoCUIH2vMYAxjoByJzCg1Ub2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRINCgVzY29wZRgFIAEoCSI2ChJSZXZva2VUb2tlblJlcXVlc3QSIAoNcmVmcmVzaF90b2tlbhgBIAEoCUIJ2vMYBQgBGIAEIhUKE1Jldm9rZVRva2VuUmVzcG9uc2UirgEKC09BdXRoQ2xpZW50EhEKCWNsaWVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIQCghkaXNhYmxlZBgEIAEoCBIaCg1jbGllbnRfc2VjcmV0GAUgASgJSACIAQESLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCEAoOX2NsaWVudF9zZWNyZXQiTwoYQ3JlYXRlT0F1dGhDbGllbnRSZXF1ZXN0EhcKBG5hbWUYASABKAlCCdrzGAUIARjIARIaCgZzY29wZXMYAiADKAlCCtrzGAYIARhAOAoiSwoXTGlzdE9BdXRoQ2xpZW50c1JlcXVlc3QSFwoFbGltaXQYASABKAVCCNrzGAQoADBkEhcKBmN1cnNvchgCIAEoCUIH2vMYAxjIASJbChhMaXN0T0F1dGhDbGllbnRzUmVzcG9uc2USKgoHY2xpZW50cxgBIAMoCzIZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudBITCgtuZXh0X2N1cnNvchgCIAEoCSI4ChlEaXNhYmxlT0F1dGhDbGllbnRSZXF1ZXN0EhsKCWNsaWVudF9pZBgBIAEoCUII2vMYBAgBGEAiPQoeUm90YXRlT0F1dGhDbGllbnRTZWNyZXRSZXF1ZXN0EhsKCWNsaWVudF9pZBgBIAEoCUII2vMYBAgBGEAiOQoJVG9rZW5Vc2VyEhUKAmlkGAEgASgJQgna8xgFCAEYyAESFQoEbmFtZRgCIAEoCUIH2vMYAxjIASJqChhDcmVhdGVDbGllbnRUb2tlblJlcXVlc3QSLQoEdXNlchgBIAEoCzIXLmNvbnZlcmdlci52MS5Ub2tlblVzZXJCBtrzGAIIARIfCg9jb252ZXJzYXRpb25faWQYAiABKAlCBtrzGAIgASIbChlSZWZyZXNoQ2xpZW50VG9rZW5SZXF1ZXN0InIKHkNyZWF0ZUNvbnZlcnNhdGlvblRva2VuUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEi0KBHVzZXIYAiABKAsyFy5jb252ZXJnZXIudjEuVG9rZW5Vc2VyQgba8xgCCAEiXQoLQ2xpZW50VG9rZW4SDQoFdG9rZW4YASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSEgoKc3RyZWFtX3VybBgEIAEoCTKxDQoLQXV0aFNlcnZpY2USWQoKSXNzdWVUb2tlbhIfLmNvbnZlcmdlci52MS5Jc3N1ZVRva2VuUmVxdWVzdBobLmNvbnZlcmdlci52MS5Ub2tlblJlc3BvbnNlIg3K8xgDCgEG0vMYAhABElIKB0dldEp3a3MSHC5jb252ZXJnZXIudjEuR2V0Sndrc1JlcXVlc3QaHS5jb252ZXJnZXIudjEuR2V0Sndrc1Jlc3BvbnNlIgqQAgHK8xgDCgEGEpIBChBSb3RhdGVTaWduaW5nS2V5EiUuY29udmVyZ2VyLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiYuY29udmVyZ2VyLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZSIvyvMYAwoBAYLT5JMCIjoBKiIdL2FkbWluL3YxL3NpZ25pbmcta2V5cy9yb3RhdGUSbQoRUmVjb3JkQXV0aEZhaWx1cmUSJi5jb252ZXJnZXIudjEuUmVjb3JkQXV0aEZhaWx1cmVSZXF1ZXN0GicuY29udmVyZ2VyLnYxLlJlY29yZEF1dGhGYWlsdXJlUmVzcG9uc2UiB8rzGAMKAQcSdQoMUmVmcmVzaFRva2VuEiEuY29udmVyZ2VyLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaGy5jb252ZXJnZXIudjEuVG9rZW5SZXNwb25zZSIlyvMYAwoBBtLzGAIQAYLT5JMCEjoBKiINL2F1dGgvcmVmcmVzaBJ4CgtSZXZva2VUb2tlbhIgLmNvbnZlcmdlci52MS5SZXZva2VUb2tlblJlcXVlc3QaIS5jb252ZXJnZXIudjEuUmV2b2tlVG9rZW5SZXNwb25zZSIkyvMYAwoBBtLzGAIQAYLT5JMCEToBKiIML2F1dGgvcmV2b2tlEoIBChFDcmVhdGVPQXV0aENsaWVudBImLmNvbnZlcmdlci52MS5DcmVhdGVPQXV0aENsaWVudFJlcXVlc3QaGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQiKsrzGAMKAQLS8xgDCMkBgtPkkwIWOgEqIhEvdjEvb2F1dGgtY2xpZW50cxKDAQoQTGlzdE9BdXRoQ2xpZW50cxIlLmNvbnZlcmdlci52MS5MaXN0T0F1dGhDbGllbnRzUmVxdWVzdBomLmNvbnZlcmdlci52MS5MaXN0T0F1dGhDbGllbnRzUmVzcG9uc2UiIMrzGAMKAQKC0+STAhMSES92MS9vYXV0aC1jbGllbnRzEpEBChJEaXNhYmxlT0F1dGhDbGllbnQSJy5jb252ZXJnZXIudjEuRGlzYWJsZU9BdXRoQ2xpZW50UmVxdWVzdBoZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudCI3yvMYAwoBAoLT5JMCKjoBKiIlL3YxL29hdXRoLWNsaWVudHMve2NsaWVudF9pZH0vZGlzYWJsZRKhAQoXUm90YXRlT0F1dGhDbGllbnRTZWNyZXQSLC5jb252ZXJnZXIudjEuUm90YXRlT0F1dGhDbGllbnRTZWNyZXRSZXF1ZXN0GhkuY29udmVyZ2VyLnYxLk9BdXRoQ2xpZW50Ij3K8xgDCgECgtPkkwIwOgEqIisvdjEvb2F1dGgtY2xpZW50cy97Y2xpZW50X2lkfS9yb3RhdGUtc2VjcmV0EnsKEUNyZWF0ZUNsaWVudFRva2VuEiYuY29udmVyZ2VyLnYxLkNyZWF0ZUNsaWVudFRva2VuUmVxdWVzdBoZLmNvbnZlcmdlci52MS5DbGllbnRUb2tlbiIjyvMYAwoBBdLzGAMIyQGC0+STAg86ASoiCi92MS90b2tlbnMSfgoSUmVmcmVzaENsaWVudFRva2VuEicuY29udmVyZ2VyLnYxLlJlZnJlc2hDbGllbnRUb2tlblJlcXVlc3QaGS5jb252ZXJnZXIudjEuQ2xpZW50VG9rZW4iJMrzGAMKAQSC0+STAhc6ASoiEi92MS90b2tlbnMvcmVmcmVzaBK9AQoXQ3JlYXRlQ29udmVyc2F0aW9uVG9rZW4SLC5jb252ZXJnZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uVG9rZW5SZXF1ZXN0GhkuY29udmVyZ2VyLnYxLkNsaWVudFRva2VuIlnK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAi86ASoiKi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L3Rva2Vuc2IGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chdjb252ZXJnZXIvdjEvYXV0aC5wcm90bxIMY29udmVyZ2VyLnYxImAKEUlzc3VlVG9rZW5SZXF1ZXN0EhIKCmdyYW50X3R5cGUYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSDQoFc2NvcGUYBCABKAkiEAoOR2V0Sndrc1JlcXVlc3QiOAoPR2V0Sndrc1Jlc3BvbnNlEiUKBGtleXMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IicKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkiGgoYUmV3cmFwU2lnbmluZ0tleXNSZXF1ZXN0IkYKGVJld3JhcFNpZ25pbmdLZXlzUmVzcG9uc2USEQoJcmV3cmFwcGVkGAEgASgFEhYKDmFscmVhZHlfYWN0aXZlGAIgASgFIl4KGFJlY29yZEF1dGhGYWlsdXJlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEa2luZBgCIAEoCRIRCglzb3VyY2VfaXAYAyABKAkSDgoGcmVhc29uGAQgASgJIhsKGVJlY29yZEF1dGhGYWlsdXJlUmVzcG9uc2UiTwoTUmVmcmVzaFRva2VuUmVxdWVzdBIgCg1yZWZyZXNoX3Rva2VuGAEgASgJQgna8xgFCAEYgAQSFgoFc2NvcGUYAiABKAlCB9rzGAMY6AcicwoNVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhUKDXJlZnJlc2hfdG9rZW4YBCABKAkSDQoFc2NvcGUYBSABKAkiNgoSUmV2b2tlVG9rZW5SZXF1ZXN0EiAKDXJlZnJlc2hfdG9rZW4YASABKAlCCdrzGAUIARiABCIVChNSZXZva2VUb2tlblJlc3BvbnNlIq4BCgtPQXV0aENsaWVudBIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEAoIZGlzYWJsZWQYBCABKAgSGgoNY2xpZW50X3NlY3JldBgFIAEoCUgAiAEBEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhAKDl9jbGllbnRfc2VjcmV0Ik8KGENyZWF0ZU9BdXRoQ2xpZW50UmVxdWVzdBIXCgRuYW1lGAEgASgJQgna8xgFCAEYyAESGgoGc2NvcGVzGAIgAygJQgra8xgGCAEYQDgKIksKF0xpc3RPQXV0aENsaWVudHNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAEiWwoYTGlzdE9BdXRoQ2xpZW50c1Jlc3BvbnNlEioKB2NsaWVudHMYASADKAsyGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiOAoZRGlzYWJsZU9BdXRoQ2xpZW50UmVxdWVzdBIbCgljbGllbnRfaWQYASABKAlCCNrzGAQIARhAIj0KHlJvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0UmVxdWVzdBIbCgljbGllbnRfaWQYASABKAlCCNrzGAQIARhAIjkKCVRva2VuVXNlchIVCgJpZBgBIAEoCUIJ2vMYBQgBGMgBEhUKBG5hbWUYAiABKAlCB9rzGAMYyAEiagoYQ3JlYXRlQ2xpZW50VG9rZW5SZXF1ZXN0Ei0KBHVzZXIYASABKAsyFy5jb252ZXJnZXIudjEuVG9rZW5Vc2VyQgba8xgCCAESHwoPY29udmVyc2F0aW9uX2lkGAIgASgJQgba8xgCIAEiGwoZUmVmcmVzaENsaWVudFRva2VuUmVxdWVzdCJyCh5DcmVhdGVDb252ZXJzYXRpb25Ub2tlblJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARItCgR1c2VyGAIgASgLMhcuY29udmVyZ2VyLnYxLlRva2VuVXNlckIG2vMYAggBIl0KC0NsaWVudFRva2VuEg0KBXRva2VuGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnN0cmVhbV91cmwYBCABKAkyoA4KC0F1dGhTZXJ2aWNlElkKCklzc3VlVG9rZW4SHy5jb252ZXJnZXIudjEuSXNzdWVUb2tlblJlcXVlc3QaGy5jb252ZXJnZXIudjEuVG9rZW5SZXNwb25zZSINyvMYAwoBBtLzGAIQARJSCgdHZXRKd2tzEhwuY29udmVyZ2VyLnYxLkdldEp3a3NSZXF1ZXN0Gh0uY29udmVyZ2VyLnYxLkdldEp3a3NSZXNwb25zZSIKkAIByvMYAwoBBhKSAQoQUm90YXRlU2lnbmluZ0tleRIlLmNvbnZlcmdlci52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBomLmNvbnZlcmdlci52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2UiL8rzGAMKAQGC0+STAiI6ASoiHS9hZG1pbi92MS9zaWduaW5nLWtleXMvcm90YXRlEm0KEVJld3JhcFNpZ25pbmdLZXlzEiYuY29udmVyZ2VyLnYxLlJld3JhcFNpZ25pbmdLZXlzUmVxdWVzdBonLmNvbnZlcmdlci52MS5SZXdyYXBTaWduaW5nS2V5c1Jlc3BvbnNlIgfK8xgDCgEHEm0KEVJlY29yZEF1dGhGYWlsdXJlEiYuY29udmVyZ2VyLnYxLlJlY29yZEF1dGhGYWlsdXJlUmVxdWVzdBonLmNvbnZlcmdlci52MS5SZWNvcmRBdXRoRmFpbHVyZVJlc3BvbnNlIgfK8xgDCgEHEnUKDFJlZnJlc2hUb2tlbhIhLmNvbnZlcmdlci52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GhsuY29udmVyZ2VyLnYxLlRva2VuUmVzcG9uc2UiJcrzGAMKAQbS8xgCEAGC0+STAhI6ASoiDS9hdXRoL3JlZnJlc2gSeAoLUmV2b2tlVG9rZW4SIC5jb252ZXJnZXIudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiEuY29udmVyZ2VyLnYxLlJldm9rZVRva2VuUmVzcG9uc2UiJMrzGAMKAQbS8xgCEAGC0+STAhE6ASoiDC9hdXRoL3Jldm9rZRKCAQoRQ3JlYXRlT0F1dGhDbGllbnQSJi5jb252ZXJnZXIudjEuQ3JlYXRlT0F1dGhDbGllbnRSZXF1ZXN0GhkuY29udmVyZ2VyLnYxLk9BdXRoQ2xpZW50IirK8xgDCgEC0vMYAwjJAYLT5JMCFjoBKiIRL3YxL29hdXRoLWNsaWVudHMSgwEKEExpc3RPQXV0aENsaWVudHMSJS5jb252ZXJnZXIudjEuTGlzdE9BdXRoQ2xpZW50c1JlcXVlc3QaJi5jb252ZXJnZXIudjEuTGlzdE9BdXRoQ2xpZW50c1Jlc3BvbnNlIiDK8xgDCgECgtPkkwITEhEvdjEvb2F1dGgtY2xpZW50cxKRAQoSRGlzYWJsZU9BdXRoQ2xpZW50EicuY29udmVyZ2VyLnYxLkRpc2FibGVPQXV0aENsaWVudFJlcXVlc3QaGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQiN8rzGAMKAQKC0+STAio6ASoiJS92MS9vYXV0aC1jbGllbnRzL3tjbGllbnRfaWR9L2Rpc2FibGUSoQEKF1JvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0EiwuY29udmVyZ2VyLnYxLlJvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0UmVxdWVzdBoZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudCI9yvMYAwoBAoLT5JMCMDoBKiIrL3YxL29hdXRoLWNsaWVudHMve2NsaWVudF9pZH0vcm90YXRlLXNlY3JldBJ7ChFDcmVhdGVDbGllbnRUb2tlbhImLmNvbnZlcmdlci52MS5DcmVhdGVDbGllbnRUb2tlblJlcXVlc3QaGS5jb252ZXJnZXIudjEuQ2xpZW50VG9rZW4iI8rzGAMKAQXS8xgDCMkBgtPkkwIPOgEqIgovdjEvdG9rZW5zEn4KElJlZnJlc2hDbGllbnRUb2tlbhInLmNvbnZlcmdlci52MS5SZWZyZXNoQ2xpZW50VG9rZW5SZXF1ZXN0GhkuY29udmVyZ2VyLnYxLkNsaWVudFRva2VuIiTK8xgDCgEEgtPkkwIXOgEqIhIvdjEvdG9rZW5zL3JlZnJlc2gSvQEKF0NyZWF0ZUNvbnZlcnNhdGlvblRva2VuEiwuY29udmVyZ2VyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblRva2VuUmVxdWVzdBoZLmNvbnZlcmdlci52MS5DbGllbnRUb2tlbiJZyvMYGQoCAgMSE2NvbnZlcnNhdGlvbnM6d3JpdGXS8xgDCMkBgtPkkwIvOgEqIiovdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS90b2tlbnNiBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The client_credentials grant; credentials come from the body or HTTP Basic.
@@ -121,6 +121,46 @@ export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse
   messageDesc(file_converger_v1_auth, 4);
 
 /**
+ * Request to re-wrap the signing keys' data keys.
+ *
+ * @generated from message converger.v1.RewrapSigningKeysRequest
+ */
+export type RewrapSigningKeysRequest = Message<"converger.v1.RewrapSigningKeysRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.RewrapSigningKeysRequest.
+ * Use `create(RewrapSigningKeysRequestSchema)` to create a new message.
+ */
+export const RewrapSigningKeysRequestSchema: GenMessage<RewrapSigningKeysRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 5);
+
+/**
+ * How many live signing keys were re-wrapped, and how many already were
+ * under the active key.
+ *
+ * @generated from message converger.v1.RewrapSigningKeysResponse
+ */
+export type RewrapSigningKeysResponse = Message<"converger.v1.RewrapSigningKeysResponse"> & {
+  /**
+   * @generated from field: int32 rewrapped = 1;
+   */
+  rewrapped: number;
+
+  /**
+   * @generated from field: int32 already_active = 2;
+   */
+  alreadyActive: number;
+};
+
+/**
+ * Describes the message converger.v1.RewrapSigningKeysResponse.
+ * Use `create(RewrapSigningKeysResponseSchema)` to create a new message.
+ */
+export const RewrapSigningKeysResponseSchema: GenMessage<RewrapSigningKeysResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 6);
+
+/**
  * A failed authentication, for the audit log. Never carries the secret.
  *
  * @generated from message converger.v1.RecordAuthFailureRequest
@@ -152,7 +192,7 @@ export type RecordAuthFailureRequest = Message<"converger.v1.RecordAuthFailureRe
  * Use `create(RecordAuthFailureRequestSchema)` to create a new message.
  */
 export const RecordAuthFailureRequestSchema: GenMessage<RecordAuthFailureRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 5);
+  messageDesc(file_converger_v1_auth, 7);
 
 /**
  * Acknowledgement of an audit record.
@@ -167,7 +207,7 @@ export type RecordAuthFailureResponse = Message<"converger.v1.RecordAuthFailureR
  * Use `create(RecordAuthFailureResponseSchema)` to create a new message.
  */
 export const RecordAuthFailureResponseSchema: GenMessage<RecordAuthFailureResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 6);
+  messageDesc(file_converger_v1_auth, 8);
 
 /**
  * Request to refresh a token pair.
@@ -193,7 +233,7 @@ export type RefreshTokenRequest = Message<"converger.v1.RefreshTokenRequest"> & 
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 7);
+  messageDesc(file_converger_v1_auth, 9);
 
 /**
  * RFC 6749 §5.1 token response.
@@ -232,7 +272,7 @@ export type TokenResponse = Message<"converger.v1.TokenResponse"> & {
  * Use `create(TokenResponseSchema)` to create a new message.
  */
 export const TokenResponseSchema: GenMessage<TokenResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 8);
+  messageDesc(file_converger_v1_auth, 10);
 
 /**
  * Request to revoke a refresh token.
@@ -251,7 +291,7 @@ export type RevokeTokenRequest = Message<"converger.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 9);
+  messageDesc(file_converger_v1_auth, 11);
 
 /**
  * Empty acknowledgement of a revocation.
@@ -266,7 +306,7 @@ export type RevokeTokenResponse = Message<"converger.v1.RevokeTokenResponse"> & 
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 10);
+  messageDesc(file_converger_v1_auth, 12);
 
 /**
  * An OAuth client. `client_secret` is set only when just created or rotated.
@@ -310,7 +350,7 @@ export type OAuthClient = Message<"converger.v1.OAuthClient"> & {
  * Use `create(OAuthClientSchema)` to create a new message.
  */
 export const OAuthClientSchema: GenMessage<OAuthClient> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 11);
+  messageDesc(file_converger_v1_auth, 13);
 
 /**
  * Request to register an OAuth client.
@@ -334,7 +374,7 @@ export type CreateOAuthClientRequest = Message<"converger.v1.CreateOAuthClientRe
  * Use `create(CreateOAuthClientRequestSchema)` to create a new message.
  */
 export const CreateOAuthClientRequestSchema: GenMessage<CreateOAuthClientRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 12);
+  messageDesc(file_converger_v1_auth, 14);
 
 /**
  * Request for the tenant's OAuth clients.
@@ -358,7 +398,7 @@ export type ListOAuthClientsRequest = Message<"converger.v1.ListOAuthClientsRequ
  * Use `create(ListOAuthClientsRequestSchema)` to create a new message.
  */
 export const ListOAuthClientsRequestSchema: GenMessage<ListOAuthClientsRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 13);
+  messageDesc(file_converger_v1_auth, 15);
 
 /**
  * A page of OAuth clients.
@@ -382,7 +422,7 @@ export type ListOAuthClientsResponse = Message<"converger.v1.ListOAuthClientsRes
  * Use `create(ListOAuthClientsResponseSchema)` to create a new message.
  */
 export const ListOAuthClientsResponseSchema: GenMessage<ListOAuthClientsResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 14);
+  messageDesc(file_converger_v1_auth, 16);
 
 /**
  * Request to disable an OAuth client.
@@ -401,7 +441,7 @@ export type DisableOAuthClientRequest = Message<"converger.v1.DisableOAuthClient
  * Use `create(DisableOAuthClientRequestSchema)` to create a new message.
  */
 export const DisableOAuthClientRequestSchema: GenMessage<DisableOAuthClientRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 15);
+  messageDesc(file_converger_v1_auth, 17);
 
 /**
  * Request to rotate an OAuth client's secret.
@@ -420,7 +460,7 @@ export type RotateOAuthClientSecretRequest = Message<"converger.v1.RotateOAuthCl
  * Use `create(RotateOAuthClientSecretRequestSchema)` to create a new message.
  */
 export const RotateOAuthClientSecretRequestSchema: GenMessage<RotateOAuthClientSecretRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 16);
+  messageDesc(file_converger_v1_auth, 18);
 
 /**
  * The end user a client token speaks for.
@@ -444,7 +484,7 @@ export type TokenUser = Message<"converger.v1.TokenUser"> & {
  * Use `create(TokenUserSchema)` to create a new message.
  */
 export const TokenUserSchema: GenMessage<TokenUser> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 17);
+  messageDesc(file_converger_v1_auth, 19);
 
 /**
  * Request to mint a client token with a channel secret.
@@ -468,7 +508,7 @@ export type CreateClientTokenRequest = Message<"converger.v1.CreateClientTokenRe
  * Use `create(CreateClientTokenRequestSchema)` to create a new message.
  */
 export const CreateClientTokenRequestSchema: GenMessage<CreateClientTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 18);
+  messageDesc(file_converger_v1_auth, 20);
 
 /**
  * Request to extend a client token (the token is the caller's credential).
@@ -483,7 +523,7 @@ export type RefreshClientTokenRequest = Message<"converger.v1.RefreshClientToken
  * Use `create(RefreshClientTokenRequestSchema)` to create a new message.
  */
 export const RefreshClientTokenRequestSchema: GenMessage<RefreshClientTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 19);
+  messageDesc(file_converger_v1_auth, 21);
 
 /**
  * Request to mint a client token with an API key.
@@ -507,7 +547,7 @@ export type CreateConversationTokenRequest = Message<"converger.v1.CreateConvers
  * Use `create(CreateConversationTokenRequestSchema)` to create a new message.
  */
 export const CreateConversationTokenRequestSchema: GenMessage<CreateConversationTokenRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 20);
+  messageDesc(file_converger_v1_auth, 22);
 
 /**
  * A client token and where to stream with it.
@@ -541,7 +581,7 @@ export type ClientToken = Message<"converger.v1.ClientToken"> & {
  * Use `create(ClientTokenSchema)` to create a new message.
  */
 export const ClientTokenSchema: GenMessage<ClientToken> = /*@__PURE__*/
-  messageDesc(file_converger_v1_auth, 21);
+  messageDesc(file_converger_v1_auth, 23);
 
 /**
  * OAuth 2.0 clients, access and refresh tokens, end-user client tokens and the
@@ -583,6 +623,18 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof RotateSigningKeyRequestSchema;
     output: typeof RotateSigningKeyResponseSchema;
+  },
+  /**
+   * Re-wraps the data key of every live signing key under the active
+   * key-encryption key (called by the conversations service's operator
+   * rewrap). All or nothing: a key it cannot open fails the call.
+   *
+   * @generated from rpc converger.v1.AuthService.RewrapSigningKeys
+   */
+  rewrapSigningKeys: {
+    methodKind: "unary";
+    input: typeof RewrapSigningKeysRequestSchema;
+    output: typeof RewrapSigningKeysResponseSchema;
   },
   /**
    * Records a failed authentication in the audit log (called by every

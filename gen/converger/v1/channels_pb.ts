@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/channels.proto.
  */
 export const file_converger_v1_channels: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb252ZXJnZXIvdjEvY2hhbm5lbHMucHJvdG8SDGNvbnZlcmdlci52MSLiAgoHQ2hhbm5lbBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRInCgR0eXBlGAQgASgOMhkuY29udmVyZ2VyLnYxLkNoYW5uZWxUeXBlEisKBnN0YXR1cxgFIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGc2VjcmV0GAcgASgJSACIAQESLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoGaGVhbHRoGAogASgOMhsuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGhCCQoHX3NlY3JldCKJAQoUQ3JlYXRlQ2hhbm5lbFJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJ2vMYBQgBGMgBEi8KBHR5cGUYAiABKA4yGS5jb252ZXJnZXIudjEuQ2hhbm5lbFR5cGVCBtrzGAIIARInCgZjb25maWcYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Il8KE0xpc3RDaGFubmVsc1JlcXVlc3QSFwoFbGltaXQYASABKAVCCNrzGAQoADBkEhcKBmN1cnNvchgCIAEoCUIH2vMYAxjIARIWCgZvZmZzZXQYAyABKAVCBtrzGAIoACJUChRMaXN0Q2hhbm5lbHNSZXNwb25zZRInCghjaGFubmVscxgBIAMoCzIVLmNvbnZlcmdlci52MS5DaGFubmVsEhMKC25leHRfY3Vyc29yGAIgASgJIikKEUdldENoYW5uZWxSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKpAQoUVXBkYXRlQ2hhbm5lbFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABEhwKBG5hbWUYAiABKAlCCdrzGAUQARjIAUgAiAEBEisKBnN0YXR1cxgDIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBwoFX25hbWUiMgoaUm90YXRlQ2hhbm5lbFNlY3JldFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABKo4CCgtDaGFubmVsVHlwZRIcChhDSEFOTkVMX1RZUEVfVU5TUEVDSUZJRUQQABIVChFDSEFOTkVMX1RZUEVfRUNITxABEhoKFkNIQU5ORUxfVFlQRV9XRUJTT0NLRVQQAhIYChRDSEFOTkVMX1RZUEVfV0VCSE9PSxADEh4KGkNIQU5ORUxfVFlQRV9XSEFUU0FQUF9NRVRBEAQSIQodQ0hBTk5FTF9UWVBFX1dIQVRTQVBQX0lORk9CSVAQBRIZChVDSEFOTkVMX1RZUEVfVEVMRUdSQU0QBhIaChZDSEFOTkVMX1RZUEVfSU5TVEFHUkFNEAcSGgoWQ0hBTk5FTF9UWVBFX01FU1NFTkdFUhAIKmcKDUNoYW5uZWxTdGF0dXMSHgoaQ0hBTk5FTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVDSEFOTkVMX1NUQVRVU19BQ1RJVkUQARIbChdDSEFOTkVMX1NUQVRVU19JTkFDVElWRRACKoEBCg1DaGFubmVsSGVhbHRoEh4KGkNIQU5ORUxfSEVBTFRIX1VOU1BFQ0lGSUVEEAASGgoWQ0hBTk5FTF9IRUFMVEhfSEVBTFRIWRABEhsKF0NIQU5ORUxfSEVBTFRIX0RFR1JBREVEEAISFwoTQ0hBTk5FTF9IRUFMVEhfRE9XThADMrUFCg9DaGFubmVsc1NlcnZpY2USggEKDUNyZWF0ZUNoYW5uZWwSIi5jb252ZXJnZXIudjEuQ3JlYXRlQ2hhbm5lbFJlcXVlc3QaFS5jb252ZXJnZXIudjEuQ2hhbm5lbCI2yvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlu0vMYAwjJAYLT5JMCEToBKiIML3YxL2NoYW5uZWxzEoMBCgxMaXN0Q2hhbm5lbHMSIS5jb252ZXJnZXIudjEuTGlzdENoYW5uZWxzUmVxdWVzdBoiLmNvbnZlcmdlci52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZSIsyvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIOEgwvdjEvY2hhbm5lbHMSdwoKR2V0Q2hhbm5lbBIfLmNvbnZlcmdlci52MS5HZXRDaGFubmVsUmVxdWVzdBoVLmNvbnZlcmdlci52MS5DaGFubmVsIjHK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW6C0+STAhMSES92MS9jaGFubmVscy97aWR9EoABCg1VcGRhdGVDaGFubmVsEiIuY29udmVyZ2VyLnYxLlVwZGF0ZUNoYW5uZWxSZXF1ZXN0GhUuY29udmVyZ2VyLnYxLkNoYW5uZWwiNMrzGBQKAgIDEg5jaGFubmVsczphZG1pboLT5JMCFjoBKjIRL3YxL2NoYW5uZWxzL3tpZH0SmgEKE1JvdGF0ZUNoYW5uZWxTZWNyZXQSKC5jb252ZXJnZXIudjEuUm90YXRlQ2hhbm5lbFNlY3JldFJlcXVlc3QaFS5jb252ZXJnZXIudjEuQ2hhbm5lbCJCyvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIkOgEqIh8vdjEvY2hhbm5lbHMve2lkfS9yb3RhdGUtc2VjcmV0YgZwcm90bzM", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb252ZXJnZXIvdjEvY2hhbm5lbHMucHJvdG8SDGNvbnZlcmdlci52MSLiAgoHQ2hhbm5lbBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRInCgR0eXBlGAQgASgOMhkuY29udmVyZ2VyLnYxLkNoYW5uZWxUeXBlEisKBnN0YXR1cxgFIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGc2VjcmV0GAcgASgJSACIAQESLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoGaGVhbHRoGAogASgOMhsuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGhCCQoHX3NlY3JldCKJAQoUQ3JlYXRlQ2hhbm5lbFJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJ2vMYBQgBGMgBEi8KBHR5cGUYAiABKA4yGS5jb252ZXJnZXIudjEuQ2hhbm5lbFR5cGVCBtrzGAIIARInCgZjb25maWcYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Il8KE0xpc3RDaGFubmVsc1JlcXVlc3QSFwoFbGltaXQYASABKAVCCNrzGAQoADBkEhcKBmN1cnNvchgCIAEoCUIH2vMYAxjIARIWCgZvZmZzZXQYAyABKAVCBtrzGAIoACJUChRMaXN0Q2hhbm5lbHNSZXNwb25zZRInCghjaGFubmVscxgBIAMoCzIVLmNvbnZlcmdlci52MS5DaGFubmVsEhMKC25leHRfY3Vyc29yGAIgASgJIikKEUdldENoYW5uZWxSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKpAQoUVXBkYXRlQ2hhbm5lbFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABEhwKBG5hbWUYAiABKAlCCdrzGAUQARjIAUgAiAEBEisKBnN0YXR1cxgDIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBwoFX25hbWUiMgoaUm90YXRlQ2hhbm5lbFNlY3JldFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIhwKGlJld3JhcFNlYWxlZFNlY3JldHNSZXF1ZXN0IjkKDFJld3JhcENvdW50cxIRCglyZXdyYXBwZWQYASABKAUSFgoOYWxyZWFkeV9hY3RpdmUYAiABKAUilAEKG1Jld3JhcFNlYWxlZFNlY3JldHNSZXNwb25zZRIVCg1hY3RpdmVfa2V5X2lkGAEgASgJEiwKCGNoYW5uZWxzGAIgASgLMhouY29udmVyZ2VyLnYxLlJld3JhcENvdW50cxIwCgxzaWduaW5nX2tleXMYAyABKAsyGi5jb252ZXJnZXIudjEuUmV3cmFwQ291bnRzKo4CCgtDaGFubmVsVHlwZRIcChhDSEFOTkVMX1RZUEVfVU5TUEVDSUZJRUQQABIVChFDSEFOTkVMX1RZUEVfRUNITxABEhoKFkNIQU5ORUxfVFlQRV9XRUJTT0NLRVQQAhIYChRDSEFOTkVMX1RZUEVfV0VCSE9PSxADEh4KGkNIQU5ORUxfVFlQRV9XSEFUU0FQUF9NRVRBEAQSIQodQ0hBTk5FTF9UWVBFX1dIQVRTQVBQX0lORk9CSVAQBRIZChVDSEFOTkVMX1RZUEVfVEVMRUdSQU0QBhIaChZDSEFOTkVMX1RZUEVfSU5TVEFHUkFNEAcSGgoWQ0hBTk5FTF9UWVBFX01FU1NFTkdFUhAIKmcKDUNoYW5uZWxTdGF0dXMSHgoaQ0hBTk5FTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVDSEFOTkVMX1NUQVRVU19BQ1RJVkUQARIbChdDSEFOTkVMX1NUQVRVU19JTkFDVElWRRACKoEBCg1DaGFubmVsSGVhbHRoEh4KGkNIQU5ORUxfSEVBTFRIX1VOU1BFQ0lGSUVEEAASGgoWQ0hBTk5FTF9IRUFMVEhfSEVBTFRIWRABEhsKF0NIQU5ORUxfSEVBTFRIX0RFR1JBREVEEAISFwoTQ0hBTk5FTF9IRUFMVEhfRE9XThADMtUGCg9DaGFubmVsc1NlcnZpY2USggEKDUNyZWF0ZUNoYW5uZWwSIi5jb252ZXJnZXIudjEuQ3JlYXRlQ2hhbm5lbFJlcXVlc3QaFS5jb252ZXJnZXIudjEuQ2hhbm5lbCI2yvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlu0vMYAwjJAYLT5JMCEToBKiIML3YxL2NoYW5uZWxzEoMBCgxMaXN0Q2hhbm5lbHMSIS5jb252ZXJnZXIudjEuTGlzdENoYW5uZWxzUmVxdWVzdBoiLmNvbnZlcmdlci52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZSIsyvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIOEgwvdjEvY2hhbm5lbHMSdwoKR2V0Q2hhbm5lbBIfLmNvbnZlcmdlci52MS5HZXRDaGFubmVsUmVxdWVzdBoVLmNvbnZlcmdlci52MS5DaGFubmVsIjHK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW6C0+STAhMSES92MS9jaGFubmVscy97aWR9EoABCg1VcGRhdGVDaGFubmVsEiIuY29udmVyZ2VyLnYxLlVwZGF0ZUNoYW5uZWxSZXF1ZXN0GhUuY29udmVyZ2VyLnYxLkNoYW5uZWwiNMrzGBQKAgIDEg5jaGFubmVsczphZG1pboLT5JMCFjoBKjIRL3YxL2NoYW5uZWxzL3tpZH0SmgEKE1JvdGF0ZUNoYW5uZWxTZWNyZXQSKC5jb252ZXJnZXIudjEuUm90YXRlQ2hhbm5lbFNlY3JldFJlcXVlc3QaFS5jb252ZXJnZXIudjEuQ2hhbm5lbCJCyvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIkOgEqIh8vdjEvY2hhbm5lbHMve2lkfS9yb3RhdGUtc2VjcmV0Ep0BChNSZXdyYXBTZWFsZWRTZWNyZXRzEiguY29udmVyZ2VyLnYxLlJld3JhcFNlYWxlZFNlY3JldHNSZXF1ZXN0GikuY29udmVyZ2VyLnYxLlJld3JhcFNlYWxlZFNlY3JldHNSZXNwb25zZSIxyvMYAwoBAYLT5JMCJDoBKiIfL2FkbWluL3YxL3NlYWxlZC1zZWNyZXRzL3Jld3JhcGIGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A channel. `secret` is set only when it was just created or rotated.
@@ -237,6 +237,80 @@ export const RotateChannelSecretRequestSchema: GenMessage<RotateChannelSecretReq
   messageDesc(file_converger_v1_channels, 6);
 
 /**
+ * Request to re-wrap every sealed data key under the active key.
+ *
+ * @generated from message converger.v1.RewrapSealedSecretsRequest
+ */
+export type RewrapSealedSecretsRequest = Message<"converger.v1.RewrapSealedSecretsRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.RewrapSealedSecretsRequest.
+ * Use `create(RewrapSealedSecretsRequestSchema)` to create a new message.
+ */
+export const RewrapSealedSecretsRequestSchema: GenMessage<RewrapSealedSecretsRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_channels, 7);
+
+/**
+ * What a rewrap did to one kind of sealed row.
+ *
+ * @generated from message converger.v1.RewrapCounts
+ */
+export type RewrapCounts = Message<"converger.v1.RewrapCounts"> & {
+  /**
+   * Data keys now wrapped by the active key that were not before.
+   *
+   * @generated from field: int32 rewrapped = 1;
+   */
+  rewrapped: number;
+
+  /**
+   * Data keys that already were.
+   *
+   * @generated from field: int32 already_active = 2;
+   */
+  alreadyActive: number;
+};
+
+/**
+ * Describes the message converger.v1.RewrapCounts.
+ * Use `create(RewrapCountsSchema)` to create a new message.
+ */
+export const RewrapCountsSchema: GenMessage<RewrapCounts> = /*@__PURE__*/
+  messageDesc(file_converger_v1_channels, 8);
+
+/**
+ * What a rewrap did, per kind of sealed row.
+ *
+ * @generated from message converger.v1.RewrapSealedSecretsResponse
+ */
+export type RewrapSealedSecretsResponse = Message<"converger.v1.RewrapSealedSecretsResponse"> & {
+  /**
+   * KEY_ENCRYPTION_KEY_ID: the key every data key is now wrapped by.
+   *
+   * @generated from field: string active_key_id = 1;
+   */
+  activeKeyId: string;
+
+  /**
+   * @generated from field: converger.v1.RewrapCounts channels = 2;
+   */
+  channels?: RewrapCounts | undefined;
+
+  /**
+   * @generated from field: converger.v1.RewrapCounts signing_keys = 3;
+   */
+  signingKeys?: RewrapCounts | undefined;
+};
+
+/**
+ * Describes the message converger.v1.RewrapSealedSecretsResponse.
+ * Use `create(RewrapSealedSecretsResponseSchema)` to create a new message.
+ */
+export const RewrapSealedSecretsResponseSchema: GenMessage<RewrapSealedSecretsResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_channels, 9);
+
+/**
  * Channel types; each has its own config shape (see the README).
  *
  * @generated from enum converger.v1.ChannelType
@@ -420,6 +494,20 @@ export const ChannelsService: GenService<{
     methodKind: "unary";
     input: typeof RotateChannelSecretRequestSchema;
     output: typeof ChannelSchema;
+  },
+  /**
+   * Re-wraps every sealed data key (channels' secrets and secret config
+   * values, the JWT signing keys) under the active key-encryption key,
+   * without sealing the data again: after it, older keys can leave
+   * KEY_ENCRYPTION_KEYS. Each kind is all or nothing; a data key wrapped by
+   * a key this process lacks fails the call, naming it.
+   *
+   * @generated from rpc converger.v1.ChannelsService.RewrapSealedSecrets
+   */
+  rewrapSealedSecrets: {
+    methodKind: "unary";
+    input: typeof RewrapSealedSecretsRequestSchema;
+    output: typeof RewrapSealedSecretsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_converger_v1_channels, 0);

@@ -5,6 +5,7 @@ import { kPrincipal } from "../../common/access/context.js";
 import { notFound } from "../../common/rpc/errors.js";
 import { pageOf, pageResult } from "../../common/rpc/pagination.js";
 import { nameOf } from "../../common/rpc/validation.js";
+import { rewrapRefusal } from "../../common/secrets/rpc.js";
 import { type ConfigPolicy, mergeSecrets, redactConfig, validateChannelConfig } from "../channel-config.js";
 import type { ChannelStore } from "../store/channels.js";
 import { type ChannelRow, channelMessage, channelTypeName } from "../store/rows.js";
@@ -21,7 +22,10 @@ export interface ChannelsDeps {
   health: (tenantId: string, channelIds: string[]) => Promise<Map<string, ChannelHealth>>;
 }
 
-export function channelsImpl(deps: ChannelsDeps): ServiceImpl<typeof ChannelsService> {
+type RewrapRpc = "rewrapSealedSecrets";
+
+/** The tenant's channel RPCs; the operator's rewrap is sealedSecretsImpl's. */
+export function channelsImpl(deps: ChannelsDeps): Omit<ServiceImpl<typeof ChannelsService>, RewrapRpc> {
   return {
     async createChannel(req, ctx) {
       const tenantId = tenantOf(ctx.values.get(kPrincipal));
@@ -89,4 +93,27 @@ async function withHealth(deps: ChannelsDeps, row: ChannelRow, withSecret = fals
 
 function statusName(status: ChannelStatus): ChannelRow["status"] {
   return status === ChannelStatus.ACTIVE ? "active" : "inactive";
+}
+
+interface RewrapCounts {
+  rewrapped: number;
+  alreadyActive: number;
+}
+
+export interface SealedSecretsDeps {
+  activeKeyId: string;
+  rewrapChannels: () => Promise<RewrapCounts>;
+  /** The auth service's RewrapSigningKeys. */
+  rewrapSigningKeys: () => Promise<RewrapCounts>;
+}
+
+export function sealedSecretsImpl(deps: SealedSecretsDeps): Pick<ServiceImpl<typeof ChannelsService>, RewrapRpc> {
+  return {
+    async rewrapSealedSecrets() {
+      // Channels first: each kind is all or nothing, and a refusal stops before the next.
+      const channels = await deps.rewrapChannels().catch(rewrapRefusal);
+      const signingKeys = await deps.rewrapSigningKeys();
+      return { activeKeyId: deps.activeKeyId, channels, signingKeys };
+    },
+  };
 }

@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
-import type { JsonObject } from "@bufbuild/protobuf";
+import { randomUUID, timingSafeEqual } from "node:crypto";
 import { hashSecret } from "../../common/access/access.js";
 import type { Pool } from "../../common/db/pool.js";
+import { type ChannelSealer, SEALED_COLUMNS, type StoredChannel } from "./channel-sealing.js";
 
 /** Credential and membership lookups other services make through DirectoryService. */
-export function createDirectoryStore(pool: Pool) {
+export function createDirectoryStore(pool: Pool, sealer: ChannelSealer) {
   return {
     async tenantByApiKey(key: string): Promise<{ id: string; active: boolean } | undefined> {
       const { rows } = await pool.query<{ id: string; active: boolean }>(
@@ -24,37 +24,42 @@ export function createDirectoryStore(pool: Pool) {
       return rows[0];
     },
 
+    /**
+     * The channel a secret belongs to (client-token minting). The index finds
+     * it by the secret's SHA-256; the answer is then the constant-time
+     * comparison of the digests, never a comparison of the secret itself.
+     */
     async channelBySecret(secret: string) {
+      const digest = hashSecret(secret);
       const { rows } = await pool.query<{
         id: string;
         tenant_id: string;
         channel_active: boolean;
         tenant_active: boolean;
+        secret_hash: Buffer;
       }>(
-        `SELECT c.id, c.tenant_id, c.status = 'active' AS channel_active, t.status = 'active' AS tenant_active
+        `SELECT c.id, c.tenant_id, c.status = 'active' AS channel_active, t.status = 'active' AS tenant_active,
+                c.secret_hash
          FROM channels c JOIN tenants t ON t.id = c.tenant_id WHERE c.secret_hash = $1`,
-        [hashSecret(secret)],
+        [digest],
       );
-      return rows[0];
+      const row = rows[0];
+      if (!row || !timingSafeEqual(row.secret_hash, digest)) return undefined;
+      const { secret_hash: _, ...channel } = row;
+      return channel;
     },
 
-    /** A channel with config and secret, and whether it and its tenant are active. */
+    /** A channel with config and secret in clear, and whether it and its tenant are active. */
     async channelRecord(channelId: string) {
-      const { rows } = await pool.query<{
-        id: string;
-        tenant_id: string;
-        type: string;
-        channel_active: boolean;
-        tenant_active: boolean;
-        config: JsonObject;
-        secret: string;
-      }>(
+      const { rows } = await pool.query<StoredChannel & { channel_active: boolean; tenant_active: boolean }>(
         `SELECT c.id, c.tenant_id, c.type, c.status = 'active' AS channel_active,
-                t.status = 'active' AS tenant_active, c.config, c.secret
+                t.status = 'active' AS tenant_active, c.config, c.secret, ${SEALED_COLUMNS}
          FROM channels c JOIN tenants t ON t.id = c.tenant_id WHERE c.id = $1`,
         [channelId],
       );
-      return rows[0];
+      if (!rows[0]) return undefined;
+      const { data_key: _, secret_sealed: __, ...channel } = sealer.open(rows[0]);
+      return channel;
     },
 
     async activityOwner(activityId: string) {
