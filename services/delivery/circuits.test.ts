@@ -184,6 +184,8 @@ describe("circuit breaker across processes", () => {
         HOST: "127.0.0.1",
         GRPC_PORT: "0",
         DATABASE_URL: String(t.db.options.connectionString),
+        // Nodes sharing a database share its keyring: here, the first node's generated key.
+        DATA_DIR: t.app.config.dataDir,
         ADMIN_TOKEN,
         LOG_LEVEL: "silent",
       }),

@@ -27,6 +27,7 @@ import { listenHttp1And2, listenHttp2 } from "./listen.js";
 import { createRedisBus } from "./redis-bus.js";
 import { REGISTRY } from "./registry.js";
 import { createTlsReloader } from "./tls-reload.js";
+import { upstreamFailures } from "./upstream-failures.js";
 
 export interface App {
   config: Config;
@@ -238,7 +239,11 @@ function transports(config: Config, hosted: ServiceName[], local: Transport, ca:
     if (!transport) {
       const baseUrl = config.upstreams[name] ?? `http://127.0.0.1:${config.grpcPort}`;
       if (config.tls && baseUrl.startsWith("http:")) log.warn({ service: name, baseUrl }, "upstream in clear text");
-      transport = createGrpcTransport({ baseUrl, ...(ca ? { nodeOptions: { ca } } : {}) });
+      transport = createGrpcTransport({
+        baseUrl,
+        interceptors: [upstreamFailures(name, log)],
+        ...(ca ? { nodeOptions: { ca } } : {}),
+      });
       remote.set(name, transport);
     }
     return transport;

@@ -4,6 +4,7 @@ import { DirectoryService } from "../../../gen/converger/v1/conversations_pb.js"
 import { DirectoryChangedFrameSchema } from "../../../gen/converger/v1/frames_pb.js";
 import type { Bus } from "../events/bus.js";
 import { createTtlCache } from "../ttl-cache.js";
+import { hashSecret } from "./access.js";
 import { internalHeaders } from "./internal.js";
 
 // How long another process may act on a stale answer (rotated key, inactive
@@ -51,7 +52,8 @@ export function createDirectoryClient(transport: Transport, internalToken: strin
         return { exists: res.exists, active: res.active, rateLimitPerMinute: res.rateLimitPerMinute };
       }),
     resolveChannelSecret: (secret) =>
-      cached(`c:${secret}`, async () => {
+      // Keyed by the secret's digest: the cache never holds a credential in clear.
+      cached(`c:${hashSecret(secret).toString("base64url")}`, async () => {
         const res = await client.resolveChannelSecret({ secret }, { headers });
         if (!res.found) return undefined;
         const { channelId, tenantId, channelActive, tenantActive } = res;
