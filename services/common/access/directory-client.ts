@@ -1,10 +1,10 @@
+import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { DirectoryService } from "../../../gen/converger/v1/conversations_pb.js";
 import { DirectoryChangedFrameSchema } from "../../../gen/converger/v1/frames_pb.js";
 import type { Bus } from "../events/bus.js";
 import { createTtlCache } from "../ttl-cache.js";
-import { hashSecret } from "./access.js";
 import { internalHeaders } from "./internal.js";
 
 // How long another process may act on a stale answer (rotated key, inactive
@@ -53,7 +53,7 @@ export function createDirectoryClient(transport: Transport, internalToken: strin
       }),
     resolveChannelSecret: (secret) =>
       // Keyed by the secret's digest: the cache never holds a credential in clear.
-      cached(`c:${hashSecret(secret).toString("base64url")}`, async () => {
+      cached(`c:${createHash("sha256").update(secret).digest("base64url")}`, async () => {
         const res = await client.resolveChannelSecret({ secret }, { headers });
         if (!res.found) return undefined;
         const { channelId, tenantId, channelActive, tenantActive } = res;
