@@ -182,5 +182,5 @@ describe("embedded PostgreSQL", () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
-  });
+  }, 90_000);
 });

@@ -86,7 +86,7 @@ describe("TLS files at start-up", () => {
         await expect(started).rejects.toThrow(message);
       }),
     );
-  });
+  }, 90_000);
 });
 
 describe("SIGHUP", () => {
@@ -166,7 +166,7 @@ describe("SIGHUP", () => {
     session.close();
     before.ws.close();
     after.ws.close();
-  });
+  }, 90_000);
 });
 
 describe("split processes over TLS", () => {
@@ -193,5 +193,5 @@ describe("split processes over TLS", () => {
     // The client learns which service is away, never the TLS detail (that is in the log).
     expect(JSON.stringify(refused.body)).not.toMatch(/certificate|UNABLE_TO_VERIFY|self.signed/i);
     expect(running.at(-1)?.output()).toMatch(/"code":"UNABLE_TO_VERIFY_LEAF_SIGNATURE"/);
-  });
+  }, 90_000);
 });
