@@ -5,8 +5,9 @@ import type { ClientContext } from "./context.js";
 /** Tries of one chunk before the upload gives up (the caller may still resume it later). */
 const CHUNK_ATTEMPTS = 4;
 const RETRY_BASE_MS = 250;
-// A server asking for a long pause is better served by a later resume than by a hung upload.
-const RETRY_AFTER_CAP_MS = 30_000;
+// Rate limits count in one-minute windows (every chunk is a state-changing call), so a
+// Retry-After never needs more; anything longer is better served by a later resume.
+const RETRY_AFTER_CAP_MS = 60_000;
 
 export interface ChunkRequest {
   uploadId: string;
