@@ -15,24 +15,25 @@ export interface UploadProgress {
   total: number;
 }
 
+/** Every field may be left out or given as undefined (e.g. `uploadId: saved ?? undefined`). */
 export interface UploadOptions {
   /** The conversation the file is for; required with a client token. */
-  conversationId?: string;
+  conversationId?: string | undefined;
   /** Defaults to a File's name, else "upload.bin". */
-  filename?: string;
+  filename?: string | undefined;
   /** Defaults to a Blob's type, else application/octet-stream. */
-  contentType?: string;
+  contentType?: string | undefined;
   /** Hex SHA-256 of the whole data, when the caller has it (else computed, see upload-source.ts). */
-  sha256?: string;
+  sha256?: string | undefined;
   /** Called with non-decreasing `loaded`, from what was already stored up to `total`. */
-  onProgress?: (progress: UploadProgress) => void;
+  onProgress?: ((progress: UploadProgress) => void) | undefined;
   /** Called once the upload id is known, before any chunk is sent: keep it to resume after a reload. */
-  onUploadId?: (uploadId: string) => void;
-  signal?: AbortSignal;
+  onUploadId?: ((uploadId: string) => void) | undefined;
+  signal?: AbortSignal | undefined;
   /** Chunks in flight at once (default 3). */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** Resume this upload of the same data: only the chunks the server lacks are sent. */
-  uploadId?: string;
+  uploadId?: string | undefined;
 }
 
 export interface ConvergerFiles {
