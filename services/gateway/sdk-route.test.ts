@@ -27,7 +27,7 @@ describe("GET /sdk/converger.js", () => {
   it("answers 404 saying how to build when the browser build is missing", async () => {
     const res = await fetch(url);
     expect(res.status).toBe(404);
-    expect((await res.json()).message).toMatch(/npm run build/);
+    expect(((await res.json()) as { message: string }).message).toMatch(/npm run build/);
   });
 
   it("serves the module with an ETag, revalidates with 304 and picks up a rebuild", async () => {

@@ -71,7 +71,9 @@ describe("the browser build in Chromium", () => {
     const script = tab.waitForResponse(`${t.baseUrl}/sdk/converger.js`);
     await tab.goto(pageUrl);
     expect((await script).headers()["content-type"]).toBe("text/javascript; charset=utf-8");
-    const result = await (await tab.waitForFunction(() => (window as { sdkResult?: unknown }).sdkResult)).jsonValue();
+    const result = await (
+      await tab.waitForFunction(() => (globalThis as { sdkResult?: unknown }).sdkResult)
+    ).jsonValue();
     expect(result).toEqual({ seq: "1", text: "hello from Chromium", missing: "not_found" });
 
     const stored = await call(t.baseUrl, "GET", `/v1/conversations/${conversationId}/activities?watermark=0`, { key });
