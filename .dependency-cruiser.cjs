@@ -72,6 +72,36 @@ module.exports = {
       to: { path: "^(services|test|bench|scripts)/" },
     },
     {
+      name: "client-package-is-self-contained",
+      comment:
+        "packages/client ships alone: it imports only itself, gen/ and npm packages (its tests also use the repo's test helpers).",
+      severity: "error",
+      from: { path: "^packages/client/", pathNot: TEST },
+      to: { path: "^(services|test|bench|scripts)/" },
+    },
+    {
+      name: "client-browser-path-has-no-node",
+      comment:
+        "packages/client/src runs in browsers: no Node builtin, no Node-only package; the caller passes WebSocket.",
+      severity: "error",
+      from: { path: "^packages/client/src/" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
+      name: "client-browser-path-node-packages",
+      comment: "Node-only npm packages stay out of the browser path (ws, pg, connect-node, …).",
+      severity: "error",
+      from: { path: "^packages/client/src/" },
+      to: { path: "node_modules/(ws|pg|@connectrpc/connect-node|@grpc/|ioredis|kafkajs|pino)/" },
+    },
+    {
+      name: "nothing-imports-the-client-package",
+      comment: "The server does not depend on its SDK: services, benches and scripts never import packages/.",
+      severity: "error",
+      from: { path: "^(services|bench|scripts|gen)/" },
+      to: { path: "^packages/" },
+    },
+    {
       name: "no-circular",
       comment: "Import cycles hide initialization order bugs.",
       severity: "error",

@@ -33,6 +33,9 @@ if [ -n "$(git status --porcelain -- gen)" ]; then
   exit 1
 fi
 
+echo "== build: packages/client into dist/ (the gateway serves dist/converger.js; its tests import dist)"
+npm run build
+
 echo "== type-check"
 npx tsc --noEmit -p .
 

@@ -2,8 +2,12 @@ import type { Bus } from "../common/events/bus.js";
 import { metrics } from "../common/obs/metrics.js";
 import { writeJson } from "../common/rpc/http-io.js";
 import type { RawRoute, ServiceModule } from "../common/service.js";
+import { sdkScriptRoute } from "./sdk-route.js";
 
-/** /healthz (listeners up, migrations done), /readyz (engines reachable) and /metrics (Prometheus). */
+/**
+ * /healthz (listeners up, migrations done), /readyz (engines reachable),
+ * /metrics (Prometheus) and the browser SDK at /sdk/converger.js.
+ */
 export function opsRoutes(options: {
   modules: ServiceModule[];
   bus: Bus;
@@ -54,6 +58,7 @@ export function opsRoutes(options: {
         writeJson(res, ok ? 200 : 503, { status: ok ? "ok" : "unavailable", checks });
       },
     },
+    sdkScriptRoute(),
   ];
 }
 

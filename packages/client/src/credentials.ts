@@ -1,0 +1,66 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { ClientContext } from "./context.js";
+
+/** Exactly one way to authenticate: the union refuses two at once at compile time. */
+export type Credentials =
+  | { apiKey: string; token?: never; getToken?: never }
+  | { token: string; apiKey?: never; getToken?: never }
+  | { getToken: () => Promise<string> | string; apiKey?: never; token?: never };
+
+/**
+ * The token source of a context. getToken is asked only when a token is first
+ * needed, and asked again when `refresh` is set; concurrent refreshes share one
+ * call, so a burst of 401s does not become a burst of token requests.
+ */
+export function createTokenSource(credentials: Credentials): ClientContext["token"] {
+  const { getToken, token } = credentials;
+  if (token !== undefined) return async () => token;
+  if (getToken === undefined) return async () => undefined;
+  let current: Promise<string> | undefined;
+  let refreshing = false;
+  return (refresh = false) => {
+    if (current === undefined || (refresh && !refreshing)) {
+      const pending = Promise.resolve().then(getToken);
+      current = pending;
+      refreshing = refresh;
+      const settle = (failed: boolean) => {
+        if (current !== pending) return;
+        refreshing = false;
+        // A failed getToken is not cached: the next call asks again.
+        if (failed) current = undefined;
+      };
+      pending.then(
+        () => settle(false),
+        () => settle(true),
+      );
+    }
+    return current;
+  };
+}
+
+/**
+ * Adds the credential the gateway expects (design.md §2): `X-API-Key`, or
+ * `Authorization: Bearer`. A unary call refused as unauthenticated is retried
+ * once with a token fresh from getToken, since tokens expire between calls.
+ */
+export function credentialsInterceptor(
+  context: Pick<ClientContext, "apiKey" | "token">,
+  canRefresh: boolean,
+): Interceptor {
+  return (next) => async (req) => {
+    if (context.apiKey !== undefined) {
+      req.header.set("x-api-key", context.apiKey);
+      return next(req);
+    }
+    const token = await context.token();
+    if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
+    if (!canRefresh || req.stream) return next(req);
+    try {
+      return await next(req);
+    } catch (error) {
+      if (ConnectError.from(error).code !== Code.Unauthenticated) throw error;
+      req.header.set("authorization", `Bearer ${await context.token(true)}`);
+      return next(req);
+    }
+  };
+}

@@ -1,0 +1,6 @@
+// The package's public face: what `@converger/client` and /sdk/converger.js export.
+
+export { Code, ConnectError } from "@connectrpc/connect";
+export type { ClientContext } from "./context.js";
+export { Converger, type ConvergerOptions } from "./converger.js";
+export type { Credentials } from "./credentials.js";
