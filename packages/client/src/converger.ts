@@ -9,6 +9,7 @@ import { TenantsService } from "../../../gen/converger/v1/tenants_pb.js";
 import { UploadsService } from "../../../gen/converger/v1/uploads_pb.js";
 import type { ClientContext } from "./context.js";
 import { type Credentials, createTokenSource, credentialsInterceptor } from "./credentials.js";
+import { type ConvergerFiles, createFiles } from "./files.js";
 
 export type ConvergerOptions = Credentials & {
   /** The gateway, e.g. `https://api.example.com` (a trailing slash is ignored). */
@@ -31,6 +32,8 @@ export class Converger {
   readonly events: Client<typeof EventsService>;
   readonly tenants: Client<typeof TenantsService>;
   readonly uploads: Client<typeof UploadsService>;
+  /** Chunked, parallel, resumable uploads (files.ts). */
+  readonly files: ConvergerFiles;
   readonly #context: ClientContext;
 
   constructor(options: ConvergerOptions) {
@@ -43,6 +46,7 @@ export class Converger {
     this.events = createClient(EventsService, transport);
     this.tenants = createClient(TenantsService, transport);
     this.uploads = createClient(UploadsService, transport);
+    this.files = createFiles(this.#context);
   }
 
   /** What the stream and uploads build on: one transport, one credential. */

@@ -4,3 +4,4 @@ export { Code, ConnectError } from "@connectrpc/connect";
 export type { ClientContext } from "./context.js";
 export { Converger, type ConvergerOptions } from "./converger.js";
 export type { Credentials } from "./credentials.js";
+export type { ConvergerFiles, UploadOptions, UploadProgress } from "./files.js";

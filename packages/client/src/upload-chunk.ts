@@ -68,7 +68,7 @@ export async function sendChunk(context: ClientContext, chunk: ChunkRequest): Pr
 }
 
 /** The credential the context holds, as the gateway reads it on raw routes. */
-export async function credentialHeaders(context: ClientContext, refresh = false): Promise<Record<string, string>> {
+async function credentialHeaders(context: ClientContext, refresh = false): Promise<Record<string, string>> {
   if (context.apiKey !== undefined) return { "x-api-key": context.apiKey };
   const token = await context.token(refresh);
   return token === undefined ? {} : { authorization: `Bearer ${token}` };

@@ -5,7 +5,7 @@
  * caller passes one; the server still checks the merged size and stores the
  * SHA-256 of what it merged, which the resolved File carries.
  */
-export const HASH_IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024;
+const HASH_IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024;
 
 /** What the chunks are cut from: bytes already in memory, or a Blob read slice by slice. */
 export type UploadBytes = Blob | Uint8Array;
