@@ -37,12 +37,14 @@ export function openEdgeSocket(options: {
   let opened = false;
   let refusedStatus: number | undefined;
   let ended = false;
+  // Frames still buffered when the stream closed its socket belong to a connection it gave up.
+  let closing = false;
   ws.onopen = () => {
     opened = true;
     options.onOpen();
   };
   ws.onmessage = (event: MessageEvent) => {
-    if (ended || typeof event.data !== "string") return;
+    if (ended || closing || typeof event.data !== "string") return;
     let frame: ServerFrame | undefined;
     try {
       frame = decodeServerFrame(event.data);
@@ -69,6 +71,7 @@ export function openEdgeSocket(options: {
       return true;
     },
     close(code = 1000, reason = "") {
+      closing = true;
       if (ws.readyState === ws.CLOSED) return;
       ws.close(code, reason);
     },

@@ -1,5 +1,7 @@
 /** Typed listeners: `on` returns the function that removes the listener. */
-export function createEmitter<Events extends { [name: string]: unknown }>(onListenerError: (error: unknown) => void) {
+export function createEmitter<Events extends { [name: string]: unknown }>(
+  onListenerError: (error: unknown, event: keyof Events) => void,
+) {
   const listeners = new Map<keyof Events, Set<(value: never) => void>>();
   return {
     on<K extends keyof Events>(event: K, handler: (value: Events[K]) => void): () => void {
@@ -15,7 +17,7 @@ export function createEmitter<Events extends { [name: string]: unknown }>(onList
         try {
           (handler as (value: Events[K]) => void)(value);
         } catch (error) {
-          onListenerError(error);
+          onListenerError(error, event);
         }
       }
     },

@@ -1,86 +1,23 @@
 import { create } from "@bufbuild/protobuf";
 import type { Activity } from "../../../gen/converger/v1/conversations_pb.js";
-import type { Event } from "../../../gen/converger/v1/events_pb.js";
-import {
-  AuthFrameSchema,
-  type DeliveryFrame,
-  type ReadFrame,
-  SubscribeFrameSchema,
-  type TypingFrame,
-  UnsubscribeFrameSchema,
-} from "../../../gen/converger/v1/frames_pb.js";
-import { type BackoffOptions, createBackoff } from "./backoff.js";
+import { AuthFrameSchema, SubscribeFrameSchema, UnsubscribeFrameSchema } from "../../../gen/converger/v1/frames_pb.js";
+import { iterateActivities } from "./activity-iterator.js";
+import { createBackoff } from "./backoff.js";
+import { afterEnd, CLIENT_GAP_CLOSE } from "./close-policy.js";
 import type { ClientContext } from "./context.js";
 import { type EdgeSocket, openEdgeSocket, type SocketEnd } from "./edge-socket.js";
 import { createEmitter } from "./emitter.js";
 import type { ServerFrame } from "./frame-codec.js";
-import { createSendQueue, type SendInput } from "./send-queue.js";
+import { createSendQueue } from "./send-queue.js";
 import { createSeqTracker } from "./seq-tracker.js";
 import { StreamError } from "./stream-error.js";
+import type { ConvergerStream, StreamEvents, StreamOptions, StreamState, StreamStats } from "./stream-types.js";
 import { edgeUrl } from "./stream-url.js";
 import { jwtExpiresAt, renewDelay } from "./token-expiry.js";
 
 export type { SendInput } from "./send-queue.js";
 export { StreamError } from "./stream-error.js";
-
-export interface StreamOptions extends BackoffOptions {
-  /** The edge's WebSocket URL (`stream_url` as token minting hands it out); default: the gateway's host on port 8081. */
-  url?: string;
-  /** Replay the bound conversation's activities after this seq (default "0": all of them). */
-  watermark?: string;
-  /** For OAuth tokens: the conversation to subscribe to at once (see subscribe). */
-  conversationId?: string;
-  /** For OAuth tokens with conversations:read: follow the tenant's event feed. */
-  tenantId?: string;
-  /** How long a send waits for its ack before it rejects (default 30 s). */
-  sendTimeoutMs?: number;
-}
-
-export type StreamState = "connecting" | "open" | "reconnecting" | "closed";
-
-export interface StreamEvents {
-  [name: string]: unknown;
-  activity: Activity;
-  typing: TypingFrame;
-  read: ReadFrame;
-  delivery: DeliveryFrame;
-  event: Event;
-  state: StreamState;
-  error: StreamError;
-}
-
-/** What the stream saw: the proof of its guarantees, and what a dashboard shows. */
-export interface StreamStats {
-  /** Sockets attempted, refused ones included. */
-  connectionAttempts: number;
-  /** Activity frames received, duplicates included. */
-  activityFrames: number;
-  /** Activity frames dropped because their seq was delivered already. */
-  duplicates: number;
-  /** Times a seq arrived with one missing before it (the stream then resumed from the log). */
-  gaps: number;
-}
-
-export interface ConvergerStream extends AsyncIterable<Activity> {
-  on<K extends keyof StreamEvents>(event: K, handler: (value: StreamEvents[K]) => void): () => void;
-  /** Resolves with the stored activity once acked; queued while disconnected. */
-  send(input: SendInput): Promise<Activity>;
-  /** OAuth tokens: stream a conversation from `watermark` (absent: from now on), across reconnects. */
-  subscribe(conversationId: string, watermark?: string): void;
-  unsubscribe(conversationId: string): void;
-  /** Ends the stream for good; pending sends reject with `cancelled`. */
-  close(): void;
-  readonly state: StreamState;
-  stats(): StreamStats;
-}
-
-// A stream refused for its credentials stops: reconnecting cannot fix it and would only hammer the edge.
-const FATAL_CLOSES = new Map([
-  [4401, "unauthenticated"],
-  [4403, "permission_denied"],
-]);
-const CLIENT_GAP_CLOSE = 4000;
-const RATE_LIMITED_FLOOR_MS = 5000;
+export type { ConvergerStream, StreamEvents, StreamOptions, StreamState, StreamStats } from "./stream-types.js";
 
 /**
  * A stream of the edge (design.md §4, §9) that survives restarts: it
@@ -92,15 +29,16 @@ const RATE_LIMITED_FLOOR_MS = 5000;
 export function createStream(context: ClientContext, options: StreamOptions = {}): ConvergerStream {
   const WebSocketClass = context.WebSocket ?? globalThis.WebSocket;
   if (!WebSocketClass) throw new Error("no WebSocket: pass { WebSocket } from the ws package in Node");
-  const emitter = createEmitter<StreamEvents>((error) =>
-    emitter.emit("error", new StreamError("internal", `a listener threw: ${String(error)}`)),
-  );
+  const emitter = createEmitter<StreamEvents>((error, event) => {
+    // An error listener that throws would be handed its own error again, without end.
+    if (event === "error") console.error("converger stream: an error listener threw", error);
+    else emitter.emit("error", new StreamError("internal", `a ${String(event)} listener threw: ${String(error)}`));
+  });
   const backoff = createBackoff(options);
   const seqs = createSeqTracker();
   const stats: StreamStats = { connectionAttempts: 0, activityFrames: 0, duplicates: 0, gaps: 0 };
   // Conversations subscribed by frame (OAuth), with the watermark of the first subscribe.
   const subscriptions = new Map<string, string | undefined>();
-  if (options.conversationId) subscriptions.set(options.conversationId, options.watermark);
   let state: StreamState = "connecting";
   let socket: EdgeSocket | undefined;
   let established = false;
@@ -137,15 +75,20 @@ export function createStream(context: ClientContext, options: StreamOptions = {}
     token = next;
     established = false;
     const watermark = boundConversation ? seqs.watermark(boundConversation)?.toString() : undefined;
-    socket = openEdgeSocket({
-      WebSocket: WebSocketClass as typeof globalThis.WebSocket,
-      url: edgeUrl(context.baseUrl, options, { watermark: watermark ?? options.watermark ?? "0", token }),
-      token,
-      onOpen: () => queue.flush(),
-      onFrame,
-      onBadFrame: (error) => emitter.emit("error", new StreamError("invalid_argument", `unreadable frame: ${error}`)),
-      onEnd,
-    });
+    try {
+      socket = openEdgeSocket({
+        WebSocket: WebSocketClass as typeof globalThis.WebSocket,
+        url: edgeUrl(context.baseUrl, options, { watermark: watermark ?? options.watermark ?? "0", token }),
+        token,
+        onOpen: () => queue.flush(),
+        onFrame,
+        onBadFrame: (error) => emitter.emit("error", new StreamError("invalid_argument", `unreadable frame: ${error}`)),
+        onEnd,
+      });
+    } catch (error) {
+      // The WebSocket constructor throws only for a URL or protocol it can never open.
+      stop(new StreamError("invalid_argument", `cannot open ${options.url ?? context.baseUrl}: ${String(error)}`));
+    }
   }
 
   function onFrame(frame: ServerFrame) {
@@ -196,6 +139,8 @@ export function createStream(context: ClientContext, options: StreamOptions = {}
 
   function onActivity(activity: Activity) {
     stats.activityFrames++;
+    // A frame already on its way when the conversation was unsubscribed.
+    if (activity.conversationId !== boundConversation && !subscriptions.has(activity.conversationId)) return;
     const verdict = seqs.admit(activity.conversationId, activity.seq);
     if (verdict === "deliver") return emitter.emit("activity", activity);
     if (verdict === "duplicate") {
@@ -238,27 +183,11 @@ export function createStream(context: ClientContext, options: StreamOptions = {}
     socket = undefined;
     clearTimeout(renewTimer);
     if (state === "closed") return;
-    const fatal = FATAL_CLOSES.get(end.code);
-    if (fatal)
-      return stop(
-        new StreamError(fatal, `the edge closed the stream: ${end.code} ${end.reason}`, { closeCode: end.code }),
-      );
-    if (end.refusedStatus === 403)
-      return stop(new StreamError("permission_denied", "the edge refused the stream (403)"));
-    if (end.refusedStatus === 401) {
-      // One fresh token may fix it (the old one expired while away); a second refusal is final.
-      if (refreshedAfterRefusal) return stop(new StreamError("unauthenticated", "the edge refused the token (401)"));
-      refreshedAfterRefusal = true;
-      refreshNext = true;
-      return scheduleReconnect(backoff.next());
-    }
-    if (end.code === 4408) {
-      refreshNext = true;
-      return scheduleReconnect(0);
-    }
-    if (end.code === CLIENT_GAP_CLOSE) return scheduleReconnect(0);
-    const rateLimited = end.code === 4429 || end.refusedStatus === 429;
-    scheduleReconnect(backoff.next(rateLimited ? Math.min(RATE_LIMITED_FLOOR_MS, backoff.maxMs) : 0));
+    const next = afterEnd(end, { refreshedAfterRefusal, backoff });
+    if (next.stop) return stop(next.stop);
+    if (next.refreshToken) refreshNext = true;
+    if (end.refusedStatus === 401) refreshedAfterRefusal = true;
+    scheduleReconnect(next.delayMs);
   }
 
   function scheduleReconnect(delayMs: number, error?: StreamError) {
@@ -287,7 +216,8 @@ export function createStream(context: ClientContext, options: StreamOptions = {}
         ? Promise.reject(failure ?? new StreamError("cancelled", "the stream is closed"))
         : queue.add(input),
     subscribe(conversationId, watermark) {
-      if (watermark !== undefined) seqs.forget(conversationId);
+      // An explicit watermark restarts the conversation there; without one it starts where the server is.
+      seqs.forget(conversationId);
       if (watermark !== undefined) seqs.start(conversationId, BigInt(watermark));
       subscriptions.set(conversationId, watermark);
       if (established && !boundConversation) sendSubscribe(conversationId);
@@ -302,29 +232,9 @@ export function createStream(context: ClientContext, options: StreamOptions = {}
       return state;
     },
     stats: () => ({ ...stats }),
-    async *[Symbol.asyncIterator]() {
-      const buffer: Activity[] = [];
-      let wake = () => {};
-      const offActivity = emitter.on("activity", (activity) => {
-        buffer.push(activity);
-        wake();
-      });
-      const offState = emitter.on("state", () => wake());
-      try {
-        for (;;) {
-          const next = buffer.shift();
-          if (next) yield next;
-          else if (state === "closed") {
-            if (failure) throw failure;
-            return;
-          } else await new Promise<void>((resolve) => (wake = resolve));
-        }
-      } finally {
-        offActivity();
-        offState();
-      }
-    },
+    [Symbol.asyncIterator]: () => iterateActivities(emitter.on, () => (state === "closed" ? { failure } : undefined)),
   };
+  if (options.conversationId) stream.subscribe(options.conversationId, options.watermark ?? "0");
   void connect();
   return stream;
 }
