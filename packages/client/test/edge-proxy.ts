@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
-import type { Frame } from "../../../test/helpers/ws.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON that tests pick apart
+export type Frame = Record<string, any>;
 
 export interface ProxiedSocket {
   client: WebSocket;

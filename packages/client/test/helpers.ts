@@ -2,7 +2,6 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { expect } from "vitest";
 import WebSocket from "ws";
 import type { Activity } from "../../../gen/converger/v1/conversations_pb.js";
-import { call } from "../../../test/helpers/app.js";
 import type { ClientContext } from "../src/context.js";
 import type { ConvergerStream } from "../src/stream.js";
 
@@ -68,9 +67,10 @@ export const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 /** The conversation's stored activities, through REST with the API key. */
 export async function storedActivities(baseUrl: string, key: string, conversationId: string) {
-  const res = await call(baseUrl, "GET", `/v1/conversations/${conversationId}/activities?watermark=0&limit=1000`, {
-    key,
+  const res = await fetch(`${baseUrl}/v1/conversations/${conversationId}/activities?watermark=0&limit=1000`, {
+    headers: { "x-api-key": key },
   });
-  if (res.status !== 200) throw new Error(`list: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.activities as { seq: string; text: string; id: string }[];
+  if (res.status !== 200) throw new Error(`list: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { activities: { seq: string; text: string; id: string }[] };
+  return body.activities;
 }
