@@ -197,6 +197,8 @@ describe("echo and websocket channels", () => {
       body: { type: "event", text: "x", from: { id: "agent-1" } },
     });
     expect(typing.status).toBe(201);
+    // The row is made by the log consumer, after the post answered: delete it once it exists.
+    await expect.poll(async () => (await deliveriesOf(typing.body.id)).length, { timeout: 5000 }).toBe(1);
     await t.db.query("DELETE FROM deliveries WHERE activity_id = $1", [typing.body.id]);
     const res = await call(t.baseUrl, "GET", `/v1/activities/${typing.body.id}/deliveries`, { key });
     expect(res).toMatchObject({ status: 200, body: { deliveries: [] } });

@@ -10,6 +10,7 @@ import { UploadsService } from "../../../gen/converger/v1/uploads_pb.js";
 import type { ClientContext } from "./context.js";
 import { type Credentials, createTokenSource, credentialsInterceptor } from "./credentials.js";
 import { type ConvergerFiles, createFiles } from "./files.js";
+import { type ConvergerStream, createStream, type StreamOptions } from "./stream.js";
 
 export type ConvergerOptions = Credentials & {
   /** The gateway, e.g. `https://api.example.com` (a trailing slash is ignored). */
@@ -47,6 +48,14 @@ export class Converger {
     this.tenants = createClient(TenantsService, transport);
     this.uploads = createClient(UploadsService, transport);
     this.files = createFiles(this.#context);
+  }
+
+  /**
+   * The live stream of design.md §4: resumes from the last seq it delivered,
+   * never repeats or reorders one, and resends unacked sends by client_id.
+   */
+  stream(options: StreamOptions = {}): ConvergerStream {
+    return createStream(this.#context, options);
   }
 
   /** What the stream and uploads build on: one transport, one credential. */

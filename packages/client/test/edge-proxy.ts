@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
 
 // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON that tests pick apart
-export type Frame = Record<string, any>;
+type Frame = Record<string, any>;
 
 export interface ProxiedSocket {
   client: WebSocket;
