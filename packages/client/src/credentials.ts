@@ -38,6 +38,16 @@ export function createTokenSource(credentials: Credentials): ClientContext["toke
   };
 }
 
+/** The credential the context holds, as the gateway reads it on RPCs and raw routes alike. */
+export async function credentialHeaders(
+  context: Pick<ClientContext, "apiKey" | "token">,
+  refresh = false,
+): Promise<Record<string, string>> {
+  if (context.apiKey !== undefined) return { "x-api-key": context.apiKey };
+  const token = await context.token(refresh);
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
 /**
  * Adds the credential the gateway expects (design.md §2): `X-API-Key`, or
  * `Authorization: Bearer`. A unary call refused as unauthenticated is retried
@@ -48,13 +58,8 @@ export function credentialsInterceptor(
   canRefresh: boolean,
 ): Interceptor {
   return (next) => async (req) => {
-    if (context.apiKey !== undefined) {
-      req.header.set("x-api-key", context.apiKey);
-      return next(req);
-    }
-    const token = await context.token();
-    if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
-    if (!canRefresh || req.stream) return next(req);
+    for (const [name, value] of Object.entries(await credentialHeaders(context))) req.header.set(name, value);
+    if (context.apiKey !== undefined || !canRefresh || req.stream) return next(req);
     try {
       return await next(req);
     } catch (error) {

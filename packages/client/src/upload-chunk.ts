@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromHttpStatus, codeFromString } from "@connectrpc/connect/protocol-connect";
 import type { ClientContext } from "./context.js";
+import { credentialHeaders } from "./credentials.js";
 
 /** Tries of one chunk before the upload gives up (the caller may still resume it later). */
 const CHUNK_ATTEMPTS = 4;
@@ -65,13 +66,6 @@ export async function sendChunk(context: ClientContext, chunk: ChunkRequest): Pr
     if (attempt >= CHUNK_ATTEMPTS) throw failure;
     await pause(Math.max(retryAfterMs, backoffMs(attempt)), chunk.signal);
   }
-}
-
-/** The credential the context holds, as the gateway reads it on raw routes. */
-async function credentialHeaders(context: ClientContext, refresh = false): Promise<Record<string, string>> {
-  if (context.apiKey !== undefined) return { "x-api-key": context.apiKey };
-  const token = await context.token(refresh);
-  return token === undefined ? {} : { authorization: `Bearer ${token}` };
 }
 
 function retryable(status: number): boolean {
