@@ -91,6 +91,7 @@ function follow(url: string, token: string) {
   let reconnects = -1;
   let stopped = false;
   let current: TestSocket | undefined;
+  let failure: unknown;
   const connect = async (): Promise<void> => {
     reconnects++;
     const watermark = seqs.length ? `&watermark=${seqs[seqs.length - 1]}` : "";
@@ -102,7 +103,11 @@ function follow(url: string, token: string) {
       if (frame.type === "activity") seqs.push(Number(frame.activity.seq));
     });
     void socket.closed.then(({ code }) => {
-      if (!stopped && code === 1001) void connect();
+      // A node that closes for good (the suite's teardown) refuses the reconnect: that ends the follower.
+      if (!stopped && code === 1001)
+        connect().catch((error: unknown) => {
+          failure = error;
+        });
     });
   };
   const ready = connect();
@@ -113,7 +118,10 @@ function follow(url: string, token: string) {
     reconnects: () => reconnects,
     async until(count: number) {
       await ready;
-      await expect.poll(() => seqs.length, { timeout: 15_000 }).toBeGreaterThanOrEqual(count);
+      await expect
+        .poll(() => (failure ? Number.POSITIVE_INFINITY : seqs.length), { timeout: 15_000 })
+        .toBeGreaterThanOrEqual(count);
+      if (failure) throw failure;
     },
     stop() {
       stopped = true;

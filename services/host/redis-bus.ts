@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { type Bus, type BusMessage, createLocalBus, decodeBusFrame, encodeBusFrame } from "../common/events/bus.js";
+import { type Bus, createLocalBus, decodeBusFrame, encodeBusFrame, GAP_FRAME } from "../common/events/bus.js";
 import type { Logger } from "../common/obs/logger.js";
-import { createSequencer, GAP_FRAME } from "./sequencer.js";
 
 const CHANNEL_PREFIX = "cvg:";
 
@@ -11,7 +10,9 @@ const CHANNEL_PREFIX = "cvg:";
  * tenant feed), subscribed only while a local handler follows it, so each
  * edge receives just what its sockets need. Local subscribers get local
  * frames at once; frames from other nodes arrive through Redis (our own
- * echoes are dropped by node id) and are put back in seq order. Publishing
+ * echoes are dropped by node id), in whatever order Redis relays them: each
+ * node publishes after its own commit, so seq 6 may come before seq 5, and
+ * the edge puts them back in order (realtime/sequencer.ts). Publishing
  * never waits for Redis and never fails a write: while Redis is away frames
  * are dropped, and when it returns every followed topic gets a gap frame so
  * clients resume by watermark.
@@ -19,7 +20,6 @@ const CHANNEL_PREFIX = "cvg:";
 export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
   const nodeId = randomUUID();
   const local = createLocalBus((error) => log.error({ err: error }, "bus subscriber failed"));
-  const sequencer = createSequencer((topic, frame) => local.deliver(topic, frame));
   const followers = new Map<string, number>();
   // Per followed topic: settles when Redis has confirmed our SUBSCRIBE.
   const confirmed = new Map<string, Promise<void>>();
@@ -35,7 +35,8 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
       const topic = channel.slice(CHANNEL_PREFIX.length);
       if (n === nodeId || !followers.has(topic)) return;
       // Decoded to check it is a frame of ours; subscribers get the JSON as it came, already public JSON.
-      sequencer.push(topic, f, seqOf(decodeBusFrame(f)));
+      decodeBusFrame(f);
+      local.deliver(topic, f);
     } catch (error) {
       log.warn({ err: error, channel }, "unreadable bus message");
     }
@@ -49,7 +50,6 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
     lost = false;
     warned = false;
     log.info("Redis is back; asking followers to resume by watermark");
-    sequencer.reset();
     for (const topic of followers.keys()) local.deliver(topic, GAP_FRAME);
   });
   pub.on("error", () => undefined); // reported through sub's events and failed publishes
@@ -59,7 +59,7 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
   return {
     publish(topic, frame) {
       const json = encodeBusFrame(frame);
-      if (followers.has(topic)) sequencer.push(topic, json, seqOf(frame));
+      if (followers.has(topic)) local.deliver(topic, json);
       // Frames are not kept for later: every follower resumes by watermark once Redis is back.
       pub.publish(CHANNEL_PREFIX + topic, JSON.stringify({ n: nodeId, f: json })).catch((error: unknown) => {
         if (!warned) log.warn({ err: error }, "Redis publish failed; other nodes miss live frames until it is back");
@@ -84,7 +84,6 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
         if (left > 0) return void followers.set(topic, left);
         followers.delete(topic);
         confirmed.delete(topic);
-        sequencer.forget(topic);
         sub.unsubscribe(CHANNEL_PREFIX + topic).catch(() => undefined);
       };
     },
@@ -96,14 +95,9 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
       await pub.ping();
     },
     async close() {
-      sequencer.reset();
       await local.close();
       pub.disconnect();
       sub.disconnect();
     },
   };
-}
-
-function seqOf(frame: BusMessage): bigint | undefined {
-  return frame.$typeName === "converger.v1.ActivityFrame" ? frame.activity?.seq : undefined;
 }

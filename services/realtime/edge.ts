@@ -33,7 +33,8 @@ export interface EdgeContext {
   send(ws: EdgeSocket, frame: ServerFrame): boolean;
   /** Sends a frame already encoded (one from the bus, or from the stream). */
   sendEncoded(ws: EdgeSocket, frame: BusFrame): boolean;
-  join(ws: EdgeSocket, topic: string): void;
+  /** Joins a topic's live feed; `at` is where the socket stands in a conversation's seqs. */
+  join(ws: EdgeSocket, topic: string, at?: bigint): void;
   leave(ws: EdgeSocket, topic: string): void;
   headersFor(state: SocketState): Headers;
   /** Closes sockets whose token expired (4408) unless a fresh token moved their expiry. */
@@ -56,9 +57,9 @@ export async function startEdge(options: {
   log: Logger;
 }) {
   const { config, access, log } = options;
-  const bridge = createTopicBridge(options.bus, (topic, frame) => {
-    if (frame.type === "gap") resumeFollowers(topic);
-    else listener.publish(topic, JSON.stringify(frame));
+  const bridge = createTopicBridge(options.bus, {
+    publish: (topic, frame) => listener.publish(topic, JSON.stringify(frame)),
+    interrupt: (topic) => resumeFollowers(topic),
   });
   // Open sockets per user and per tenant, for the caps (counted on this edge).
   const perUser = new Map<string, number>();
@@ -88,10 +89,10 @@ export async function startEdge(options: {
       // 2 = dropped over maxBackpressure: uWS closes such a socket itself.
       return ws.send(JSON.stringify(frame), false) !== 2;
     },
-    join(ws, topic) {
+    join(ws, topic, at) {
       const state = ws.getUserData();
       if (state.closed || state.subscriptions.includes(topic)) return;
-      const shared = bridge.retain(topic);
+      const shared = bridge.retain(topic, at);
       state.subscriptions = [...state.subscriptions, shared];
       ws.subscribe(shared);
     },
@@ -108,7 +109,12 @@ export async function startEdge(options: {
     stream(ws, conversationId, watermark) {
       const state = ws.getUserData();
       return openConversationStream({
-        socket: { send: (frame) => ctx.sendEncoded(ws, frame), join: (topic) => ctx.join(ws, topic) },
+        socket: {
+          send: (frame) => ctx.sendEncoded(ws, frame),
+          livePosition: (topic) => bridge.position(topic),
+          join: (topic, at) => ctx.join(ws, topic, at),
+          interruptLive: (topic) => bridge.interrupt(topic),
+        },
         conversations: ctx.conversations,
         headers: ctx.headersFor(state),
         bus: options.bus,

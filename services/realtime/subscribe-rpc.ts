@@ -7,10 +7,11 @@ import {
   SubscribeRequestSchema,
 } from "../../gen/converger/v1/realtime_pb.js";
 import { CLIENT_IP_HEADER, kPrincipal } from "../common/access/context.js";
-import type { Bus, BusFrame } from "../common/events/bus.js";
+import { activitySeqOf, type Bus, type BusFrame } from "../common/events/bus.js";
 import { notFound } from "../common/rpc/errors.js";
 import { validateMessage } from "../common/rpc/validation.js";
 import { decodeServerFrame } from "./frames.js";
+import { createSequencer } from "./sequencer.js";
 import { openConversationStream } from "./stream.js";
 
 // A gRPC subscriber this far behind is cut off (it resumes from its last seq), as slow sockets are.
@@ -43,6 +44,7 @@ export function realtimeImpl(deps: {
       const queue: Frame[] = [];
       let wake: (() => void) | undefined;
       let overflow = false;
+      let lost = false;
       const push = (frame: BusFrame) => {
         const mapped = toStreamFrame(frame);
         if (!mapped) return true;
@@ -51,12 +53,19 @@ export function realtimeImpl(deps: {
         wake?.();
         return !overflow;
       };
+      const onLost = () => {
+        lost = true;
+        wake?.();
+      };
       let stopLive: (() => void) | undefined;
       try {
         await openConversationStream({
           socket: {
             send: push,
-            join: (topic) => (stopLive = deps.bus.subscribe(topic, push)),
+            // This stream's own live feed: no position until it joins, and it joins where it stands.
+            livePosition: () => undefined,
+            join: (topic, at) => (stopLive = followInOrder(deps.bus, topic, at, push, onLost)),
+            interruptLive: () => undefined,
           },
           conversations,
           headers,
@@ -69,6 +78,7 @@ export function realtimeImpl(deps: {
         });
         while (!ctx.signal.aborted) {
           if (overflow) throw new ConnectError("subscriber too slow; resume from the last seq", Code.ResourceExhausted);
+          if (lost) throw new ConnectError("live feed interrupted; resume from the last seq", Code.Unavailable);
           const frame = queue.shift();
           if (frame) {
             yield frame;
@@ -84,6 +94,23 @@ export function realtimeImpl(deps: {
         stopLive?.();
       }
     },
+  };
+}
+
+/** Follows `topic` from seq `at`: activities in seq order, other frames as they come; `lost` when frames were. */
+function followInOrder(bus: Bus, topic: string, at: bigint, push: (frame: BusFrame) => void, lost: () => void) {
+  const sequencer = createSequencer(at, { deliver: push, lost });
+  const off = bus.subscribe(topic, (frame) => {
+    const seq = activitySeqOf(frame);
+    if (frame.type === "gap") {
+      sequencer.stop();
+      lost();
+    } else if (seq === undefined) push(frame);
+    else sequencer.push(seq, frame);
+  });
+  return () => {
+    off();
+    sequencer.stop();
   };
 }
 

@@ -1,3 +1,4 @@
+import { create } from "@bufbuild/protobuf";
 import {
   ActivityFrameSchema,
   DeliveryFrameSchema,
@@ -54,6 +55,16 @@ export const encodeBusFrame = (frame: BusMessage): BusFrame => codec.encode(fram
 
 /** Decodes a bus frame with its schema (throws an invalid_argument ConnectError for a malformed one). */
 export const decodeBusFrame = (frame: BusFrame): BusMessage => codec.decode(frame);
+
+/** Sent to a topic's local subscribers when frames of it were lost: they must resume by watermark. */
+export const GAP_FRAME: BusFrame = encodeBusFrame(create(GapFrameSchema));
+
+/** The seq of an activity frame (read from its JSON, which the bus has already checked); undefined for others. */
+export function activitySeqOf(frame: BusFrame): bigint | undefined {
+  if (frame.type !== "activity") return undefined;
+  const seq = (frame.activity as { seq?: unknown } | undefined)?.seq;
+  return typeof seq === "string" && /^\d{1,19}$/.test(seq) ? BigInt(seq) : undefined;
+}
 
 export const conversationTopic = (conversationId: string) => `conversation:${conversationId}`;
 export const tenantTopic = (tenantId: string) => `tenant:${tenantId}`;
