@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConversationsService } from "../gen/converger/v1/conversations_pb.js";
 import { ADMIN_TOKEN, call, fixtures, startTestApp, type TestApp } from "./helpers/app.js";
 import { forge } from "./helpers/tokens.js";
+import { openSocket } from "./helpers/ws.js";
 
 let t: TestApp;
 let f: ReturnType<typeof fixtures>;
@@ -11,7 +12,7 @@ let tenant: { id: string; key: string };
 let channel: { id: string; secret: string };
 
 beforeAll(async () => {
-  t = await startTestApp({ WS_PORT: "18181" });
+  t = await startTestApp();
   f = fixtures(t.baseUrl);
   tenant = await f.tenant("Direct Line Co");
   channel = await f.channel(tenant.key, "websocket");
@@ -25,7 +26,13 @@ describe("client tokens from a channel secret", () => {
     const res = await mint({ user: { id: "alice", name: "Alice" } });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ expires_in: 3600 });
-    expect(res.body.stream_url).toBe(`ws://127.0.0.1:18181/ws?token=${res.body.token}`);
+    // WS_PORT is 0 here: the URL names the port the edge is bound to, and opens a stream.
+    expect(res.body.stream_url).toBe(`ws://127.0.0.1:${t.app.ports.edge}/ws?token=${res.body.token}`);
+    const socket = await openSocket(res.body.stream_url);
+    expect(await socket.next((f) => f.type === "connection_established")).toMatchObject({
+      conversation_id: res.body.conversation_id,
+    });
+    socket.ws.close();
     const payload = JSON.parse(Buffer.from(res.body.token.split(".")[1], "base64url").toString());
     expect(payload).toMatchObject({
       sub: "alice",

@@ -344,6 +344,33 @@ describe("tokens over time and tenants", () => {
     socket.ws.close();
   });
 
+  it("publishes as the OAuth client unless it names a speaker, and as a client token's own user whatever it says", async () => {
+    const conversation = await f.conversation(tenant.key, channel.id);
+    const token = await forge(t, { claims: { tenant_id: tenant.id, scope: "conversations:read conversations:write" } });
+    const worker = await openSocket(`${wsUrl}?token=${token}`);
+    const publish = { type: "activity", conversation_id: conversation.id };
+    worker.send({ ...publish, client_id: "w-1", text: "as the client" });
+    expect((await worker.next((fr) => fr.type === "ack" && fr.client_id === "w-1")).activity.from).toMatchObject({
+      id: "cvc_forged",
+    });
+    worker.send({ ...publish, client_id: "w-2", text: "as an agent", from: { id: "agent-7", name: "Agent Seven" } });
+    expect((await worker.next((fr) => fr.type === "ack" && fr.client_id === "w-2")).activity.from).toEqual({
+      id: "agent-7",
+      name: "Agent Seven",
+    });
+    worker.send({ ...publish, client_id: "w-3", text: "nobody", from: { id: "" } });
+    expect(await worker.next((fr) => fr.type === "error" && fr.client_id === "w-3")).toMatchObject({
+      code: "invalid_argument",
+    });
+    worker.ws.close();
+
+    const frank = await userToken("frank");
+    const user = await openSocket(`${wsUrl}?token=${frank.token}`);
+    user.send({ type: "activity", client_id: "u-1", text: "hi", from: { id: "mallory" } });
+    expect((await user.next((fr) => fr.type === "ack")).activity.from).toMatchObject({ id: "frank" });
+    user.ws.close();
+  });
+
   it("streams the tenant event feed as event_created, and refuses another tenant's feed", async () => {
     const token = await forge(t, { claims: { tenant_id: tenant.id, scope: "conversations:read" } });
     const socket = await openSocket(`${wsUrl}?token=${token}&tenant=${tenant.id}`);

@@ -58,6 +58,7 @@ async function setup(options: { tenantActive?: boolean } = {}) {
     },
     conversationsTransport: conversations,
     config,
+    edgePort: () => config.wsPort,
     audit: (failure) => audited.push(failure),
     rateLimits: createRateLimits(
       createMemoryLimiterStore(),

@@ -34,6 +34,7 @@ export interface AuthDeps {
   directory: CredentialDirectory;
   conversationsTransport: Transport;
   config: Config;
+  edgePort: () => number;
   audit: (failure: AuthFailure) => void;
   rateLimits: RateLimits;
   recordAudit: (failure: AuthFailure) => Promise<void>;
@@ -43,7 +44,6 @@ export interface AuthDeps {
 export function authImpl(deps: AuthDeps): Omit<ServiceImpl<typeof AuthService>, "rewrapSigningKeys"> {
   const directoryClient = createClient(DirectoryService, deps.conversationsTransport);
   const internal = internalHeaders(deps.config.internalToken);
-  const streamUrl = streamUrlOf(deps.config);
 
   function failed(ctx: HandlerContext, kind: string, reason: string, tenantId?: string) {
     const sourceIp = ctx.requestHeader.get(CLIENT_IP_HEADER) ?? "";
@@ -69,7 +69,7 @@ export function authImpl(deps: AuthDeps): Omit<ServiceImpl<typeof AuthService>, 
       token,
       conversationId: joined.conversationId,
       expiresIn: CLIENT_TOKEN_SECONDS,
-      streamUrl: `${streamUrl}?token=${token}`,
+      streamUrl: `${streamUrlOf(deps.config, deps.edgePort())}?token=${token}`,
     };
   }
 
@@ -211,8 +211,8 @@ function clientMessage(row: OAuthClientRow, secret?: string) {
 }
 
 /** ws(s)://<PUBLIC_URL host>:<WS_PORT>/ws; wss whenever the edge serves TLS, whatever PUBLIC_URL says. */
-function streamUrlOf(config: Config): string {
+function streamUrlOf(config: Config, port: number): string {
   const url = new URL(config.publicUrl);
   const secure = url.protocol === "https:" || config.tls !== undefined;
-  return `${secure ? "wss:" : "ws:"}//${url.hostname}:${config.wsPort}/ws`;
+  return `${secure ? "wss:" : "ws:"}//${url.hostname}:${port}/ws`;
 }

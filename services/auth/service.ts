@@ -45,6 +45,7 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
     directory: deps.access.directory,
     conversationsTransport: deps.transportFor("conversations"),
     config,
+    edgePort: deps.edgePort,
     audit: deps.access.audit,
     rateLimits: deps.access.rateLimits,
     async recordAudit(failure) {

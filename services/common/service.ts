@@ -57,6 +57,8 @@ export interface ModuleDeps {
   transportFor: (name: ServiceName) => Transport;
   /** Rate-limit counters: shared through Redis when REDIS_URL is set, else in memory. */
   limiters: LimiterStore;
+  /** The port `stream_url` names: the edge's bound one when it runs here (WS_PORT may be 0), else WS_PORT. */
+  edgePort: () => number;
 }
 
 /** The pool of a module that owns tables (the host opens one for each such module it runs). */

@@ -90,6 +90,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     // Closed after the modules stopped (cleanups run in reverse).
     cleanups.push(() => eventLog.close());
     const modules: ServiceModule[] = [];
+    const ports: App["ports"] = {};
     const localRoutes = (router: ConnectRouter) => {
       for (const m of modules) m.routes(router);
     };
@@ -99,7 +100,8 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     const authenticate = createAuthenticator(access);
     for (const name of hosted) {
       const pool = pools?.get(name);
-      const shared = { bus, eventLog, log: root, config, access, transportFor, limiters };
+      const edgePort = () => ports.edge ?? config.wsPort;
+      const shared = { bus, eventLog, log: root, config, access, transportFor, limiters, edgePort };
       modules.push(REGISTRY[name]!.create(pool === undefined ? shared : { ...shared, pool }));
     }
     cleanups.push(async () => {
@@ -107,7 +109,6 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
     });
     for (const m of modules) await m.start?.();
 
-    const ports: App["ports"] = {};
     let listening = false;
     if (modules.length > 0) {
       const grpc = await listenHttp2(

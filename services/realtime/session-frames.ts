@@ -113,6 +113,8 @@ async function dispatch(ctx: EdgeContext, ws: EdgeSocket, frame: ClientFrame): P
         attachments: frame.attachments,
         metadata: frame.metadata ?? {},
         idempotencyKey: frame.clientId,
+        // "from is the token's user" (design.md §4): an OAuth client's token is the client's own.
+        from: frame.from ?? (principal.kind === "oauth_client" ? { id: principal.clientId } : undefined),
       });
       const activity = await ctx.conversations.createActivity(request, { headers: ctx.headersFor(state) });
       ctx.send(ws, create(AckFrameSchema, { clientId: frame.clientId, activity }));

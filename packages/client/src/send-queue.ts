@@ -18,6 +18,8 @@ export interface SendInput {
   clientId?: string;
   /** Needed only by tokens that may write to several conversations (OAuth). */
   conversationId?: string;
+  /** Who speaks, for an OAuth token (its own client id when absent); a client token always speaks as its user. */
+  from?: { id: string; name?: string };
 }
 
 const ACTIVITY_TYPES = { message: ActivityType.MESSAGE, event: ActivityType.EVENT, typing: ActivityType.TYPING };
@@ -63,6 +65,7 @@ export function createSendQueue(options: {
         attachments: input.attachments ?? [],
         ...(input.metadata ? { metadata: input.metadata } : {}),
         ...(input.conversationId ? { conversationId: input.conversationId } : {}),
+        ...(input.from ? { from: input.from } : {}),
       });
       return new Promise<Activity>((resolve, reject) => {
         // The server may still store a send that timed out: sending again with its clientId answers it.

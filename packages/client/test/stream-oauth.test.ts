@@ -66,6 +66,24 @@ describe("stream with an OAuth token", () => {
     await proxy.stop();
   });
 
+  it("sends as the OAuth client itself, or as the speaker it names", async () => {
+    const conversation = await f.conversation(tenant.key, channel.id);
+    const stream = createStream(testContext(t.baseUrl, { token: await oauthToken() }).context, {
+      url: edgeUrl,
+      conversationId: conversation.id,
+    });
+    const own = await stream.send({ conversationId: conversation.id, text: "as the worker" });
+    expect(own.from?.id).toBe("cvc_forged");
+    const named = await stream.send({
+      conversationId: conversation.id,
+      text: "as an agent",
+      from: { id: "agent-7", name: "Agent Seven" },
+    });
+    expect(named.from).toMatchObject({ id: "agent-7", name: "Agent Seven" });
+    expect(named.seq).toBe(own.seq + 1n);
+    stream.close();
+  });
+
   it("follows the tenant event feed", async () => {
     const token = await forge(t, { claims: { tenant_id: tenant.id, scope: "conversations:read" } });
     const stream = createStream(testContext(t.baseUrl, { token }).context, { url: edgeUrl, tenantId: tenant.id });
