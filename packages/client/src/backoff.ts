@@ -1,4 +1,4 @@
-/** Bounds of the reconnect delay; every wait is a random share of the current bound ("full jitter"). */
+/** Bounds of a retry delay (reconnects, chunk retries); every wait is a random share of the current bound ("full jitter"). */
 export interface BackoffOptions {
   /** The bound of the first wait (default 250 ms). */
   minBackoffMs?: number;

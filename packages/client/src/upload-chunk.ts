@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromHttpStatus, codeFromString } from "@connectrpc/connect/protocol-connect";
+import { createBackoff } from "./backoff.js";
 import type { ClientContext } from "./context.js";
 import { credentialHeaders } from "./credentials.js";
 
@@ -28,6 +29,7 @@ export interface ChunkRequest {
 export async function sendChunk(context: ClientContext, chunk: ChunkRequest): Promise<void> {
   const url = `${context.baseUrl}/v1/files/upload/${encodeURIComponent(chunk.uploadId)}/${chunk.chunkNumber}`;
   let refreshToken = false;
+  const backoff = createBackoff({ minBackoffMs: RETRY_BASE_MS, maxBackoffMs: RETRY_BASE_MS * 2 ** CHUNK_ATTEMPTS });
   for (let attempt = 1; ; attempt++) {
     let failure: ConnectError;
     let retryAfterMs = 0;
@@ -64,7 +66,7 @@ export async function sendChunk(context: ClientContext, chunk: ChunkRequest): Pr
       );
     }
     if (attempt >= CHUNK_ATTEMPTS) throw failure;
-    await pause(Math.max(retryAfterMs, backoffMs(attempt)), chunk.signal);
+    await pause(backoff.next(retryAfterMs), chunk.signal);
   }
 }
 
@@ -88,11 +90,6 @@ async function errorOf(res: Response): Promise<ConnectError> {
     // Not JSON (a proxy's error page): the status says enough.
   }
   return new ConnectError(message, code);
-}
-
-function backoffMs(attempt: number): number {
-  const base = RETRY_BASE_MS * 2 ** (attempt - 1);
-  return base / 2 + Math.random() * base;
 }
 
 /** Connect clients report an aborted call as Canceled; chunks do the same. */
