@@ -34,6 +34,34 @@ describe("channels", () => {
     expect(got.body.secret).toBeUndefined();
   });
 
+  it("lists every channel type with the config fields its form shows", async () => {
+    const res = await call(t.baseUrl, "GET", "/v1/channel-types", { key });
+    expect(res.status).toBe(200);
+    const types = res.body.types as { type: string; fields: { name: string }[]; served_by_stream?: boolean }[];
+    expect(types.map((x) => x.type).sort()).toEqual(
+      [
+        "echo",
+        "instagram",
+        "messenger",
+        "telegram",
+        "webhook",
+        "websocket",
+        "whatsapp_infobip",
+        "whatsapp_meta",
+      ].sort(),
+    );
+    const byType = Object.fromEntries(types.map((x) => [x.type, x]));
+    expect(byType.webhook?.fields).toContainEqual({ name: "url", kind: "url", required: true, secret: false });
+    expect(byType.whatsapp_meta?.fields).toContainEqual({
+      name: "access_token",
+      kind: "string",
+      required: true,
+      secret: true,
+    });
+    expect(byType.websocket?.served_by_stream).toBe(true);
+    expect((await call(t.baseUrl, "GET", "/v1/channel-types", {})).status).toBe(401);
+  });
+
   it("redacts secret config values on every read", async () => {
     const res = await create("whatsapp_meta", VALID.whatsapp_meta);
     expect(res.body.config).toEqual({

@@ -6,7 +6,7 @@ import { SERVICE_SCHEMAS } from "./helpers/database.js";
 
 /** Where each service's tables live: the contract of this change, spelled out. */
 const TABLES_BY_SCHEMA: Record<string, string[]> = {
-  auth: ["audit_events", "oauth_clients", "refresh_tokens", "schema_migrations", "signing_keys"],
+  auth: ["admin_sessions", "audit_events", "oauth_clients", "refresh_tokens", "schema_migrations", "signing_keys"],
   conversations: [
     "activities",
     "channels",

@@ -15,10 +15,11 @@ import { CLIENT_IP_HEADER, kPrincipal } from "../common/access/context.js";
 import type { CredentialDirectory } from "../common/access/directory-client.js";
 import { internalHeaders } from "../common/access/internal.js";
 import type { RateLimits } from "../common/access/rate-limits.js";
-import type { Config } from "../common/config.js";
+import { type Config, streamUrlOf } from "../common/config.js";
 import { conflict, notFound } from "../common/rpc/errors.js";
 import { pageOf, pageResult } from "../common/rpc/pagination.js";
 import { nameOf } from "../common/rpc/validation.js";
+import type { AdminMethods } from "./admin.js";
 import { invalidClient, invalidGrant, invalidScope, oauthError } from "./oauth-errors.js";
 import { checkScopes, narrowScope } from "./scopes.js";
 import type { SigningKeys } from "./signing-keys.js";
@@ -40,8 +41,8 @@ export interface AuthDeps {
   recordAudit: (failure: AuthFailure) => Promise<void>;
 }
 
-/** Every RPC but the signing keys' rewrap, which service.ts adds with the keyring. */
-export function authImpl(deps: AuthDeps): Omit<ServiceImpl<typeof AuthService>, "rewrapSigningKeys"> {
+/** The OAuth and token RPCs; service.ts adds the signing keys' rewrap and the console's (admin.ts). */
+export function authImpl(deps: AuthDeps): Omit<ServiceImpl<typeof AuthService>, "rewrapSigningKeys" | AdminMethods> {
   const directoryClient = createClient(DirectoryService, deps.conversationsTransport);
   const internal = internalHeaders(deps.config.internalToken);
 
@@ -208,11 +209,4 @@ function clientMessage(row: OAuthClientRow, secret?: string) {
     clientSecret: secret,
     createdAt: timestampFromDate(row.created_at),
   };
-}
-
-/** ws(s)://<PUBLIC_URL host>:<WS_PORT>/ws; wss whenever the edge serves TLS, whatever PUBLIC_URL says. */
-function streamUrlOf(config: Config, port: number): string {
-  const url = new URL(config.publicUrl);
-  const secure = url.protocol === "https:" || config.tls !== undefined;
-  return `${secure ? "wss:" : "ws:"}//${url.hostname}:${port}/ws`;
 }

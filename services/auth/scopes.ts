@@ -1,7 +1,7 @@
 import { invalidField } from "../common/rpc/errors.js";
 
 /** Every scope an OAuth client may hold (design.md §3). */
-const KNOWN_SCOPES = [
+export const KNOWN_SCOPES = [
   "conversations:read",
   "conversations:write",
   "files:write",

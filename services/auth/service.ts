@@ -9,9 +9,11 @@ import { createErrorInterceptor } from "../common/rpc/log-interceptor.js";
 import { loadKeyring } from "../common/secrets/load.js";
 import { rewrapRefusal } from "../common/secrets/rpc.js";
 import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } from "../common/service.js";
+import { adminImpl } from "./admin.js";
 import { authImpl } from "./handlers.js";
 import { checkSigningKeys, rewrapSigningKeys } from "./key-encryption.js";
 import { createSigningKeys } from "./signing-keys.js";
+import { createAdminSessionStore } from "./store/admin-sessions.js";
 import { createAuditStore } from "./store/audit.js";
 import { createClientStore } from "./store/clients.js";
 import { createRefreshTokenStore } from "./store/refresh-tokens.js";
@@ -36,12 +38,13 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
     onRotated: () => deps.bus.publish(SIGNING_KEYS_TOPIC, create(SigningKeysChangedFrameSchema)),
   });
   const audit = createAuditStore(pool);
+  const tokens = createTokenIssuer(keys, config.publicUrl);
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   const impl = authImpl({
     clients: createClientStore(pool),
     refreshTokens: createRefreshTokenStore(pool),
     keys,
-    tokens: createTokenIssuer(keys, config.publicUrl),
+    tokens,
     directory: deps.access.directory,
     conversationsTransport: deps.transportFor("conversations"),
     config,
@@ -56,6 +59,12 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
       );
     },
   });
+  const admin = adminImpl({
+    sessions: createAdminSessionStore(pool),
+    audit,
+    tokens,
+    directory: deps.access.directory,
+  });
   return {
     name: "auth",
     services: [AuthService],
@@ -64,6 +73,7 @@ export function createAuthModule(deps: ModuleDeps): ServiceModule {
         AuthService,
         {
           ...impl,
+          ...admin,
           async rewrapSigningKeys() {
             const counts = await rewrapSigningKeys(pool, keyring).catch(rewrapRefusal);
             log.info({ ...counts, active_key_id: keyring.activeKid }, "signing keys re-wrapped");

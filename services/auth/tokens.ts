@@ -26,8 +26,8 @@ export function createTokenIssuer(keys: SigningKeys, issuer: string) {
 
   return {
     /** OAuth access token of a client (RFC 9068 shape: sub = client id). */
-    access(clientId: string, tenantId: string, scope: string) {
-      return sign({ token_use: "access", tenant_id: tenantId, scope }, clientId, ACCESS_TOKEN_SECONDS);
+    access(clientId: string, tenantId: string, scope: string, lifetimeSeconds = ACCESS_TOKEN_SECONDS) {
+      return sign({ token_use: "access", tenant_id: tenantId, scope }, clientId, lifetimeSeconds);
     },
     /** End-user token for one conversation (Direct Line style). */
     client(user: { id: string; name: string }, grant: { tenantId: string; channelId: string; conversationId: string }) {

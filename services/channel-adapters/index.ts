@@ -27,6 +27,11 @@ const ADAPTERS: Readonly<Record<string, ChannelAdapter>> = Object.fromEntries(
   [echo, websocket, webhook, whatsappMeta, whatsappInfobip, telegram, instagram, messenger].map((a) => [a.type, a]),
 );
 
+/** Every adapter, in the table's order (for the channel types RPC). */
+export function allAdapters(): readonly ChannelAdapter[] {
+  return Object.values(ADAPTERS);
+}
+
 export function adapterOf(type: string): ChannelAdapter | undefined {
   return Object.hasOwn(ADAPTERS, type) ? ADAPTERS[type] : undefined;
 }

@@ -250,3 +250,10 @@ function urlHost(host: string): string {
   if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
   return host.includes(":") ? `[${host}]` : host;
 }
+
+/** ws(s)://<PUBLIC_URL host>:<WS_PORT>/ws; wss whenever the edge serves TLS, whatever PUBLIC_URL says. */
+export function streamUrlOf(config: Config, port: number): string {
+  const url = new URL(config.publicUrl);
+  const secure = url.protocol === "https:" || config.tls !== undefined;
+  return `${secure ? "wss:" : "ws:"}//${url.hostname}:${port}/ws`;
+}

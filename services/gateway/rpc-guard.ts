@@ -8,7 +8,16 @@ import { INTERNAL_HEADER } from "../common/access/internal.js";
 /** Authenticates a call from its headers alone (createAuthenticator in common/access.ts). */
 export type Authenticate = (method: DescMethod, header: Headers) => Promise<Principal>;
 
-const CREDENTIAL_HEADERS = ["authorization", "x-api-key", INTERNAL_HEADER, CLIENT_IP_HEADER];
+// A console session (cookie) is an operator credential, checked against the page's origin (origin, host).
+const CREDENTIAL_HEADERS = [
+  "authorization",
+  "x-api-key",
+  INTERNAL_HEADER,
+  CLIENT_IP_HEADER,
+  "cookie",
+  "origin",
+  "host",
+];
 
 /** The headers authentication reads, copied from a Node request (HTTP/2 pseudo-headers left out). */
 function credentialHeaders(req: IncomingMessage): Headers {
@@ -17,6 +26,8 @@ function credentialHeaders(req: IncomingMessage): Headers {
     const value = req.headers[name];
     if (typeof value === "string") header.set(name, value);
   }
+  const authority = req.headers[":authority"];
+  if (!header.has("host") && typeof authority === "string") header.set("host", authority);
   return header;
 }
 

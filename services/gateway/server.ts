@@ -23,6 +23,8 @@ export interface GatewayOptions {
   jsonBodyLimitBytes: number;
   /** Checks a caller's credentials before any body is read. */
   authenticate: Authenticate;
+  /** ADMIN_ALLOWED_IPS: who may reach anything under /admin (else 403, before anything else). */
+  adminAllowed: (address: string) => boolean;
   /** CORS_ORIGINS: browser origins granted cross-origin calls (cors.ts). */
   corsOrigins: readonly string[];
   /** The port speaks TLS: answers tell browsers to come back over https only (HSTS). */
@@ -86,12 +88,50 @@ export function createGatewayHandler(options: GatewayOptions) {
       delete req.headers[INTERNAL_HEADER];
       res.setHeader("x-request-id", requestId);
       if (hsts) res.setHeader("strict-transport-security", HSTS);
+      if (answerAdminGate(req, res, options.adminAllowed)) return;
       if (applyCors(req, res)) return;
       rpc(req, res);
     } catch (error) {
       fail(req, res, error);
     }
   };
+}
+
+// Any spelling of /admin a router might still map there: doubled slashes, any case.
+const ADMIN_PATH = /^[/\\]+admin([/\\]|$)/i;
+
+function decodedPath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * Everything under /admin (console pages, assets, the operator REST API) is
+ * 403 outside ADMIN_ALLOWED_IPS, whatever the path, method or credential.
+ * From inside, `/` leads to the console. True when it answered.
+ */
+function answerAdminGate(
+  req: IncomingMessage,
+  res: ServerResponse,
+  adminAllowed: (address: string) => boolean,
+): boolean {
+  const path = (req.url ?? "").split("?")[0] as string;
+  const allowed = adminAllowed(req.headers[CLIENT_IP_HEADER] as string);
+  if (path === "/" && allowed && (req.method === "GET" || req.method === "HEAD")) {
+    res.writeHead(303, { location: "/admin/", "content-length": "0" }).end();
+    return true;
+  }
+  if (allowed || !ADMIN_PATH.test(decodedPath(path))) return false;
+  const payload = JSON.stringify({
+    code: "permission_denied",
+    message: "admin access is not allowed from this address",
+    details: [],
+  });
+  res.writeHead(403, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }).end(payload);
+  return true;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { DescMessage, JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, type JsonObject, type JsonValue, ScalarType } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type Transport } from "@connectrpc/connect";
 import { CLIENT_IP_HEADER, HTTP_STATUS_HEADER, kAuthenticated } from "../common/access/context.js";
 import type { Logger } from "../common/obs/logger.js";
@@ -21,7 +21,17 @@ import type { RouteTable, RpcRoute } from "./route-table.js";
 import type { Authenticate } from "./rpc-guard.js";
 
 /** Request headers services see: credentials, correlation and the caller's address. */
-const FORWARDED_HEADERS = ["authorization", "x-api-key", "traceparent", "tracestate", "user-agent"];
+const FORWARDED_HEADERS = [
+  "authorization",
+  "x-api-key",
+  // A console session is an operator credential, checked against the page's origin.
+  "cookie",
+  "origin",
+  "host",
+  "traceparent",
+  "tracestate",
+  "user-agent",
+];
 /** Response headers a service may set for REST clients. */
 const RETURNED_HEADERS = ["idempotent-replayed", "retry-after", "ratelimit", "ratelimit-policy", "location"];
 
@@ -108,6 +118,8 @@ export function createTranscoder(options: TranscoderOptions) {
       const value = req.headers[name];
       if (typeof value === "string") header.set(name, value);
     }
+    const authority = req.headers[":authority"];
+    if (!header.has("host") && typeof authority === "string") header.set("host", authority);
     // Credentials first: an anonymous caller learns nothing about its body and costs no parse.
     const principal = await options.authenticate(route.method, header);
     const input = route.method.input;
@@ -191,8 +203,18 @@ function mergeQuery(input: DescMessage, json: JsonObject, query: URLSearchParams
   for (const field of input.fields) {
     const values = query.getAll(field.name);
     if (values.length === 0 || field.name in json) continue;
-    json[field.name] = field.fieldKind === "list" ? values : (values[values.length - 1] as string);
+    const value = values[values.length - 1] as string;
+    json[field.name] = field.fieldKind === "list" ? values : isBool(field) ? queryBool(field.name, value) : value;
   }
+}
+
+const isBool = (field: DescField) => field.fieldKind === "scalar" && field.scalar === ScalarType.BOOL;
+
+/** `?all=true` (and `1`, `false`, `0`, or a bare `?all`): query strings have no JSON booleans. */
+function queryBool(name: string, value: string): boolean {
+  if (value === "true" || value === "1" || value === "") return true;
+  if (value === "false" || value === "0") return false;
+  throw invalidField(name, "must be true or false");
 }
 
 function mergeHeaders(input: DescMessage, json: JsonObject, req: IncomingMessage): void {

@@ -2,20 +2,27 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type ConnectRouter, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../gen/converger/v1/auth_pb.js";
-import { type AccessOptions, type AuthFailure, createAuthenticator } from "../common/access/access.js";
+import {
+  type AccessOptions,
+  type AuthFailure,
+  createAuthenticator,
+  type OperatorAction,
+} from "../common/access/access.js";
+import { createAdminSessionsClient } from "../common/access/admin-sessions-client.js";
 import { createAddressMatcher } from "../common/access/cidr.js";
 import { createDirectoryClient } from "../common/access/directory-client.js";
 import { internalHeaders } from "../common/access/internal.js";
 import { createMemoryLimiterStore, createRedisLimiterStore } from "../common/access/limiter-store.js";
 import { createRateLimits, type RateLimits } from "../common/access/rate-limits.js";
 import { createTokenVerifier, SIGNING_KEYS_TOPIC } from "../common/access/token-verifier.js";
-import type { Config, ServiceName } from "../common/config.js";
+import { type Config, type ServiceName, streamUrlOf } from "../common/config.js";
 import type { Pool } from "../common/db/pool.js";
 import { type Bus, createLocalBus } from "../common/events/bus.js";
 import { createInProcessLog, type EventLog } from "../common/events/event-log.js";
 import { createLogger, forService, type Logger } from "../common/obs/logger.js";
 import type { ServiceModule } from "../common/service.js";
 import { readCaFile, readTlsFiles } from "../common/tls.js";
+import { consoleRoutes } from "../console/index.js";
 import { createGatewayHandler, createInternalHandler, opsRoutes, proxyRoutes } from "../gateway/index.js";
 import { startEdge } from "../realtime/index.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./db/embedded.js";
@@ -144,6 +151,13 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
       const services: { desc: DescService; transport: Transport }[] = [];
       const remote: typeof services = [];
       const rawRoutes = [
+        ...consoleRoutes({
+          authTransport: transportFor("auth"),
+          sessions: access.adminSessions,
+          publicOrigin: access.publicOrigin,
+          streamUrl: () => streamUrlOf(config, ports.edge ?? config.wsPort),
+          secure: tls !== undefined,
+        }),
         ...opsRoutes({
           modules,
           bus,
@@ -169,6 +183,7 @@ export async function startApp(config: Config, root: Logger = createLogger(confi
         jsonBodyLimitBytes: config.jsonBodyLimitBytes,
         authenticate,
         corsOrigins: config.corsOrigins,
+        adminAllowed: createAddressMatcher(config.adminAllowedIps),
         strictTransportSecurity: tls !== undefined,
         log: forService(root, "gateway"),
       });
@@ -271,6 +286,16 @@ function accessOptions(
       .catch((error: unknown) => log.warn({ err: error }, "audit record failed"))
       .finally(() => inFlight--);
   };
+  let actionsInFlight = 0;
+  const auditAction = (action: OperatorAction) => {
+    if (actionsInFlight >= MAX_AUDIT_IN_FLIGHT)
+      return log.warn({ action: action.action }, "audit backlog full; operator action not recorded");
+    actionsInFlight++;
+    auth
+      .recordOperatorAction(action, { headers })
+      .catch((error: unknown) => log.warn({ err: error }, "audit record failed"))
+      .finally(() => actionsInFlight--);
+  };
   const verifier = createTokenVerifier({
     issuer: config.publicUrl,
     fetchKeys: async () => (await auth.getJwks({})).keys as never,
@@ -283,6 +308,9 @@ function accessOptions(
     directory: createDirectoryClient(transportFor("conversations"), config.internalToken, bus),
     verifier,
     audit,
+    auditAction,
+    adminSessions: createAdminSessionsClient(transportFor("auth"), config.internalToken),
+    publicOrigin: new URL(config.publicUrl).origin,
     rateLimits,
   };
 }

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/auth.proto.
  */
 export const file_converger_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chdjb252ZXJnZXIvdjEvYXV0aC5wcm90bxIMY29udmVyZ2VyLnYxImAKEUlzc3VlVG9rZW5SZXF1ZXN0EhIKCmdyYW50X3R5cGUYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSDQoFc2NvcGUYBCABKAkiEAoOR2V0Sndrc1JlcXVlc3QiOAoPR2V0Sndrc1Jlc3BvbnNlEiUKBGtleXMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IicKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkiGgoYUmV3cmFwU2lnbmluZ0tleXNSZXF1ZXN0IkYKGVJld3JhcFNpZ25pbmdLZXlzUmVzcG9uc2USEQoJcmV3cmFwcGVkGAEgASgFEhYKDmFscmVhZHlfYWN0aXZlGAIgASgFIl4KGFJlY29yZEF1dGhGYWlsdXJlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEa2luZBgCIAEoCRIRCglzb3VyY2VfaXAYAyABKAkSDgoGcmVhc29uGAQgASgJIhsKGVJlY29yZEF1dGhGYWlsdXJlUmVzcG9uc2UiTwoTUmVmcmVzaFRva2VuUmVxdWVzdBIgCg1yZWZyZXNoX3Rva2VuGAEgASgJQgna8xgFCAEYgAQSFgoFc2NvcGUYAiABKAlCB9rzGAMY6AcicwoNVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhUKDXJlZnJlc2hfdG9rZW4YBCABKAkSDQoFc2NvcGUYBSABKAkiNgoSUmV2b2tlVG9rZW5SZXF1ZXN0EiAKDXJlZnJlc2hfdG9rZW4YASABKAlCCdrzGAUIARiABCIVChNSZXZva2VUb2tlblJlc3BvbnNlIq4BCgtPQXV0aENsaWVudBIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEAoIZGlzYWJsZWQYBCABKAgSGgoNY2xpZW50X3NlY3JldBgFIAEoCUgAiAEBEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhAKDl9jbGllbnRfc2VjcmV0Ik8KGENyZWF0ZU9BdXRoQ2xpZW50UmVxdWVzdBIXCgRuYW1lGAEgASgJQgna8xgFCAEYyAESGgoGc2NvcGVzGAIgAygJQgra8xgGCAEYQDgKIksKF0xpc3RPQXV0aENsaWVudHNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAEiWwoYTGlzdE9BdXRoQ2xpZW50c1Jlc3BvbnNlEioKB2NsaWVudHMYASADKAsyGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiOAoZRGlzYWJsZU9BdXRoQ2xpZW50UmVxdWVzdBIbCgljbGllbnRfaWQYASABKAlCCNrzGAQIARhAIj0KHlJvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0UmVxdWVzdBIbCgljbGllbnRfaWQYASABKAlCCNrzGAQIARhAIjkKCVRva2VuVXNlchIVCgJpZBgBIAEoCUIJ2vMYBQgBGMgBEhUKBG5hbWUYAiABKAlCB9rzGAMYyAEiagoYQ3JlYXRlQ2xpZW50VG9rZW5SZXF1ZXN0Ei0KBHVzZXIYASABKAsyFy5jb252ZXJnZXIudjEuVG9rZW5Vc2VyQgba8xgCCAESHwoPY29udmVyc2F0aW9uX2lkGAIgASgJQgba8xgCIAEiGwoZUmVmcmVzaENsaWVudFRva2VuUmVxdWVzdCJyCh5DcmVhdGVDb252ZXJzYXRpb25Ub2tlblJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARItCgR1c2VyGAIgASgLMhcuY29udmVyZ2VyLnYxLlRva2VuVXNlckIG2vMYAggBIl0KC0NsaWVudFRva2VuEg0KBXRva2VuGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnN0cmVhbV91cmwYBCABKAkyoA4KC0F1dGhTZXJ2aWNlElkKCklzc3VlVG9rZW4SHy5jb252ZXJnZXIudjEuSXNzdWVUb2tlblJlcXVlc3QaGy5jb252ZXJnZXIudjEuVG9rZW5SZXNwb25zZSINyvMYAwoBBtLzGAIQARJSCgdHZXRKd2tzEhwuY29udmVyZ2VyLnYxLkdldEp3a3NSZXF1ZXN0Gh0uY29udmVyZ2VyLnYxLkdldEp3a3NSZXNwb25zZSIKkAIByvMYAwoBBhKSAQoQUm90YXRlU2lnbmluZ0tleRIlLmNvbnZlcmdlci52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBomLmNvbnZlcmdlci52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2UiL8rzGAMKAQGC0+STAiI6ASoiHS9hZG1pbi92MS9zaWduaW5nLWtleXMvcm90YXRlEm0KEVJld3JhcFNpZ25pbmdLZXlzEiYuY29udmVyZ2VyLnYxLlJld3JhcFNpZ25pbmdLZXlzUmVxdWVzdBonLmNvbnZlcmdlci52MS5SZXdyYXBTaWduaW5nS2V5c1Jlc3BvbnNlIgfK8xgDCgEHEm0KEVJlY29yZEF1dGhGYWlsdXJlEiYuY29udmVyZ2VyLnYxLlJlY29yZEF1dGhGYWlsdXJlUmVxdWVzdBonLmNvbnZlcmdlci52MS5SZWNvcmRBdXRoRmFpbHVyZVJlc3BvbnNlIgfK8xgDCgEHEnUKDFJlZnJlc2hUb2tlbhIhLmNvbnZlcmdlci52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GhsuY29udmVyZ2VyLnYxLlRva2VuUmVzcG9uc2UiJcrzGAMKAQbS8xgCEAGC0+STAhI6ASoiDS9hdXRoL3JlZnJlc2gSeAoLUmV2b2tlVG9rZW4SIC5jb252ZXJnZXIudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiEuY29udmVyZ2VyLnYxLlJldm9rZVRva2VuUmVzcG9uc2UiJMrzGAMKAQbS8xgCEAGC0+STAhE6ASoiDC9hdXRoL3Jldm9rZRKCAQoRQ3JlYXRlT0F1dGhDbGllbnQSJi5jb252ZXJnZXIudjEuQ3JlYXRlT0F1dGhDbGllbnRSZXF1ZXN0GhkuY29udmVyZ2VyLnYxLk9BdXRoQ2xpZW50IirK8xgDCgEC0vMYAwjJAYLT5JMCFjoBKiIRL3YxL29hdXRoLWNsaWVudHMSgwEKEExpc3RPQXV0aENsaWVudHMSJS5jb252ZXJnZXIudjEuTGlzdE9BdXRoQ2xpZW50c1JlcXVlc3QaJi5jb252ZXJnZXIudjEuTGlzdE9BdXRoQ2xpZW50c1Jlc3BvbnNlIiDK8xgDCgECgtPkkwITEhEvdjEvb2F1dGgtY2xpZW50cxKRAQoSRGlzYWJsZU9BdXRoQ2xpZW50EicuY29udmVyZ2VyLnYxLkRpc2FibGVPQXV0aENsaWVudFJlcXVlc3QaGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQiN8rzGAMKAQKC0+STAio6ASoiJS92MS9vYXV0aC1jbGllbnRzL3tjbGllbnRfaWR9L2Rpc2FibGUSoQEKF1JvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0EiwuY29udmVyZ2VyLnYxLlJvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0UmVxdWVzdBoZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudCI9yvMYAwoBAoLT5JMCMDoBKiIrL3YxL29hdXRoLWNsaWVudHMve2NsaWVudF9pZH0vcm90YXRlLXNlY3JldBJ7ChFDcmVhdGVDbGllbnRUb2tlbhImLmNvbnZlcmdlci52MS5DcmVhdGVDbGllbnRUb2tlblJlcXVlc3QaGS5jb252ZXJnZXIudjEuQ2xpZW50VG9rZW4iI8rzGAMKAQXS8xgDCMkBgtPkkwIPOgEqIgovdjEvdG9rZW5zEn4KElJlZnJlc2hDbGllbnRUb2tlbhInLmNvbnZlcmdlci52MS5SZWZyZXNoQ2xpZW50VG9rZW5SZXF1ZXN0GhkuY29udmVyZ2VyLnYxLkNsaWVudFRva2VuIiTK8xgDCgEEgtPkkwIXOgEqIhIvdjEvdG9rZW5zL3JlZnJlc2gSvQEKF0NyZWF0ZUNvbnZlcnNhdGlvblRva2VuEiwuY29udmVyZ2VyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblRva2VuUmVxdWVzdBoZLmNvbnZlcmdlci52MS5DbGllbnRUb2tlbiJZyvMYGQoCAgMSE2NvbnZlcnNhdGlvbnM6d3JpdGXS8xgDCMkBgtPkkwIvOgEqIiovdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS90b2tlbnNiBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chdjb252ZXJnZXIvdjEvYXV0aC5wcm90bxIMY29udmVyZ2VyLnYxImAKEUlzc3VlVG9rZW5SZXF1ZXN0EhIKCmdyYW50X3R5cGUYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSDQoFc2NvcGUYBCABKAkiEAoOR2V0Sndrc1JlcXVlc3QiOAoPR2V0Sndrc1Jlc3BvbnNlEiUKBGtleXMYASADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IicKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkiGgoYUmV3cmFwU2lnbmluZ0tleXNSZXF1ZXN0IkYKGVJld3JhcFNpZ25pbmdLZXlzUmVzcG9uc2USEQoJcmV3cmFwcGVkGAEgASgFEhYKDmFscmVhZHlfYWN0aXZlGAIgASgFIl4KGFJlY29yZEF1dGhGYWlsdXJlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEa2luZBgCIAEoCRIRCglzb3VyY2VfaXAYAyABKAkSDgoGcmVhc29uGAQgASgJIhsKGVJlY29yZEF1dGhGYWlsdXJlUmVzcG9uc2UiTwoTUmVmcmVzaFRva2VuUmVxdWVzdBIgCg1yZWZyZXNoX3Rva2VuGAEgASgJQgna8xgFCAEYgAQSFgoFc2NvcGUYAiABKAlCB9rzGAMY6AcicwoNVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhUKDXJlZnJlc2hfdG9rZW4YBCABKAkSDQoFc2NvcGUYBSABKAkiNgoSUmV2b2tlVG9rZW5SZXF1ZXN0EiAKDXJlZnJlc2hfdG9rZW4YASABKAlCCdrzGAUIARiABCIVChNSZXZva2VUb2tlblJlc3BvbnNlIq4BCgtPQXV0aENsaWVudBIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEAoIZGlzYWJsZWQYBCABKAgSGgoNY2xpZW50X3NlY3JldBgFIAEoCUgAiAEBEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhAKDl9jbGllbnRfc2VjcmV0Ik8KGENyZWF0ZU9BdXRoQ2xpZW50UmVxdWVzdBIXCgRuYW1lGAEgASgJQgna8xgFCAEYyAESGgoGc2NvcGVzGAIgAygJQgra8xgGCAEYQDgKIksKF0xpc3RPQXV0aENsaWVudHNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAEiWwoYTGlzdE9BdXRoQ2xpZW50c1Jlc3BvbnNlEioKB2NsaWVudHMYASADKAsyGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiOAoZRGlzYWJsZU9BdXRoQ2xpZW50UmVxdWVzdBIbCgljbGllbnRfaWQYASABKAlCCNrzGAQIARhAIj0KHlJvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0UmVxdWVzdBIbCgljbGllbnRfaWQYASABKAlCCNrzGAQIARhAIjkKCVRva2VuVXNlchIVCgJpZBgBIAEoCUIJ2vMYBQgBGMgBEhUKBG5hbWUYAiABKAlCB9rzGAMYyAEiagoYQ3JlYXRlQ2xpZW50VG9rZW5SZXF1ZXN0Ei0KBHVzZXIYASABKAsyFy5jb252ZXJnZXIudjEuVG9rZW5Vc2VyQgba8xgCCAESHwoPY29udmVyc2F0aW9uX2lkGAIgASgJQgba8xgCIAEiGwoZUmVmcmVzaENsaWVudFRva2VuUmVxdWVzdCJyCh5DcmVhdGVDb252ZXJzYXRpb25Ub2tlblJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARItCgR1c2VyGAIgASgLMhcuY29udmVyZ2VyLnYxLlRva2VuVXNlckIG2vMYAggBIl0KC0NsaWVudFRva2VuEg0KBXRva2VuGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnN0cmVhbV91cmwYBCABKAkiGwoZQ3JlYXRlQWRtaW5TZXNzaW9uUmVxdWVzdCJaCgxBZG1pblNlc3Npb24SCgoCaWQYASABKAkSDgoGc2VjcmV0GAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjYKGVZlcmlmeUFkbWluU2Vzc2lvblJlcXVlc3QSGQoGc2VjcmV0GAEgASgJQgna8xgFCAEYyAEiMwoWRW5kQWRtaW5TZXNzaW9uUmVxdWVzdBIZCgZzZWNyZXQYASABKAlCCdrzGAUIARjIASIZChdFbmRBZG1pblNlc3Npb25SZXNwb25zZSI9Ch5DcmVhdGVUZW5hbnRBY2Nlc3NUb2tlblJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgja8xgECAEgASKIAQobUmVjb3JkT3BlcmF0b3JBY3Rpb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDgoGYWN0aW9uGAIgASgJEg4KBnRhcmdldBgDIAEoCRIRCgl0ZW5hbnRfaWQYBCABKAkSEQoJc291cmNlX2lwGAUgASgJEg8KB291dGNvbWUYBiABKAkiHgocUmVjb3JkT3BlcmF0b3JBY3Rpb25SZXNwb25zZSLIAQoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEa2luZBgDIAEoCRINCgVhY3RvchgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEg4KBmFjdGlvbhgGIAEoCRIOCgZ0YXJnZXQYByABKAkSEQoJdGVuYW50X2lkGAggASgJEhEKCXNvdXJjZV9pcBgJIAEoCRIPCgdvdXRjb21lGAogASgJImkKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSHQoVb3BlcmF0b3JfYWN0aW9uc19vbmx5GAEgASgIEhcKBWxpbWl0GAIgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAyABKAlCB9rzGAMYyAEiWAoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKAoGZXZlbnRzGAEgAygLMhguY29udmVyZ2VyLnYxLkF1ZGl0RXZlbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkygRQKC0F1dGhTZXJ2aWNlElkKCklzc3VlVG9rZW4SHy5jb252ZXJnZXIudjEuSXNzdWVUb2tlblJlcXVlc3QaGy5jb252ZXJnZXIudjEuVG9rZW5SZXNwb25zZSINyvMYAwoBBtLzGAIQARJSCgdHZXRKd2tzEhwuY29udmVyZ2VyLnYxLkdldEp3a3NSZXF1ZXN0Gh0uY29udmVyZ2VyLnYxLkdldEp3a3NSZXNwb25zZSIKkAIByvMYAwoBBhKSAQoQUm90YXRlU2lnbmluZ0tleRIlLmNvbnZlcmdlci52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBomLmNvbnZlcmdlci52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2UiL8rzGAMKAQGC0+STAiI6ASoiHS9hZG1pbi92MS9zaWduaW5nLWtleXMvcm90YXRlEm0KEVJld3JhcFNpZ25pbmdLZXlzEiYuY29udmVyZ2VyLnYxLlJld3JhcFNpZ25pbmdLZXlzUmVxdWVzdBonLmNvbnZlcmdlci52MS5SZXdyYXBTaWduaW5nS2V5c1Jlc3BvbnNlIgfK8xgDCgEHEm0KEVJlY29yZEF1dGhGYWlsdXJlEiYuY29udmVyZ2VyLnYxLlJlY29yZEF1dGhGYWlsdXJlUmVxdWVzdBonLmNvbnZlcmdlci52MS5SZWNvcmRBdXRoRmFpbHVyZVJlc3BvbnNlIgfK8xgDCgEHEnUKDFJlZnJlc2hUb2tlbhIhLmNvbnZlcmdlci52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GhsuY29udmVyZ2VyLnYxLlRva2VuUmVzcG9uc2UiJcrzGAMKAQbS8xgCEAGC0+STAhI6ASoiDS9hdXRoL3JlZnJlc2gSeAoLUmV2b2tlVG9rZW4SIC5jb252ZXJnZXIudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiEuY29udmVyZ2VyLnYxLlJldm9rZVRva2VuUmVzcG9uc2UiJMrzGAMKAQbS8xgCEAGC0+STAhE6ASoiDC9hdXRoL3Jldm9rZRKCAQoRQ3JlYXRlT0F1dGhDbGllbnQSJi5jb252ZXJnZXIudjEuQ3JlYXRlT0F1dGhDbGllbnRSZXF1ZXN0GhkuY29udmVyZ2VyLnYxLk9BdXRoQ2xpZW50IirK8xgDCgEC0vMYAwjJAYLT5JMCFjoBKiIRL3YxL29hdXRoLWNsaWVudHMSgwEKEExpc3RPQXV0aENsaWVudHMSJS5jb252ZXJnZXIudjEuTGlzdE9BdXRoQ2xpZW50c1JlcXVlc3QaJi5jb252ZXJnZXIudjEuTGlzdE9BdXRoQ2xpZW50c1Jlc3BvbnNlIiDK8xgDCgECgtPkkwITEhEvdjEvb2F1dGgtY2xpZW50cxKRAQoSRGlzYWJsZU9BdXRoQ2xpZW50EicuY29udmVyZ2VyLnYxLkRpc2FibGVPQXV0aENsaWVudFJlcXVlc3QaGS5jb252ZXJnZXIudjEuT0F1dGhDbGllbnQiN8rzGAMKAQKC0+STAio6ASoiJS92MS9vYXV0aC1jbGllbnRzL3tjbGllbnRfaWR9L2Rpc2FibGUSoQEKF1JvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0EiwuY29udmVyZ2VyLnYxLlJvdGF0ZU9BdXRoQ2xpZW50U2VjcmV0UmVxdWVzdBoZLmNvbnZlcmdlci52MS5PQXV0aENsaWVudCI9yvMYAwoBAoLT5JMCMDoBKiIrL3YxL29hdXRoLWNsaWVudHMve2NsaWVudF9pZH0vcm90YXRlLXNlY3JldBJ7ChFDcmVhdGVDbGllbnRUb2tlbhImLmNvbnZlcmdlci52MS5DcmVhdGVDbGllbnRUb2tlblJlcXVlc3QaGS5jb252ZXJnZXIudjEuQ2xpZW50VG9rZW4iI8rzGAMKAQXS8xgDCMkBgtPkkwIPOgEqIgovdjEvdG9rZW5zEn4KElJlZnJlc2hDbGllbnRUb2tlbhInLmNvbnZlcmdlci52MS5SZWZyZXNoQ2xpZW50VG9rZW5SZXF1ZXN0GhkuY29udmVyZ2VyLnYxLkNsaWVudFRva2VuIiTK8xgDCgEEgtPkkwIXOgEqIhIvdjEvdG9rZW5zL3JlZnJlc2gSvQEKF0NyZWF0ZUNvbnZlcnNhdGlvblRva2VuEiwuY29udmVyZ2VyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblRva2VuUmVxdWVzdBoZLmNvbnZlcmdlci52MS5DbGllbnRUb2tlbiJZyvMYGQoCAgMSE2NvbnZlcnNhdGlvbnM6d3JpdGXS8xgDCMkBgtPkkwIvOgEqIiovdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS90b2tlbnMSYgoSQ3JlYXRlQWRtaW5TZXNzaW9uEicuY29udmVyZ2VyLnYxLkNyZWF0ZUFkbWluU2Vzc2lvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQWRtaW5TZXNzaW9uIgfK8xgDCgEBEmUKElZlcmlmeUFkbWluU2Vzc2lvbhInLmNvbnZlcmdlci52MS5WZXJpZnlBZG1pblNlc3Npb25SZXF1ZXN0GhouY29udmVyZ2VyLnYxLkFkbWluU2Vzc2lvbiIKkAIByvMYAwoBBxJnCg9FbmRBZG1pblNlc3Npb24SJC5jb252ZXJnZXIudjEuRW5kQWRtaW5TZXNzaW9uUmVxdWVzdBolLmNvbnZlcmdlci52MS5FbmRBZG1pblNlc3Npb25SZXNwb25zZSIHyvMYAwoBBxKqAQoXQ3JlYXRlVGVuYW50QWNjZXNzVG9rZW4SLC5jb252ZXJnZXIudjEuQ3JlYXRlVGVuYW50QWNjZXNzVG9rZW5SZXF1ZXN0GhsuY29udmVyZ2VyLnYxLlRva2VuUmVzcG9uc2UiRMrzGAMKAQHS8xgDCMkBgtPkkwIwOgEqIisvYWRtaW4vdjEvdGVuYW50cy97dGVuYW50X2lkfS9hY2Nlc3MtdG9rZW5zEnYKFFJlY29yZE9wZXJhdG9yQWN0aW9uEikuY29udmVyZ2VyLnYxLlJlY29yZE9wZXJhdG9yQWN0aW9uUmVxdWVzdBoqLmNvbnZlcmdlci52MS5SZWNvcmRPcGVyYXRvckFjdGlvblJlc3BvbnNlIgfK8xgDCgEHEoUBCg9MaXN0QXVkaXRFdmVudHMSJC5jb252ZXJnZXIudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBolLmNvbnZlcmdlci52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIlyvMYAwoBAYLT5JMCGBIWL2FkbWluL3YxL2F1ZGl0LWV2ZW50c2IGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The client_credentials grant; credentials come from the body or HTTP Basic.
@@ -584,6 +584,322 @@ export const ClientTokenSchema: GenMessage<ClientToken> = /*@__PURE__*/
   messageDesc(file_converger_v1_auth, 23);
 
 /**
+ * Request for a console session; the admin token is the call's credential.
+ *
+ * @generated from message converger.v1.CreateAdminSessionRequest
+ */
+export type CreateAdminSessionRequest = Message<"converger.v1.CreateAdminSessionRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.CreateAdminSessionRequest.
+ * Use `create(CreateAdminSessionRequestSchema)` to create a new message.
+ */
+export const CreateAdminSessionRequestSchema: GenMessage<CreateAdminSessionRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 24);
+
+/**
+ * An operator console session.
+ *
+ * @generated from message converger.v1.AdminSession
+ */
+export type AdminSession = Message<"converger.v1.AdminSession"> & {
+  /**
+   * Names the session in the audit log (not a secret).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Only in CreateAdminSession's answer.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message converger.v1.AdminSession.
+ * Use `create(AdminSessionSchema)` to create a new message.
+ */
+export const AdminSessionSchema: GenMessage<AdminSession> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 25);
+
+/**
+ * Request to resolve a session cookie.
+ *
+ * @generated from message converger.v1.VerifyAdminSessionRequest
+ */
+export type VerifyAdminSessionRequest = Message<"converger.v1.VerifyAdminSessionRequest"> & {
+  /**
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message converger.v1.VerifyAdminSessionRequest.
+ * Use `create(VerifyAdminSessionRequestSchema)` to create a new message.
+ */
+export const VerifyAdminSessionRequestSchema: GenMessage<VerifyAdminSessionRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 26);
+
+/**
+ * Request to end a session.
+ *
+ * @generated from message converger.v1.EndAdminSessionRequest
+ */
+export type EndAdminSessionRequest = Message<"converger.v1.EndAdminSessionRequest"> & {
+  /**
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message converger.v1.EndAdminSessionRequest.
+ * Use `create(EndAdminSessionRequestSchema)` to create a new message.
+ */
+export const EndAdminSessionRequestSchema: GenMessage<EndAdminSessionRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 27);
+
+/**
+ * Acknowledgement of a sign-out (also for unknown sessions).
+ *
+ * @generated from message converger.v1.EndAdminSessionResponse
+ */
+export type EndAdminSessionResponse = Message<"converger.v1.EndAdminSessionResponse"> & {
+};
+
+/**
+ * Describes the message converger.v1.EndAdminSessionResponse.
+ * Use `create(EndAdminSessionResponseSchema)` to create a new message.
+ */
+export const EndAdminSessionResponseSchema: GenMessage<EndAdminSessionResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 28);
+
+/**
+ * Request for a tenant access token.
+ *
+ * @generated from message converger.v1.CreateTenantAccessTokenRequest
+ */
+export type CreateTenantAccessTokenRequest = Message<"converger.v1.CreateTenantAccessTokenRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message converger.v1.CreateTenantAccessTokenRequest.
+ * Use `create(CreateTenantAccessTokenRequestSchema)` to create a new message.
+ */
+export const CreateTenantAccessTokenRequestSchema: GenMessage<CreateTenantAccessTokenRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 29);
+
+/**
+ * An operator's state-changing call, for the audit log.
+ *
+ * @generated from message converger.v1.RecordOperatorActionRequest
+ */
+export type RecordOperatorActionRequest = Message<"converger.v1.RecordOperatorActionRequest"> & {
+  /**
+   * The console session, when the call came through one.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The RPC, e.g. "converger.v1.TenantsService/CreateTenant".
+   *
+   * @generated from field: string action = 2;
+   */
+  action: string;
+
+  /**
+   * The object acted on, when the request names one (its id).
+   *
+   * @generated from field: string target = 3;
+   */
+  target: string;
+
+  /**
+   * The tenant acted in or on, when there is one.
+   *
+   * @generated from field: string tenant_id = 4;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string source_ip = 5;
+   */
+  sourceIp: string;
+
+  /**
+   * "ok" or the error code, e.g. "invalid_argument".
+   *
+   * @generated from field: string outcome = 6;
+   */
+  outcome: string;
+};
+
+/**
+ * Describes the message converger.v1.RecordOperatorActionRequest.
+ * Use `create(RecordOperatorActionRequestSchema)` to create a new message.
+ */
+export const RecordOperatorActionRequestSchema: GenMessage<RecordOperatorActionRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 30);
+
+/**
+ * Acknowledgement of an operator action record.
+ *
+ * @generated from message converger.v1.RecordOperatorActionResponse
+ */
+export type RecordOperatorActionResponse = Message<"converger.v1.RecordOperatorActionResponse"> & {
+};
+
+/**
+ * Describes the message converger.v1.RecordOperatorActionResponse.
+ * Use `create(RecordOperatorActionResponseSchema)` to create a new message.
+ */
+export const RecordOperatorActionResponseSchema: GenMessage<RecordOperatorActionResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 31);
+
+/**
+ * One entry of the audit log.
+ *
+ * @generated from message converger.v1.AuditEvent
+ */
+export type AuditEvent = Message<"converger.v1.AuditEvent"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * "operator_action", or the kind of failed authentication ("api_key", "jwt", "admin", …).
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * Who: "operator" (with the session id when through the console); empty for failures.
+   *
+   * @generated from field: string actor = 4;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string session_id = 5;
+   */
+  sessionId: string;
+
+  /**
+   * What: the RPC of an operator action, or the reason of a failure.
+   *
+   * @generated from field: string action = 6;
+   */
+  action: string;
+
+  /**
+   * @generated from field: string target = 7;
+   */
+  target: string;
+
+  /**
+   * @generated from field: string tenant_id = 8;
+   */
+  tenantId: string;
+
+  /**
+   * From where: the caller's address after TRUSTED_PROXIES.
+   *
+   * @generated from field: string source_ip = 9;
+   */
+  sourceIp: string;
+
+  /**
+   * @generated from field: string outcome = 10;
+   */
+  outcome: string;
+};
+
+/**
+ * Describes the message converger.v1.AuditEvent.
+ * Use `create(AuditEventSchema)` to create a new message.
+ */
+export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 32);
+
+/**
+ * Request for a page of the audit log.
+ *
+ * @generated from message converger.v1.ListAuditEventsRequest
+ */
+export type ListAuditEventsRequest = Message<"converger.v1.ListAuditEventsRequest"> & {
+  /**
+   * Only operator actions (true) or everything (false).
+   *
+   * @generated from field: bool operator_actions_only = 1;
+   */
+  operatorActionsOnly: boolean;
+
+  /**
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message converger.v1.ListAuditEventsRequest.
+ * Use `create(ListAuditEventsRequestSchema)` to create a new message.
+ */
+export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 33);
+
+/**
+ * A page of the audit log.
+ *
+ * @generated from message converger.v1.ListAuditEventsResponse
+ */
+export type ListAuditEventsResponse = Message<"converger.v1.ListAuditEventsResponse"> & {
+  /**
+   * @generated from field: repeated converger.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+
+  /**
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message converger.v1.ListAuditEventsResponse.
+ * Use `create(ListAuditEventsResponseSchema)` to create a new message.
+ */
+export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_auth, 34);
+
+/**
  * OAuth 2.0 clients, access and refresh tokens, end-user client tokens and the
  * signing keys behind them. /auth/token (form-encoded) and
  * /.well-known/jwks.json are raw HTTP routes of this service; the JSON
@@ -738,6 +1054,72 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof CreateConversationTokenRequestSchema;
     output: typeof ClientTokenSchema;
+  },
+  /**
+   * Opens an operator console session for the admin token the caller
+   * presents (as Bearer, from ADMIN_ALLOWED_IPS): the console's sign-in.
+   * The secret goes into an HttpOnly cookie and appears only here.
+   *
+   * @generated from rpc converger.v1.AuthService.CreateAdminSession
+   */
+  createAdminSession: {
+    methodKind: "unary";
+    input: typeof CreateAdminSessionRequestSchema;
+    output: typeof AdminSessionSchema;
+  },
+  /**
+   * Resolves a session cookie to its session; unauthenticated when it is
+   * unknown, ended or expired. Called by the gateway on console requests.
+   *
+   * @generated from rpc converger.v1.AuthService.VerifyAdminSession
+   */
+  verifyAdminSession: {
+    methodKind: "unary";
+    input: typeof VerifyAdminSessionRequestSchema;
+    output: typeof AdminSessionSchema;
+  },
+  /**
+   * Ends a session (sign-out): its cookie stops working on every node.
+   *
+   * @generated from rpc converger.v1.AuthService.EndAdminSession
+   */
+  endAdminSession: {
+    methodKind: "unary";
+    input: typeof EndAdminSessionRequestSchema;
+    output: typeof EndAdminSessionResponseSchema;
+  },
+  /**
+   * A short-lived access token acting as one tenant, with every tenant
+   * scope: the console reads and changes a tenant's data through the same
+   * RPCs, stream and isolation checks as the tenant's own servers. Audited.
+   *
+   * @generated from rpc converger.v1.AuthService.CreateTenantAccessToken
+   */
+  createTenantAccessToken: {
+    methodKind: "unary";
+    input: typeof CreateTenantAccessTokenRequestSchema;
+    output: typeof TokenResponseSchema;
+  },
+  /**
+   * Records an operator action in the audit log (called by every service's
+   * access interceptor after an operator's state-changing call).
+   *
+   * @generated from rpc converger.v1.AuthService.RecordOperatorAction
+   */
+  recordOperatorAction: {
+    methodKind: "unary";
+    input: typeof RecordOperatorActionRequestSchema;
+    output: typeof RecordOperatorActionResponseSchema;
+  },
+  /**
+   * The audit log, newest first: operator actions and failed authentications.
+   *
+   * @generated from rpc converger.v1.AuthService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof ListAuditEventsRequestSchema;
+    output: typeof ListAuditEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_converger_v1_auth, 0);

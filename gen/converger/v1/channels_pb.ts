@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/channels.proto.
  */
 export const file_converger_v1_channels: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb252ZXJnZXIvdjEvY2hhbm5lbHMucHJvdG8SDGNvbnZlcmdlci52MSLiAgoHQ2hhbm5lbBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRInCgR0eXBlGAQgASgOMhkuY29udmVyZ2VyLnYxLkNoYW5uZWxUeXBlEisKBnN0YXR1cxgFIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGc2VjcmV0GAcgASgJSACIAQESLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoGaGVhbHRoGAogASgOMhsuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGhCCQoHX3NlY3JldCKJAQoUQ3JlYXRlQ2hhbm5lbFJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJ2vMYBQgBGMgBEi8KBHR5cGUYAiABKA4yGS5jb252ZXJnZXIudjEuQ2hhbm5lbFR5cGVCBtrzGAIIARInCgZjb25maWcYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Il8KE0xpc3RDaGFubmVsc1JlcXVlc3QSFwoFbGltaXQYASABKAVCCNrzGAQoADBkEhcKBmN1cnNvchgCIAEoCUIH2vMYAxjIARIWCgZvZmZzZXQYAyABKAVCBtrzGAIoACJUChRMaXN0Q2hhbm5lbHNSZXNwb25zZRInCghjaGFubmVscxgBIAMoCzIVLmNvbnZlcmdlci52MS5DaGFubmVsEhMKC25leHRfY3Vyc29yGAIgASgJIikKEUdldENoYW5uZWxSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKpAQoUVXBkYXRlQ2hhbm5lbFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABEhwKBG5hbWUYAiABKAlCCdrzGAUQARjIAUgAiAEBEisKBnN0YXR1cxgDIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBwoFX25hbWUiMgoaUm90YXRlQ2hhbm5lbFNlY3JldFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIhwKGlJld3JhcFNlYWxlZFNlY3JldHNSZXF1ZXN0IjkKDFJld3JhcENvdW50cxIRCglyZXdyYXBwZWQYASABKAUSFgoOYWxyZWFkeV9hY3RpdmUYAiABKAUilAEKG1Jld3JhcFNlYWxlZFNlY3JldHNSZXNwb25zZRIVCg1hY3RpdmVfa2V5X2lkGAEgASgJEiwKCGNoYW5uZWxzGAIgASgLMhouY29udmVyZ2VyLnYxLlJld3JhcENvdW50cxIwCgxzaWduaW5nX2tleXMYAyABKAsyGi5jb252ZXJnZXIudjEuUmV3cmFwQ291bnRzKo4CCgtDaGFubmVsVHlwZRIcChhDSEFOTkVMX1RZUEVfVU5TUEVDSUZJRUQQABIVChFDSEFOTkVMX1RZUEVfRUNITxABEhoKFkNIQU5ORUxfVFlQRV9XRUJTT0NLRVQQAhIYChRDSEFOTkVMX1RZUEVfV0VCSE9PSxADEh4KGkNIQU5ORUxfVFlQRV9XSEFUU0FQUF9NRVRBEAQSIQodQ0hBTk5FTF9UWVBFX1dIQVRTQVBQX0lORk9CSVAQBRIZChVDSEFOTkVMX1RZUEVfVEVMRUdSQU0QBhIaChZDSEFOTkVMX1RZUEVfSU5TVEFHUkFNEAcSGgoWQ0hBTk5FTF9UWVBFX01FU1NFTkdFUhAIKmcKDUNoYW5uZWxTdGF0dXMSHgoaQ0hBTk5FTF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVDSEFOTkVMX1NUQVRVU19BQ1RJVkUQARIbChdDSEFOTkVMX1NUQVRVU19JTkFDVElWRRACKoEBCg1DaGFubmVsSGVhbHRoEh4KGkNIQU5ORUxfSEVBTFRIX1VOU1BFQ0lGSUVEEAASGgoWQ0hBTk5FTF9IRUFMVEhfSEVBTFRIWRABEhsKF0NIQU5ORUxfSEVBTFRIX0RFR1JBREVEEAISFwoTQ0hBTk5FTF9IRUFMVEhfRE9XThADMtUGCg9DaGFubmVsc1NlcnZpY2USggEKDUNyZWF0ZUNoYW5uZWwSIi5jb252ZXJnZXIudjEuQ3JlYXRlQ2hhbm5lbFJlcXVlc3QaFS5jb252ZXJnZXIudjEuQ2hhbm5lbCI2yvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlu0vMYAwjJAYLT5JMCEToBKiIML3YxL2NoYW5uZWxzEoMBCgxMaXN0Q2hhbm5lbHMSIS5jb252ZXJnZXIudjEuTGlzdENoYW5uZWxzUmVxdWVzdBoiLmNvbnZlcmdlci52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZSIsyvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIOEgwvdjEvY2hhbm5lbHMSdwoKR2V0Q2hhbm5lbBIfLmNvbnZlcmdlci52MS5HZXRDaGFubmVsUmVxdWVzdBoVLmNvbnZlcmdlci52MS5DaGFubmVsIjHK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW6C0+STAhMSES92MS9jaGFubmVscy97aWR9EoABCg1VcGRhdGVDaGFubmVsEiIuY29udmVyZ2VyLnYxLlVwZGF0ZUNoYW5uZWxSZXF1ZXN0GhUuY29udmVyZ2VyLnYxLkNoYW5uZWwiNMrzGBQKAgIDEg5jaGFubmVsczphZG1pboLT5JMCFjoBKjIRL3YxL2NoYW5uZWxzL3tpZH0SmgEKE1JvdGF0ZUNoYW5uZWxTZWNyZXQSKC5jb252ZXJnZXIudjEuUm90YXRlQ2hhbm5lbFNlY3JldFJlcXVlc3QaFS5jb252ZXJnZXIudjEuQ2hhbm5lbCJCyvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIkOgEqIh8vdjEvY2hhbm5lbHMve2lkfS9yb3RhdGUtc2VjcmV0Ep0BChNSZXdyYXBTZWFsZWRTZWNyZXRzEiguY29udmVyZ2VyLnYxLlJld3JhcFNlYWxlZFNlY3JldHNSZXF1ZXN0GikuY29udmVyZ2VyLnYxLlJld3JhcFNlYWxlZFNlY3JldHNSZXNwb25zZSIxyvMYAwoBAYLT5JMCJDoBKiIfL2FkbWluL3YxL3NlYWxlZC1zZWNyZXRzL3Jld3JhcGIGcHJvdG8z", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb252ZXJnZXIvdjEvY2hhbm5lbHMucHJvdG8SDGNvbnZlcmdlci52MSLiAgoHQ2hhbm5lbBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRInCgR0eXBlGAQgASgOMhkuY29udmVyZ2VyLnYxLkNoYW5uZWxUeXBlEisKBnN0YXR1cxgFIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGc2VjcmV0GAcgASgJSACIAQESLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoGaGVhbHRoGAogASgOMhsuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGhCCQoHX3NlY3JldCKJAQoUQ3JlYXRlQ2hhbm5lbFJlcXVlc3QSFwoEbmFtZRgBIAEoCUIJ2vMYBQgBGMgBEi8KBHR5cGUYAiABKA4yGS5jb252ZXJnZXIudjEuQ2hhbm5lbFR5cGVCBtrzGAIIARInCgZjb25maWcYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Il8KE0xpc3RDaGFubmVsc1JlcXVlc3QSFwoFbGltaXQYASABKAVCCNrzGAQoADBkEhcKBmN1cnNvchgCIAEoCUIH2vMYAxjIARIWCgZvZmZzZXQYAyABKAVCBtrzGAIoACJUChRMaXN0Q2hhbm5lbHNSZXNwb25zZRInCghjaGFubmVscxgBIAMoCzIVLmNvbnZlcmdlci52MS5DaGFubmVsEhMKC25leHRfY3Vyc29yGAIgASgJIikKEUdldENoYW5uZWxSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKpAQoUVXBkYXRlQ2hhbm5lbFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABEhwKBG5hbWUYAiABKAlCCdrzGAUQARjIAUgAiAEBEisKBnN0YXR1cxgDIAEoDjIbLmNvbnZlcmdlci52MS5DaGFubmVsU3RhdHVzEicKBmNvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBwoFX25hbWUiMgoaUm90YXRlQ2hhbm5lbFNlY3JldFJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIhwKGlJld3JhcFNlYWxlZFNlY3JldHNSZXF1ZXN0IjkKDFJld3JhcENvdW50cxIRCglyZXdyYXBwZWQYASABKAUSFgoOYWxyZWFkeV9hY3RpdmUYAiABKAUilAEKG1Jld3JhcFNlYWxlZFNlY3JldHNSZXNwb25zZRIVCg1hY3RpdmVfa2V5X2lkGAEgASgJEiwKCGNoYW5uZWxzGAIgASgLMhouY29udmVyZ2VyLnYxLlJld3JhcENvdW50cxIwCgxzaWduaW5nX2tleXMYAyABKAsyGi5jb252ZXJnZXIudjEuUmV3cmFwQ291bnRzIhkKF0xpc3RDaGFubmVsVHlwZXNSZXF1ZXN0IlIKEkNoYW5uZWxDb25maWdGaWVsZBIMCgRuYW1lGAEgASgJEgwKBGtpbmQYAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSDgoGc2VjcmV0GAQgASgIIoYBCg9DaGFubmVsVHlwZVNwZWMSJwoEdHlwZRgBIAEoDjIZLmNvbnZlcmdlci52MS5DaGFubmVsVHlwZRIwCgZmaWVsZHMYAiADKAsyIC5jb252ZXJnZXIudjEuQ2hhbm5lbENvbmZpZ0ZpZWxkEhgKEHNlcnZlZF9ieV9zdHJlYW0YAyABKAgiSAoYTGlzdENoYW5uZWxUeXBlc1Jlc3BvbnNlEiwKBXR5cGVzGAEgAygLMh0uY29udmVyZ2VyLnYxLkNoYW5uZWxUeXBlU3BlYyqOAgoLQ2hhbm5lbFR5cGUSHAoYQ0hBTk5FTF9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRQ0hBTk5FTF9UWVBFX0VDSE8QARIaChZDSEFOTkVMX1RZUEVfV0VCU09DS0VUEAISGAoUQ0hBTk5FTF9UWVBFX1dFQkhPT0sQAxIeChpDSEFOTkVMX1RZUEVfV0hBVFNBUFBfTUVUQRAEEiEKHUNIQU5ORUxfVFlQRV9XSEFUU0FQUF9JTkZPQklQEAUSGQoVQ0hBTk5FTF9UWVBFX1RFTEVHUkFNEAYSGgoWQ0hBTk5FTF9UWVBFX0lOU1RBR1JBTRAHEhoKFkNIQU5ORUxfVFlQRV9NRVNTRU5HRVIQCCpnCg1DaGFubmVsU3RhdHVzEh4KGkNIQU5ORUxfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVQ0hBTk5FTF9TVEFUVVNfQUNUSVZFEAESGwoXQ0hBTk5FTF9TVEFUVVNfSU5BQ1RJVkUQAiqBAQoNQ2hhbm5lbEhlYWx0aBIeChpDSEFOTkVMX0hFQUxUSF9VTlNQRUNJRklFRBAAEhoKFkNIQU5ORUxfSEVBTFRIX0hFQUxUSFkQARIbChdDSEFOTkVMX0hFQUxUSF9ERUdSQURFRBACEhcKE0NIQU5ORUxfSEVBTFRIX0RPV04QAzLsBwoPQ2hhbm5lbHNTZXJ2aWNlEoIBCg1DcmVhdGVDaGFubmVsEiIuY29udmVyZ2VyLnYxLkNyZWF0ZUNoYW5uZWxSZXF1ZXN0GhUuY29udmVyZ2VyLnYxLkNoYW5uZWwiNsrzGBQKAgIDEg5jaGFubmVsczphZG1pbtLzGAMIyQGC0+STAhE6ASoiDC92MS9jaGFubmVscxKDAQoMTGlzdENoYW5uZWxzEiEuY29udmVyZ2VyLnYxLkxpc3RDaGFubmVsc1JlcXVlc3QaIi5jb252ZXJnZXIudjEuTGlzdENoYW5uZWxzUmVzcG9uc2UiLMrzGBQKAgIDEg5jaGFubmVsczphZG1pboLT5JMCDhIML3YxL2NoYW5uZWxzEpQBChBMaXN0Q2hhbm5lbFR5cGVzEiUuY29udmVyZ2VyLnYxLkxpc3RDaGFubmVsVHlwZXNSZXF1ZXN0GiYuY29udmVyZ2VyLnYxLkxpc3RDaGFubmVsVHlwZXNSZXNwb25zZSIxyvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwITEhEvdjEvY2hhbm5lbC10eXBlcxJ3CgpHZXRDaGFubmVsEh8uY29udmVyZ2VyLnYxLkdldENoYW5uZWxSZXF1ZXN0GhUuY29udmVyZ2VyLnYxLkNoYW5uZWwiMcrzGBQKAgIDEg5jaGFubmVsczphZG1pboLT5JMCExIRL3YxL2NoYW5uZWxzL3tpZH0SgAEKDVVwZGF0ZUNoYW5uZWwSIi5jb252ZXJnZXIudjEuVXBkYXRlQ2hhbm5lbFJlcXVlc3QaFS5jb252ZXJnZXIudjEuQ2hhbm5lbCI0yvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIWOgEqMhEvdjEvY2hhbm5lbHMve2lkfRKaAQoTUm90YXRlQ2hhbm5lbFNlY3JldBIoLmNvbnZlcmdlci52MS5Sb3RhdGVDaGFubmVsU2VjcmV0UmVxdWVzdBoVLmNvbnZlcmdlci52MS5DaGFubmVsIkLK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW6C0+STAiQ6ASoiHy92MS9jaGFubmVscy97aWR9L3JvdGF0ZS1zZWNyZXQSnQEKE1Jld3JhcFNlYWxlZFNlY3JldHMSKC5jb252ZXJnZXIudjEuUmV3cmFwU2VhbGVkU2VjcmV0c1JlcXVlc3QaKS5jb252ZXJnZXIudjEuUmV3cmFwU2VhbGVkU2VjcmV0c1Jlc3BvbnNlIjHK8xgDCgEBgtPkkwIkOgEqIh8vYWRtaW4vdjEvc2VhbGVkLXNlY3JldHMvcmV3cmFwYgZwcm90bzM", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A channel. `secret` is set only when it was just created or rotated.
@@ -311,6 +311,112 @@ export const RewrapSealedSecretsResponseSchema: GenMessage<RewrapSealedSecretsRe
   messageDesc(file_converger_v1_channels, 9);
 
 /**
+ * Request for the channel types.
+ *
+ * @generated from message converger.v1.ListChannelTypesRequest
+ */
+export type ListChannelTypesRequest = Message<"converger.v1.ListChannelTypesRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.ListChannelTypesRequest.
+ * Use `create(ListChannelTypesRequestSchema)` to create a new message.
+ */
+export const ListChannelTypesRequestSchema: GenMessage<ListChannelTypesRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_channels, 10);
+
+/**
+ * One config field of a channel type.
+ *
+ * @generated from message converger.v1.ChannelConfigField
+ */
+export type ChannelConfigField = Message<"converger.v1.ChannelConfigField"> & {
+  /**
+   * The config key, e.g. "url".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * "string", "url", "headers" (an object of header values), "method" (an
+   * HTTP method) or "rate" (tries per second).
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: bool required = 3;
+   */
+  required: boolean;
+
+  /**
+   * Write-only: reads answer "REDACTED".
+   *
+   * @generated from field: bool secret = 4;
+   */
+  secret: boolean;
+};
+
+/**
+ * Describes the message converger.v1.ChannelConfigField.
+ * Use `create(ChannelConfigFieldSchema)` to create a new message.
+ */
+export const ChannelConfigFieldSchema: GenMessage<ChannelConfigField> = /*@__PURE__*/
+  messageDesc(file_converger_v1_channels, 11);
+
+/**
+ * A channel type and its config fields.
+ *
+ * @generated from message converger.v1.ChannelTypeSpec
+ */
+export type ChannelTypeSpec = Message<"converger.v1.ChannelTypeSpec"> & {
+  /**
+   * @generated from field: converger.v1.ChannelType type = 1;
+   */
+  type: ChannelType;
+
+  /**
+   * @generated from field: repeated converger.v1.ChannelConfigField fields = 2;
+   */
+  fields: ChannelConfigField[];
+
+  /**
+   * Nothing is sent out for this type: clients read the stream.
+   *
+   * @generated from field: bool served_by_stream = 3;
+   */
+  servedByStream: boolean;
+};
+
+/**
+ * Describes the message converger.v1.ChannelTypeSpec.
+ * Use `create(ChannelTypeSpecSchema)` to create a new message.
+ */
+export const ChannelTypeSpecSchema: GenMessage<ChannelTypeSpec> = /*@__PURE__*/
+  messageDesc(file_converger_v1_channels, 12);
+
+/**
+ * Every channel type.
+ *
+ * @generated from message converger.v1.ListChannelTypesResponse
+ */
+export type ListChannelTypesResponse = Message<"converger.v1.ListChannelTypesResponse"> & {
+  /**
+   * @generated from field: repeated converger.v1.ChannelTypeSpec types = 1;
+   */
+  types: ChannelTypeSpec[];
+};
+
+/**
+ * Describes the message converger.v1.ListChannelTypesResponse.
+ * Use `create(ListChannelTypesResponseSchema)` to create a new message.
+ */
+export const ListChannelTypesResponseSchema: GenMessage<ListChannelTypesResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_channels, 13);
+
+/**
  * Channel types; each has its own config shape (see the README).
  *
  * @generated from enum converger.v1.ChannelType
@@ -463,6 +569,17 @@ export const ChannelsService: GenService<{
     methodKind: "unary";
     input: typeof ListChannelsRequestSchema;
     output: typeof ListChannelsResponseSchema;
+  },
+  /**
+   * Every channel type with the config fields it takes: what a channel
+   * form shows (the operator console builds its forms from it).
+   *
+   * @generated from rpc converger.v1.ChannelsService.ListChannelTypes
+   */
+  listChannelTypes: {
+    methodKind: "unary";
+    input: typeof ListChannelTypesRequestSchema;
+    output: typeof ListChannelTypesResponseSchema;
   },
   /**
    * Returns one channel with secret config values redacted.

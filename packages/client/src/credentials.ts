@@ -1,11 +1,16 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { ClientContext } from "./context.js";
 
-/** Exactly one way to authenticate: the union refuses two at once at compile time. */
+/**
+ * Exactly one way to authenticate: the union refuses two at once at compile
+ * time. `session` is the browser's own operator console cookie (pages under
+ * /admin/ on the gateway's origin): nothing is added, the browser sends it.
+ */
 export type Credentials =
-  | { apiKey: string; token?: never; getToken?: never }
-  | { token: string; apiKey?: never; getToken?: never }
-  | { getToken: () => Promise<string> | string; apiKey?: never; token?: never };
+  | { apiKey: string; token?: never; getToken?: never; session?: never }
+  | { token: string; apiKey?: never; getToken?: never; session?: never }
+  | { getToken: () => Promise<string> | string; apiKey?: never; token?: never; session?: never }
+  | { session: true; apiKey?: never; token?: never; getToken?: never };
 
 /**
  * The token source of a context. getToken is asked only when a token is first

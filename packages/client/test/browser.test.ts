@@ -2,22 +2,11 @@ import { mkdtempSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, fixtures, startTestApp, type TestApp } from "../../../test/helpers/app.js";
+import { launchChromium } from "../../../test/helpers/browser.js";
 import { freePort } from "../../../test/helpers/process.js";
-
-// As the machine notes say: without the background-networking flags Chromium keeps dialling out.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 let t: TestApp;
 let browser: BrowserContext;
@@ -45,11 +34,7 @@ beforeAll(async () => {
   const channel = await f.channel(key, "websocket");
   channelSecret = channel.secret;
   conversationId = (await f.conversation(key, channel.id, ["alice"])).id;
-  browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "converger-chromium-")), {
-    executablePath: "/usr/bin/chromium",
-    args: CHROMIUM_ARGS,
-    headless: true,
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();

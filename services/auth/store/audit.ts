@@ -7,15 +7,70 @@ export interface AuthFailure {
   reason: string;
 }
 
+export interface OperatorAction {
+  sessionId?: string;
+  action: string;
+  target?: string;
+  tenantId?: string;
+  sourceIp: string;
+  outcome: string;
+}
+
+export interface AuditRow {
+  id: string;
+  at: Date;
+  kind: string;
+  actor: string | null;
+  session_id: string | null;
+  action: string | null;
+  reason: string;
+  target: string | null;
+  tenant_id: string | null;
+  source_ip: string;
+  outcome: string | null;
+}
+
+export const OPERATOR_ACTION_KIND = "operator_action";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const uuidOrNull = (value: string | undefined) => (value && UUID.test(value) ? value : null);
+
 export function createAuditStore(pool: Pool) {
   return {
     async record(event: AuthFailure): Promise<void> {
       await pool.query("INSERT INTO audit_events (tenant_id, kind, source_ip, reason) VALUES ($1, $2, $3, $4)", [
-        event.tenantId || null,
+        uuidOrNull(event.tenantId),
         event.kind.slice(0, 50),
         event.sourceIp.slice(0, 100),
         event.reason.slice(0, 500),
       ]);
     },
+    async recordAction(event: OperatorAction): Promise<void> {
+      await pool.query(
+        `INSERT INTO audit_events (kind, actor, session_id, action, target, tenant_id, source_ip, outcome, reason)
+         VALUES ($1, 'operator', $2, $3, $4, $5, $6, $7, '')`,
+        [
+          OPERATOR_ACTION_KIND,
+          uuidOrNull(event.sessionId),
+          event.action.slice(0, 200),
+          event.target?.slice(0, 200) || null,
+          uuidOrNull(event.tenantId),
+          event.sourceIp.slice(0, 100),
+          event.outcome.slice(0, 50),
+        ],
+      );
+    },
+    /** Newest first; `before` is the id the previous page ended at. */
+    async list(options: { operatorActionsOnly: boolean; before?: bigint; limit: number }): Promise<AuditRow[]> {
+      const { rows } = await pool.query<AuditRow>(
+        `SELECT id::text, at, kind, actor, session_id, action, reason, target, tenant_id, source_ip, outcome
+         FROM audit_events
+         WHERE ($1::bigint IS NULL OR id < $1) AND (NOT $2 OR kind = '${OPERATOR_ACTION_KIND}')
+         ORDER BY audit_events.id DESC LIMIT $3`,
+        [options.before?.toString() ?? null, options.operatorActionsOnly, options.limit],
+      );
+      return rows;
+    },
   };
 }
+
+export type AuditStore = ReturnType<typeof createAuditStore>;

@@ -4,12 +4,22 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type AccessRule, access, PrincipalKind } from "../../../gen/converger/v1/options_pb.js";
 import { http } from "../../../gen/google/api/annotations_pb.js";
+import { codeName } from "../rpc/errors.js";
 import { validateMessage } from "../rpc/validation.js";
+import type { AdminSessionsClient } from "./admin-sessions-client.js";
 import { createAddressMatcher } from "./cidr.js";
-import { CLIENT_IP_HEADER, kAuthenticated, kPrincipal, type Principal } from "./context.js";
+import {
+  ADMIN_SESSION_COOKIE,
+  CLIENT_IP_HEADER,
+  kAuthenticated,
+  kPrincipal,
+  OPERATOR_SUBJECT,
+  type Principal,
+} from "./context.js";
 import type { CredentialDirectory } from "./directory-client.js";
 import { INTERNAL_HEADER } from "./internal.js";
 import type { RateLimits } from "./rate-limits.js";
+import { fromOwnOrigin } from "./same-origin.js";
 import { InvalidTokenError, principalOfClaims, type TokenVerifier } from "./token-verifier.js";
 
 export interface AuthFailure {
@@ -17,6 +27,16 @@ export interface AuthFailure {
   kind: string;
   sourceIp: string;
   reason: string;
+}
+
+/** An operator's state-changing call (the console's or the admin token's), for the audit log. */
+export interface OperatorAction {
+  sessionId?: string;
+  action: string;
+  target?: string;
+  tenantId?: string;
+  sourceIp: string;
+  outcome: string;
 }
 
 export interface AccessOptions {
@@ -27,6 +47,12 @@ export interface AccessOptions {
   verifier: TokenVerifier;
   /** Records a failed authentication (audit log); must not throw. */
   audit: (failure: AuthFailure) => void;
+  /** Resolves a console session cookie's secret to its session id; undefined when not live. */
+  adminSessions: AdminSessionsClient;
+  /** The origin of PUBLIC_URL: console pages served from it may use their session. */
+  publicOrigin: string;
+  /** Records what an operator did (audit log); must not throw. */
+  auditAction: (action: OperatorAction) => void;
   rateLimits: RateLimits;
 }
 
@@ -72,7 +98,7 @@ export function createAuthenticator(options: AccessOptions) {
     const address = header.get(CLIENT_IP_HEADER) ?? "";
     let principal: Principal;
     try {
-      principal = await authenticate(header, allow, address);
+      principal = await authenticate(method, header, allow, address);
     } catch (error) {
       if (error instanceof AuthError) {
         const { tenantId, kind, rawMessage: reason } = error;
@@ -90,8 +116,13 @@ export function createAuthenticator(options: AccessOptions) {
     return principal;
   };
 
-  async function authenticate(header: Headers, allow: Set<PrincipalKind>, address: string): Promise<Principal> {
-    if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(header, address);
+  async function authenticate(
+    method: DescMethod,
+    header: Headers,
+    allow: Set<PrincipalKind>,
+    address: string,
+  ): Promise<Principal> {
+    if (allow.has(PrincipalKind.OPERATOR)) return authenticateOperator(method, header, address);
     // Open endpoints (/auth/refresh, /auth/revoke) ignore whatever credential a client sends along.
     if (allow.size === 1 && allow.has(PrincipalKind.PUBLIC)) return { kind: "public" };
     // The internal token only ever arrives on the gRPC port (the gateway strips it), and a client locked
@@ -126,16 +157,28 @@ export function createAuthenticator(options: AccessOptions) {
     options.rateLimits.refuseBlocked(failureKey(address));
   }
 
-  function authenticateOperator(header: Headers, address: string): Principal {
+  async function authenticateOperator(method: DescMethod, header: Headers, address: string): Promise<Principal> {
     // The address check comes first: outside the allowlist even the right token gets 403.
     if (!isAdminAddress(address))
       throw new AuthError("admin access is not allowed from this address", Code.PermissionDenied, "admin");
     refuseBlocked(address);
     const token = bearerToken(header);
+    const session = token === undefined ? cookieValue(header.get("cookie"), ADMIN_SESSION_COOKIE) : undefined;
+    if (session !== undefined) return authenticateSession(method, header, session);
     if (!token) throw new AuthError("missing admin token", Code.Unauthenticated, "admin");
     if (!sameSecret(token, options.adminToken))
       throw new AuthError("invalid admin token", Code.Unauthenticated, "admin");
     return { kind: "operator" };
+  }
+
+  /** A console page's call: the browser sends the cookie by itself, so a change must come from our own pages. */
+  async function authenticateSession(method: DescMethod, header: Headers, secret: string): Promise<Principal> {
+    const sessionId = await options.adminSessions.verify(secret);
+    if (!sessionId) throw new AuthError("the console session has ended; sign in again", Code.Unauthenticated, "admin");
+    if (isStateChanging(method) && !fromOwnOrigin(header.get("origin"), header.get("host"), options.publicOrigin)) {
+      throw new ConnectError("a console session cannot be used from another origin", Code.PermissionDenied);
+    }
+    return { kind: "operator", sessionId };
   }
 
   async function authenticateApiKey(key: string): Promise<Principal> {
@@ -191,9 +234,16 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     req.contextValues.set(kPrincipal, principal);
     const limitHeaders = isStateChanging(req.method) ? await limitWrite(principal, req.method, req.header) : undefined;
     if (!req.stream) validateMessage(req.method.input, req.message);
-    const res = await next(req);
-    if (limitHeaders) for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
-    return res;
+    const audited = isOperator(principal) && isStateChanging(req.method);
+    try {
+      const res = await next(req);
+      if (limitHeaders) for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
+      if (audited) options.auditAction(operatorAction(principal, req, "ok"));
+      return res;
+    } catch (error) {
+      if (audited) options.auditAction(operatorAction(principal, req, codeName(ConnectError.from(error).code)));
+      throw error;
+    }
   };
 
   async function limitWrite(principal: Principal, method: DescMethod, header: Headers) {
@@ -213,6 +263,34 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       ...(ip === undefined ? {} : { ip }),
     });
   }
+}
+
+/** The operator, with the admin token or a console session, or acting as a tenant through a token it minted. */
+function isOperator(principal: Principal): boolean {
+  return (
+    principal.kind === "operator" || (principal.kind === "oauth_client" && principal.clientId === OPERATOR_SUBJECT)
+  );
+}
+
+// The request fields that name what a call acts on, most specific first.
+const TARGET_FIELDS = ["id", "deliveryId", "activityId", "conversationId", "channelId", "clientId", "tenantId"];
+
+function operatorAction(
+  principal: Principal,
+  req: { method: DescMethod; message: unknown; header: Headers },
+  outcome: string,
+): OperatorAction {
+  const message = req.message as Record<string, unknown>;
+  const target = TARGET_FIELDS.map((field) => message[field]).find((v) => typeof v === "string" && v !== "");
+  const tenantId = "tenantId" in principal ? principal.tenantId : message.tenantId;
+  return {
+    ...(principal.kind === "operator" && principal.sessionId ? { sessionId: principal.sessionId } : {}),
+    action: `${req.method.parent.typeName}/${req.method.name}`,
+    ...(typeof target === "string" ? { target } : {}),
+    ...(typeof tenantId === "string" && tenantId ? { tenantId } : {}),
+    sourceIp: req.header.get(CLIENT_IP_HEADER) ?? "",
+    outcome,
+  };
 }
 
 /** Who a rate limit counts: the credential's identity, never its secret. */
@@ -273,6 +351,16 @@ function accessRuleOf(method: DescMethod) {
     accessRules.set(method, entry);
   }
   return entry;
+}
+
+/** One cookie's value from a Cookie header (RFC 6265 §5.4: `name=value; name2=value2`). */
+export function cookieValue(cookieHeader: string | null, name: string): string | undefined {
+  if (!cookieHeader) return undefined;
+  for (const pair of cookieHeader.split(";")) {
+    const at = pair.indexOf("=");
+    if (at > 0 && pair.slice(0, at).trim() === name) return pair.slice(at + 1).trim() || undefined;
+  }
+  return undefined;
 }
 
 function bearerToken(header: Headers): string | undefined {

@@ -2,7 +2,7 @@ import { createContextKey } from "@connectrpc/connect";
 
 /** The authenticated caller of an RPC, set by the access interceptor. */
 export type Principal =
-  | { kind: "operator" }
+  | { kind: "operator"; sessionId?: string }
   | { kind: "api_key"; tenantId: string }
   | { kind: "oauth_client"; tenantId: string; clientId: string; scopes: string[] }
   | { kind: "end_user"; tenantId: string; userId: string; userName: string; conversationId: string; channelId: string }
@@ -19,6 +19,15 @@ export const kPrincipal = createContextKey<Principal>({ kind: "public" }, { desc
 export const kAuthenticated = createContextKey<Principal | undefined>(undefined, {
   description: "caller authenticated in this process",
 });
+
+/**
+ * The subject of the tenant access tokens the console mints for the operator
+ * (AuthService.CreateTenantAccessToken): such a caller is the operator acting
+ * as the tenant. No OAuth client can have it (their ids start with cvc_).
+ */
+export const OPERATOR_SUBJECT = "operator";
+/** The cookie of an operator console session (design.md §10): an operator credential. */
+export const ADMIN_SESSION_COOKIE = "cvg_admin_session";
 
 /** Header the gateway sets to the caller's address after applying TRUSTED_PROXIES. */
 export const CLIENT_IP_HEADER = "x-converger-client-ip";

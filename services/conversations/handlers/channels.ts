@@ -1,5 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type ChannelHealth, ChannelStatus, type ChannelsService } from "../../../gen/converger/v1/channels_pb.js";
+import { allAdapters } from "../../channel-adapters/index.js";
 import { tenantOf } from "../../common/access/access.js";
 import { kPrincipal } from "../../common/access/context.js";
 import { notFound } from "../../common/rpc/errors.js";
@@ -8,7 +9,7 @@ import { nameOf } from "../../common/rpc/validation.js";
 import { rewrapRefusal } from "../../common/secrets/rpc.js";
 import { type ConfigPolicy, mergeSecrets, redactConfig, validateChannelConfig } from "../channel-config.js";
 import type { ChannelStore } from "../store/channels.js";
-import { type ChannelRow, channelMessage, channelTypeName } from "../store/rows.js";
+import { type ChannelRow, channelMessage, channelTypeName, channelTypeOf } from "../store/rows.js";
 
 export interface ChannelsDeps {
   channels: ChannelStore;
@@ -27,6 +28,19 @@ type RewrapRpc = "rewrapSealedSecrets";
 /** The tenant's channel RPCs; the operator's rewrap is sealedSecretsImpl's. */
 export function channelsImpl(deps: ChannelsDeps): Omit<ServiceImpl<typeof ChannelsService>, RewrapRpc> {
   return {
+    async listChannelTypes() {
+      const types = allAdapters().map((adapter) => ({
+        type: channelTypeOf(adapter.type),
+        fields: Object.entries(adapter.config).map(([name, spec]) => ({
+          name,
+          kind: spec.kind,
+          required: spec.required === true,
+          secret: spec.secret === true,
+        })),
+        servedByStream: adapter.servedByStream === true,
+      }));
+      return { types };
+    },
     async createChannel(req, ctx) {
       const tenantId = tenantOf(ctx.values.get(kPrincipal));
       const type = channelTypeName(req.type);

@@ -85,7 +85,7 @@ export function channelTypeName(type: ChannelType): string {
   return ChannelType[type].toLowerCase();
 }
 
-function channelTypeOf(name: string): ChannelType {
+export function channelTypeOf(name: string): ChannelType {
   return ChannelType[name.toUpperCase() as keyof typeof ChannelType] ?? ChannelType.UNSPECIFIED;
 }
 
