@@ -32,6 +32,9 @@ async function rowDigests(db: pg.ClientBase, schemas: string[]): Promise<Record<
   return digests;
 }
 
+// md5 of the empty string: the digest of a table without rows.
+const EMPTY_DIGEST = "d41d8cd98f00b204e9800998ecf8427e";
+
 /** Tables, columns, indexes, sequences and constraints of the given schemas, and any function or type in them. */
 async function catalog(db: pg.ClientBase, schemas: string[]) {
   const query = async (sql: string) => (await db.query(sql, [schemas])).rows;
@@ -127,9 +130,11 @@ describe("a database made before each service had its schema", () => {
 
   it("keeps every row, each table now under its service's schema", async () => {
     const after = await rowDigests(inspector, SERVICE_SCHEMAS);
+    // Made by a migration after the legacy layout (delivery/003): new and empty, nothing to keep.
+    expect(after["delivery.delivery_attempts"]).toBe(EMPTY_DIGEST);
     const moved = Object.fromEntries(
       Object.entries(after)
-        .filter(([table]) => !/\.(schema_migrations|signing_keys|channels)$/.test(table))
+        .filter(([table]) => !/\.(schema_migrations|signing_keys|channels|delivery_attempts)$/.test(table))
         .map(([table, digest]) => [`public.${table.split(".")[1]}`, digest]),
     );
     const {
