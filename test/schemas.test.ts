@@ -18,7 +18,14 @@ const TABLES_BY_SCHEMA: Record<string, string[]> = {
     "tenant_events",
     "tenants",
   ],
-  delivery: ["channel_circuits", "deliveries", "processed_events", "processing_dead_letters", "schema_migrations"],
+  delivery: [
+    "channel_circuits",
+    "deliveries",
+    "delivery_attempts",
+    "processed_events",
+    "processing_dead_letters",
+    "schema_migrations",
+  ],
   uploads: ["file_uploads", "files", "schema_migrations", "upload_outbox"],
 };
 

@@ -23,6 +23,7 @@ import { channelsImpl, sealedSecretsImpl } from "./handlers/channels.js";
 import { conversationsImpl } from "./handlers/conversations.js";
 import { directoryImpl } from "./handlers/directory.js";
 import { eventsImpl } from "./handlers/events.js";
+import { outboxImpl } from "./handlers/outbox.js";
 import { tenantsImpl } from "./handlers/tenants.js";
 import { createActivityStore } from "./store/activities.js";
 import {
@@ -117,17 +118,20 @@ export function createConversationsModule(deps: ModuleDeps) {
       );
       router.service(
         ConversationsService,
-        conversationsImpl({
-          conversations,
-          activities: createActivityStore(pool),
-          writer,
-          bus,
-          async describeFiles(tenantId, fileIds, conversationId) {
-            const request = { tenantId, fileIds, conversationId: conversationId ?? "" };
-            return (await files.describeFiles(request, { headers: internal })).files;
-          },
-          publicUrl: config.publicUrl,
-        }),
+        {
+          ...conversationsImpl({
+            conversations,
+            activities: createActivityStore(pool),
+            writer,
+            bus,
+            async describeFiles(tenantId, fileIds, conversationId) {
+              const request = { tenantId, fileIds, conversationId: conversationId ?? "" };
+              return (await files.describeFiles(request, { headers: internal })).files;
+            },
+            publicUrl: config.publicUrl,
+          }),
+          ...outboxImpl(pool),
+        },
         { interceptors },
       );
       router.service(EventsService, eventsImpl({ events: createEventStore(pool), bus, onOutboxWrite: relay.wake }), {

@@ -7,6 +7,7 @@ import type { Bus } from "../common/events/bus.js";
 import type { Consumer } from "../common/events/event-log.js";
 import { invalidField, notFound } from "../common/rpc/errors.js";
 import { pageOf, pageResult } from "../common/rpc/pagination.js";
+import type { DeliveryOpsRpc } from "./handlers-ops.js";
 import { type InboundDeps, inboundChannel, receiveInbound } from "./inbound.js";
 import { deadLetterMessage, deliveryMessage, publishDelivery, statusName } from "./rows.js";
 import type { CircuitStore } from "./store/circuits.js";
@@ -25,7 +26,7 @@ export interface DeliveryRoutesDeps extends InboundDeps {
   wakeWorker: () => void;
 }
 
-export function deliveryImpl(deps: DeliveryRoutesDeps): ServiceImpl<typeof DeliveryService> {
+export function deliveryImpl(deps: DeliveryRoutesDeps): Omit<ServiceImpl<typeof DeliveryService>, DeliveryOpsRpc> {
   return {
     async listDeliveries(req, ctx) {
       const tenantId = tenantOf(ctx.values.get(kPrincipal));

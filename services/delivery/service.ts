@@ -11,10 +11,13 @@ import { type MigrationSet, type ModuleDeps, requirePool, type ServiceModule } f
 import { ACTIVITIES_TOPIC, createActivityConsumer, DELIVERY_CONSUMER } from "./consumer.js";
 import { createDeliveryDirectory } from "./directory.js";
 import { deliveryImpl } from "./handlers.js";
+import { deliveryOpsImpl } from "./handlers-ops.js";
 import { processingDeadLettersTotal } from "./metrics.js";
+import { createAttemptStore } from "./store/attempts.js";
 import { circuitPolicy, createCircuitStore } from "./store/circuits.js";
 import { createDeliveryStore } from "./store/deliveries.js";
 import { createEventStore } from "./store/events.js";
+import { createStatsStore } from "./store/stats.js";
 import { createDeliveryWorker } from "./worker.js";
 
 export const deliveryMigrations: MigrationSet = {
@@ -85,16 +88,25 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
     routes(router) {
       router.service(
         DeliveryService,
-        deliveryImpl({
-          deliveries,
-          circuits,
-          events,
-          directory,
-          bus,
-          consumers: new Map([[DELIVERY_CONSUMER, consumer]]),
-          wakeWorker: worker.wake,
-          rateLimits: deps.access.rateLimits,
-        }),
+        {
+          ...deliveryImpl({
+            deliveries,
+            circuits,
+            events,
+            directory,
+            bus,
+            consumers: new Map([[DELIVERY_CONSUMER, consumer]]),
+            wakeWorker: worker.wake,
+            rateLimits: deps.access.rateLimits,
+          }),
+          ...deliveryOpsImpl({
+            deliveries,
+            attempts: createAttemptStore(pool),
+            stats: createStatsStore(pool),
+            bus,
+            wakeWorker: worker.wake,
+          }),
+        },
         { interceptors },
       );
     },

@@ -13,8 +13,10 @@ import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
 import { deliveriesTotal } from "./metrics.js";
 import { deliveryMessage, publishDelivery } from "./rows.js";
 import { withoutChannelSecrets } from "./secret-echo.js";
+import type { TryTiming } from "./store/attempts.js";
 import type { CircuitStore } from "./store/circuits.js";
 import type { DeliveryRow, DeliveryStore } from "./store/deliveries.js";
+import { startTry } from "./try-timing.js";
 
 const DELIVERIES_DLQ_TOPIC = "converger.deliveries.dlq";
 // Lines (conversation, channel) worked at once, each one delivery at a time, in seq order.
@@ -54,7 +56,7 @@ function backoffMs(attempt: number, baseMs: number, random = Math.random()): num
 }
 
 type TryOutcome =
-  | { sent: true; providerMessageId?: string | undefined; type: string }
+  | { sent: true; providerMessageId?: string | undefined; type: string; timing: TryTiming }
   | { sent: false; row?: DeliveryRow | undefined };
 
 const lineOf = (row: DeliveryRow) => `${row.conversation_id}/${row.channel_id}`;
@@ -98,6 +100,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
     let channel: ChannelInfo | undefined;
     // Only failures of the send itself say something about the channel's endpoint (its circuit).
     let sending = false;
+    const timer = startTry(options.http);
     try {
       // A directory that cannot answer now is a failed try like any other; only "no such channel" is final.
       channel = await directory.channel(row.channel_id).catch((error: unknown) => {
@@ -118,14 +121,15 @@ export function createDeliveryWorker(options: WorkerOptions) {
         activity: row.activity as OutboundActivity,
         channel,
         ...(row.external_id === null ? {} : { externalId: row.external_id }),
-        http: options.http,
+        http: timer.http,
       });
       sending = false;
       for (const [i, reply] of (result.replies ?? []).entries()) await postReply(row, channel, i, reply.text);
-      return { sent: true, providerMessageId: result.providerMessageId, type: channel.type };
+      return { sent: true, providerMessageId: result.providerMessageId, type: channel.type, timing: timer.finish() };
     } catch (error) {
       const failure = withoutChannelSecrets(error, channel);
-      return { sent: false, row: await failedTry(row, channel?.type ?? "unknown", failure, sending) };
+      const type = channel?.type ?? "unknown";
+      return { sent: false, row: await failedTry(row, type, failure, sending, timer.finish()) };
     }
   }
 
@@ -152,6 +156,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
     type: string,
     error: unknown,
     sending: boolean,
+    timing: TryTiming,
   ): Promise<DeliveryRow | undefined> {
     const message = error instanceof Error ? error.message : String(error);
     const attempts = row.attempts + 1;
@@ -163,6 +168,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
       retryInMs: backoffMs(attempts, options.backoffBaseMs),
       // A provider rejecting one message is an endpoint that answers.
       countsForCircuit: sending && !permanent,
+      timing,
     });
     deliveriesTotal.inc({ channel_type: type, outcome: final ? "failed" : "retry" });
     noteCircuit(row, updated?.circuit_open_until ?? null);
@@ -203,7 +209,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
       const outcome = await attempt(row);
       if (outcome.sent) {
         openUntil.delete(row.channel_id); // a delivered try closes the circuit
-        row = await steps.complete(row, outcome.type, outcome.providerMessageId);
+        row = await steps.complete(row, outcome.type, outcome.timing, outcome.providerMessageId);
       } else if (outcome.row?.status === "failed") {
         row = await deliveries.claimNextInLine(row.conversation_id, row.channel_id, row.id);
       } else return;
@@ -277,6 +283,7 @@ function createStepBatcher(options: WorkerOptions) {
   interface Step {
     row: DeliveryRow;
     type: string;
+    timing: TryTiming;
     providerMessageId?: string | undefined;
     resolve: (next: DeliveryRow | undefined) => void;
     reject: (error: unknown) => void;
@@ -291,8 +298,8 @@ function createStepBatcher(options: WorkerOptions) {
       queue = [];
       try {
         const { done, next } = await options.deliveries.completeAndClaimNext(
-          batch.map(({ row, providerMessageId }) =>
-            providerMessageId === undefined ? { id: row.id } : { id: row.id, providerMessageId },
+          batch.map(({ row, timing, providerMessageId }) =>
+            providerMessageId === undefined ? { id: row.id, timing } : { id: row.id, timing, providerMessageId },
           ),
         );
         const types = new Map(batch.map((s) => [s.row.id, s.type]));
@@ -316,9 +323,14 @@ function createStepBatcher(options: WorkerOptions) {
 
   return {
     /** Records `row` delivered; resolves with the next delivery of its line, claimed, if one is due. */
-    complete(row: DeliveryRow, type: string, providerMessageId?: string): Promise<DeliveryRow | undefined> {
+    complete(
+      row: DeliveryRow,
+      type: string,
+      timing: TryTiming,
+      providerMessageId?: string,
+    ): Promise<DeliveryRow | undefined> {
       return new Promise((resolve, reject) => {
-        queue.push({ row, type, providerMessageId, resolve, reject });
+        queue.push({ row, type, timing, providerMessageId, resolve, reject });
         if (!flushing) setImmediate(() => void (flushing || flush()));
       });
     },

@@ -14,7 +14,57 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/conversations.proto.
  */
 export const file_converger_v1_conversations: GenFile = /*@__PURE__*/
-  fileDesc("CiBjb252ZXJnZXIvdjEvY29udmVyc2F0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIr0DCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSGAoLZXh0ZXJuYWxfaWQYBCABKAlIAIgBARIwCgZzdGF0dXMYBSABKA4yIC5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uU3RhdHVzEg8KB21lbWJlcnMYBiADKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDWxhc3RfYWN0aXZpdHkYCiABKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHlIAYgBARIZCgx1bnJlYWRfY291bnQYCyABKANIAogBARIQCghsYXN0X3NlcRgMIAEoA0IOCgxfZXh0ZXJuYWxfaWRCEAoOX2xhc3RfYWN0aXZpdHlCDwoNX3VucmVhZF9jb3VudCI2CgZTZW5kZXISFQoCaWQYASABKAlCCdrzGAUIARjIARIVCgRuYW1lGAIgASgJQgfa8xgDGMgBIn8KCkF0dGFjaG1lbnQSFwoHZmlsZV9pZBgBIAEoCUIG2vMYAiABEhQKA3VybBgCIAEoCUIH2vMYAxiAEBIdCgxjb250ZW50X3R5cGUYAyABKAlCB9rzGAMYyAESFQoEbmFtZRgEIAEoCUIH2vMYAxj/ARIMCgRzaXplGAUgASgDIusCCghBY3Rpdml0eRIKCgJpZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEgsKA3NlcRgEIAEoAxIoCgR0eXBlGAUgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZRIMCgR0ZXh0GAYgASgJEi0KC2F0dGFjaG1lbnRzGAcgAygLMhguY29udmVyZ2VyLnYxLkF0dGFjaG1lbnQSIgoEZnJvbRgIIAEoCzIULmNvbnZlcmdlci52MS5TZW5kZXISKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh4KEW9yaWdpbl9jaGFubmVsX2lkGAsgASgJSACIAQFCFAoSX29yaWdpbl9jaGFubmVsX2lkIoABChlDcmVhdGVDb252ZXJzYXRpb25SZXF1ZXN0EhwKCmNoYW5uZWxfaWQYASABKAlCCNrzGAQIASABEhoKB21lbWJlcnMYAiADKAlCCdrzGAUYyAE4ZBIpCghtZXRhZGF0YRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiZAoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0EhcKBWxpbWl0GAEgASgFQgja8xgEKAAwZBIXCgZjdXJzb3IYAiABKAlCB9rzGAMYyAESFgoGb2Zmc2V0GAMgASgFQgba8xgCKAAiYwoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIxCg1jb252ZXJzYXRpb25zGAEgAygLMhouY29udmVyZ2VyLnYxLkNvbnZlcnNhdGlvbhITCgtuZXh0X2N1cnNvchgCIAEoCSIuChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASIwChhDbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIs8CChVDcmVhdGVBY3Rpdml0eVJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARIwCgR0eXBlGAIgASgOMhouY29udmVyZ2VyLnYxLkFjdGl2aXR5VHlwZUIG2vMYAggBEhUKBHRleHQYAyABKAlCB9rzGAMYkE4SNQoLYXR0YWNobWVudHMYBCADKAsyGC5jb252ZXJnZXIudjEuQXR0YWNobWVudEIG2vMYAjgUEiIKBGZyb20YBSABKAsyFC5jb252ZXJnZXIudjEuU2VuZGVyEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBJECg9pZGVtcG90ZW5jeV9rZXkYByABKAlCK9rzGCcY/wFCD0lkZW1wb3RlbmN5LUtleUIRWC1JZGVtcG90ZW5jeS1LZXkibwoVTGlzdEFjdGl2aXRpZXNSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAESGQoJd2F0ZXJtYXJrGAIgASgJQgba8xgCGEASGAoFbGltaXQYAyABKAVCCdrzGAUoADDoByJXChZMaXN0QWN0aXZpdGllc1Jlc3BvbnNlEioKCmFjdGl2aXRpZXMYASADKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHkSEQoJd2F0ZXJtYXJrGAIgASgDInwKD01hcmtSZWFkUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEh4KCXdhdGVybWFyaxgCIAEoA0IG2vMYAigASACIAQESGAoHdXNlcl9pZBgDIAEoCUIH2vMYAxjIAUIMCgpfd2F0ZXJtYXJrIjcKEE1hcmtSZWFkUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRISCgpyZWFkX3VwX3RvGAIgASgDIjgKF0dldEFjdGl2aXR5T3duZXJSZXF1ZXN0Eh0KC2FjdGl2aXR5X2lkGAEgASgJQgja8xgECAEgASJKCg1BY3Rpdml0eU93bmVyEg0KBWZvdW5kGAEgASgIEhEKCXRlbmFudF9pZBgCIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAyABKAkiNwoXR2V0Q2hhbm5lbFJlY29yZFJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAEiswEKDUNoYW5uZWxSZWNvcmQSDQoFZm91bmQYASABKAgSCgoCaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEgwKBHR5cGUYBCABKAkSFgoOY2hhbm5lbF9hY3RpdmUYBSABKAgSFQoNdGVuYW50X2FjdGl2ZRgGIAEoCBInCgZjb25maWcYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg4KBnNlY3JldBgIIAEoCSJAChtHZXRDb252ZXJzYXRpb25Sb3V0ZVJlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgASJeChFDb252ZXJzYXRpb25Sb3V0ZRINCgVmb3VuZBgBIAEoCBIRCgl0ZW5hbnRfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRITCgtleHRlcm5hbF9pZBgEIAEoCSLfAgoaUG9zdENoYW5uZWxBY3Rpdml0eVJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAESHwoPY29udmVyc2F0aW9uX2lkGAIgASgJQgba8xgCIAESHAoLZXh0ZXJuYWxfaWQYAyABKAlCB9rzGAMYyAESHQoKbWVzc2FnZV9pZBgEIAEoCUIJ2vMYBQgBGMgBEiIKBGZyb20YBSABKAsyFC5jb252ZXJnZXIudjEuU2VuZGVyEigKBHR5cGUYBiABKA4yGi5jb252ZXJnZXIudjEuQWN0aXZpdHlUeXBlEhUKBHRleHQYByABKAlCB9rzGAMYkE4SNQoLYXR0YWNobWVudHMYCCADKAsyGC5jb252ZXJnZXIudjEuQXR0YWNobWVudEIG2vMYAjgUEikKCG1ldGFkYXRhGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJZChtQb3N0Q2hhbm5lbEFjdGl2aXR5UmVzcG9uc2USKAoIYWN0aXZpdHkYASABKAsyFi5jb252ZXJnZXIudjEuQWN0aXZpdHkSEAoIcmVwbGF5ZWQYAiABKAgiMgoUUmVzb2x2ZUFwaUtleVJlcXVlc3QSGgoHYXBpX2tleRgBIAEoCUIJ2vMYBQgBGMgBIlAKFVJlc29sdmVBcGlLZXlSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIRCgl0ZW5hbnRfaWQYAiABKAkSFQoNdGVuYW50X2FjdGl2ZRgDIAEoCCI4ChtSZXNvbHZlQ2hhbm5lbFNlY3JldFJlcXVlc3QSGQoGc2VjcmV0GAEgASgJQgna8xgFCAEYyAEidwoQRGlyZWN0b3J5Q2hhbm5lbBINCgVmb3VuZBgFIAEoCBISCgpjaGFubmVsX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIWCg5jaGFubmVsX2FjdGl2ZRgDIAEoCBIVCg10ZW5hbnRfYWN0aXZlGAQgASgIIjUKFkdldFRlbmFudFN0YXR1c1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgja8xgECAEgASJYChdHZXRUZW5hbnRTdGF0dXNSZXNwb25zZRIOCgZleGlzdHMYASABKAgSDgoGYWN0aXZlGAIgASgIEh0KFXJhdGVfbGltaXRfcGVyX21pbnV0ZRgDIAEoDSKPAQoXSm9pbkNvbnZlcnNhdGlvblJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgja8xgECAEgARIfCg9jb252ZXJzYXRpb25faWQYAiABKAlCBtrzGAIgARIaCgpjaGFubmVsX2lkGAMgASgJQgba8xgCIAESGgoHdXNlcl9pZBgEIAEoCUIJ2vMYBQgBGMgBIkcKGEpvaW5Db252ZXJzYXRpb25SZXNwb25zZRIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKY2hhbm5lbF9pZBgCIAEoCSp5ChJDb252ZXJzYXRpb25TdGF0dXMSIwofQ09OVkVSU0FUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkNPTlZFUlNBVElPTl9TVEFUVVNfQUNUSVZFEAESHgoaQ09OVkVSU0FUSU9OX1NUQVRVU19DTE9TRUQQAip7CgxBY3Rpdml0eVR5cGUSHQoZQUNUSVZJVFlfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUFDVElWSVRZX1RZUEVfTUVTU0FHRRABEhcKE0FDVElWSVRZX1RZUEVfRVZFTlQQAhIYChRBQ1RJVklUWV9UWVBFX1RZUElORxADMogJChRDb252ZXJzYXRpb25zU2VydmljZRKbAQoSQ3JlYXRlQ29udmVyc2F0aW9uEicuY29udmVyZ2VyLnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkDK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAhY6ASoiES92MS9jb252ZXJzYXRpb25zEpwBChFMaXN0Q29udmVyc2F0aW9ucxImLmNvbnZlcmdlci52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaJy5jb252ZXJnZXIudjEuTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZSI2yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhMSES92MS9jb252ZXJzYXRpb25zEpABCg9HZXRDb252ZXJzYXRpb24SJC5jb252ZXJnZXIudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iO8rzGBkKAwIDBBISY29udmVyc2F0aW9uczpyZWFkgtPkkwIYEhYvdjEvY29udmVyc2F0aW9ucy97aWR9Ep0BChFDbG9zZUNvbnZlcnNhdGlvbhImLmNvbnZlcmdlci52MS5DbG9zZUNvbnZlcnNhdGlvblJlcXVlc3QaGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uIkTK8xgZCgICAxITY29udmVyc2F0aW9uczp3cml0ZYLT5JMCIToBKiIcL3YxL2NvbnZlcnNhdGlvbnMve2lkfS9jbG9zZRKtAQoOQ3JlYXRlQWN0aXZpdHkSIy5jb252ZXJnZXIudjEuQ3JlYXRlQWN0aXZpdHlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkFjdGl2aXR5Il7K8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGXS8xgDCMkBgtPkkwIzOgEqIi4vdjEvY29udmVyc2F0aW9ucy97Y29udmVyc2F0aW9uX2lkfS9hY3Rpdml0aWVzErABCg5MaXN0QWN0aXZpdGllcxIjLmNvbnZlcmdlci52MS5MaXN0QWN0aXZpdGllc1JlcXVlc3QaJC5jb252ZXJnZXIudjEuTGlzdEFjdGl2aXRpZXNSZXNwb25zZSJTyvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAjASLi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L2FjdGl2aXRpZXMSnAEKCE1hcmtSZWFkEh0uY29udmVyZ2VyLnYxLk1hcmtSZWFkUmVxdWVzdBoeLmNvbnZlcmdlci52MS5NYXJrUmVhZFJlc3BvbnNlIlHK8xgaCgMCAwQSE2NvbnZlcnNhdGlvbnM6d3JpdGWC0+STAi06ASoiKC92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L3JlYWQy2gYKEERpcmVjdG9yeVNlcnZpY2USYQoNUmVzb2x2ZUFwaUtleRIiLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVxdWVzdBojLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVzcG9uc2UiB8rzGAMKAQcSagoUUmVzb2x2ZUNoYW5uZWxTZWNyZXQSKS5jb252ZXJnZXIudjEuUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0Gh4uY29udmVyZ2VyLnYxLkRpcmVjdG9yeUNoYW5uZWwiB8rzGAMKAQcSZwoPR2V0VGVuYW50U3RhdHVzEiQuY29udmVyZ2VyLnYxLkdldFRlbmFudFN0YXR1c1JlcXVlc3QaJS5jb252ZXJnZXIudjEuR2V0VGVuYW50U3RhdHVzUmVzcG9uc2UiB8rzGAMKAQcSagoQSm9pbkNvbnZlcnNhdGlvbhIlLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVxdWVzdBomLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVzcG9uc2UiB8rzGAMKAQcSXwoQR2V0Q2hhbm5lbFJlY29yZBIlLmNvbnZlcmdlci52MS5HZXRDaGFubmVsUmVjb3JkUmVxdWVzdBobLmNvbnZlcmdlci52MS5DaGFubmVsUmVjb3JkIgfK8xgDCgEHEmsKFEdldENvbnZlcnNhdGlvblJvdXRlEikuY29udmVyZ2VyLnYxLkdldENvbnZlcnNhdGlvblJvdXRlUmVxdWVzdBofLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb25Sb3V0ZSIHyvMYAwoBBxJzChNQb3N0Q2hhbm5lbEFjdGl2aXR5EiguY29udmVyZ2VyLnYxLlBvc3RDaGFubmVsQWN0aXZpdHlSZXF1ZXN0GikuY29udmVyZ2VyLnYxLlBvc3RDaGFubmVsQWN0aXZpdHlSZXNwb25zZSIHyvMYAwoBBxJfChBHZXRBY3Rpdml0eU93bmVyEiUuY29udmVyZ2VyLnYxLkdldEFjdGl2aXR5T3duZXJSZXF1ZXN0GhsuY29udmVyZ2VyLnYxLkFjdGl2aXR5T3duZXIiB8rzGAMKAQdiBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiBjb252ZXJnZXIvdjEvY29udmVyc2F0aW9ucy5wcm90bxIMY29udmVyZ2VyLnYxIhcKFUdldE91dGJveFN0YXRzUmVxdWVzdCKXAQoWR2V0T3V0Ym94U3RhdHNSZXNwb25zZRIPCgdiYWNrbG9nGAEgASgDEjoKEW9sZGVzdF9jcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBEhoKEm9sZGVzdF9hZ2Vfc2Vjb25kcxgDIAEoAUIUChJfb2xkZXN0X2NyZWF0ZWRfYXQivQMKDENvbnZlcnNhdGlvbhIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIYCgtleHRlcm5hbF9pZBgEIAEoCUgAiAEBEjAKBnN0YXR1cxgFIAEoDjIgLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb25TdGF0dXMSDwoHbWVtYmVycxgGIAMoCRIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoNbGFzdF9hY3Rpdml0eRgKIAEoCzIWLmNvbnZlcmdlci52MS5BY3Rpdml0eUgBiAEBEhkKDHVucmVhZF9jb3VudBgLIAEoA0gCiAEBEhAKCGxhc3Rfc2VxGAwgASgDQg4KDF9leHRlcm5hbF9pZEIQCg5fbGFzdF9hY3Rpdml0eUIPCg1fdW5yZWFkX2NvdW50IjYKBlNlbmRlchIVCgJpZBgBIAEoCUIJ2vMYBQgBGMgBEhUKBG5hbWUYAiABKAlCB9rzGAMYyAEifwoKQXR0YWNobWVudBIXCgdmaWxlX2lkGAEgASgJQgba8xgCIAESFAoDdXJsGAIgASgJQgfa8xgDGIAQEh0KDGNvbnRlbnRfdHlwZRgDIAEoCUIH2vMYAxjIARIVCgRuYW1lGAQgASgJQgfa8xgDGP8BEgwKBHNpemUYBSABKAMi6wIKCEFjdGl2aXR5EgoKAmlkGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSCwoDc2VxGAQgASgDEigKBHR5cGUYBSABKA4yGi5jb252ZXJnZXIudjEuQWN0aXZpdHlUeXBlEgwKBHRleHQYBiABKAkSLQoLYXR0YWNobWVudHMYByADKAsyGC5jb252ZXJnZXIudjEuQXR0YWNobWVudBIiCgRmcm9tGAggASgLMhQuY29udmVyZ2VyLnYxLlNlbmRlchIpCghtZXRhZGF0YRgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHgoRb3JpZ2luX2NoYW5uZWxfaWQYCyABKAlIAIgBAUIUChJfb3JpZ2luX2NoYW5uZWxfaWQigAEKGUNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAESGgoHbWVtYmVycxgCIAMoCUIJ2vMYBRjIAThkEikKCG1ldGFkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJkChhMaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QSFwoFbGltaXQYASABKAVCCNrzGAQoADBkEhcKBmN1cnNvchgCIAEoCUIH2vMYAxjIARIWCgZvZmZzZXQYAyABKAVCBtrzGAIoACJjChlMaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEjEKDWNvbnZlcnNhdGlvbnMYASADKAsyGi5jb252ZXJnZXIudjEuQ29udmVyc2F0aW9uEhMKC25leHRfY3Vyc29yGAIgASgJIi4KFkdldENvbnZlcnNhdGlvblJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIjAKGENsb3NlQ29udmVyc2F0aW9uUmVxdWVzdBIUCgJpZBgBIAEoCUII2vMYBAgBIAEizwIKFUNyZWF0ZUFjdGl2aXR5UmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABEjAKBHR5cGUYAiABKA4yGi5jb252ZXJnZXIudjEuQWN0aXZpdHlUeXBlQgba8xgCCAESFQoEdGV4dBgDIAEoCUIH2vMYAxiQThI1CgthdHRhY2htZW50cxgEIAMoCzIYLmNvbnZlcmdlci52MS5BdHRhY2htZW50Qgba8xgCOBQSIgoEZnJvbRgFIAEoCzIULmNvbnZlcmdlci52MS5TZW5kZXISKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EkQKD2lkZW1wb3RlbmN5X2tleRgHIAEoCUIr2vMYJxj/AUIPSWRlbXBvdGVuY3ktS2V5QhFYLUlkZW1wb3RlbmN5LUtleSJvChVMaXN0QWN0aXZpdGllc1JlcXVlc3QSIQoPY29udmVyc2F0aW9uX2lkGAEgASgJQgja8xgECAEgARIZCgl3YXRlcm1hcmsYAiABKAlCBtrzGAIYQBIYCgVsaW1pdBgDIAEoBUIJ2vMYBSgAMOgHIlcKFkxpc3RBY3Rpdml0aWVzUmVzcG9uc2USKgoKYWN0aXZpdGllcxgBIAMoCzIWLmNvbnZlcmdlci52MS5BY3Rpdml0eRIRCgl3YXRlcm1hcmsYAiABKAMifAoPTWFya1JlYWRSZXF1ZXN0EiEKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUII2vMYBAgBIAESHgoJd2F0ZXJtYXJrGAIgASgDQgba8xgCKABIAIgBARIYCgd1c2VyX2lkGAMgASgJQgfa8xgDGMgBQgwKCl93YXRlcm1hcmsiNwoQTWFya1JlYWRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhIKCnJlYWRfdXBfdG8YAiABKAMiOAoXR2V0QWN0aXZpdHlPd25lclJlcXVlc3QSHQoLYWN0aXZpdHlfaWQYASABKAlCCNrzGAQIASABIkoKDUFjdGl2aXR5T3duZXISDQoFZm91bmQYASABKAgSEQoJdGVuYW50X2lkGAIgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCSI3ChdHZXRDaGFubmVsUmVjb3JkUmVxdWVzdBIcCgpjaGFubmVsX2lkGAEgASgJQgja8xgECAEgASKzAQoNQ2hhbm5lbFJlY29yZBINCgVmb3VuZBgBIAEoCBIKCgJpZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSDAoEdHlwZRgEIAEoCRIWCg5jaGFubmVsX2FjdGl2ZRgFIAEoCBIVCg10ZW5hbnRfYWN0aXZlGAYgASgIEicKBmNvbmZpZxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDgoGc2VjcmV0GAggASgJIkAKG0dldENvbnZlcnNhdGlvblJvdXRlUmVxdWVzdBIhCg9jb252ZXJzYXRpb25faWQYASABKAlCCNrzGAQIASABIl4KEUNvbnZlcnNhdGlvblJvdXRlEg0KBWZvdW5kGAEgASgIEhEKCXRlbmFudF9pZBgCIAEoCRISCgpjaGFubmVsX2lkGAMgASgJEhMKC2V4dGVybmFsX2lkGAQgASgJIt8CChpQb3N0Q2hhbm5lbEFjdGl2aXR5UmVxdWVzdBIcCgpjaGFubmVsX2lkGAEgASgJQgja8xgECAEgARIfCg9jb252ZXJzYXRpb25faWQYAiABKAlCBtrzGAIgARIcCgtleHRlcm5hbF9pZBgDIAEoCUIH2vMYAxjIARIdCgptZXNzYWdlX2lkGAQgASgJQgna8xgFCAEYyAESIgoEZnJvbRgFIAEoCzIULmNvbnZlcmdlci52MS5TZW5kZXISKAoEdHlwZRgGIAEoDjIaLmNvbnZlcmdlci52MS5BY3Rpdml0eVR5cGUSFQoEdGV4dBgHIAEoCUIH2vMYAxiQThI1CgthdHRhY2htZW50cxgIIAMoCzIYLmNvbnZlcmdlci52MS5BdHRhY2htZW50Qgba8xgCOBQSKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlkKG1Bvc3RDaGFubmVsQWN0aXZpdHlSZXNwb25zZRIoCghhY3Rpdml0eRgBIAEoCzIWLmNvbnZlcmdlci52MS5BY3Rpdml0eRIQCghyZXBsYXllZBgCIAEoCCIyChRSZXNvbHZlQXBpS2V5UmVxdWVzdBIaCgdhcGlfa2V5GAEgASgJQgna8xgFCAEYyAEiUAoVUmVzb2x2ZUFwaUtleVJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEhEKCXRlbmFudF9pZBgCIAEoCRIVCg10ZW5hbnRfYWN0aXZlGAMgASgIIjgKG1Jlc29sdmVDaGFubmVsU2VjcmV0UmVxdWVzdBIZCgZzZWNyZXQYASABKAlCCdrzGAUIARjIASJ3ChBEaXJlY3RvcnlDaGFubmVsEg0KBWZvdW5kGAUgASgIEhIKCmNoYW5uZWxfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhYKDmNoYW5uZWxfYWN0aXZlGAMgASgIEhUKDXRlbmFudF9hY3RpdmUYBCABKAgiNQoWR2V0VGVuYW50U3RhdHVzUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABIlgKF0dldFRlbmFudFN0YXR1c1Jlc3BvbnNlEg4KBmV4aXN0cxgBIAEoCBIOCgZhY3RpdmUYAiABKAgSHQoVcmF0ZV9saW1pdF9wZXJfbWludXRlGAMgASgNIo8BChdKb2luQ29udmVyc2F0aW9uUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABEh8KD2NvbnZlcnNhdGlvbl9pZBgCIAEoCUIG2vMYAiABEhoKCmNoYW5uZWxfaWQYAyABKAlCBtrzGAIgARIaCgd1c2VyX2lkGAQgASgJQgna8xgFCAEYyAEiRwoYSm9pbkNvbnZlcnNhdGlvblJlc3BvbnNlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRISCgpjaGFubmVsX2lkGAIgASgJKnkKEkNvbnZlcnNhdGlvblN0YXR1cxIjCh9DT05WRVJTQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaQ09OVkVSU0FUSU9OX1NUQVRVU19BQ1RJVkUQARIeChpDT05WRVJTQVRJT05fU1RBVFVTX0NMT1NFRBACKnsKDEFjdGl2aXR5VHlwZRIdChlBQ1RJVklUWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVQUNUSVZJVFlfVFlQRV9NRVNTQUdFEAESFwoTQUNUSVZJVFlfVFlQRV9FVkVOVBACEhgKFEFDVElWSVRZX1RZUEVfVFlQSU5HEAMykAoKFENvbnZlcnNhdGlvbnNTZXJ2aWNlEpsBChJDcmVhdGVDb252ZXJzYXRpb24SJy5jb252ZXJnZXIudjEuQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iQMrzGBkKAgIDEhNjb252ZXJzYXRpb25zOndyaXRl0vMYAwjJAYLT5JMCFjoBKiIRL3YxL2NvbnZlcnNhdGlvbnMSnAEKEUxpc3RDb252ZXJzYXRpb25zEiYuY29udmVyZ2VyLnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBonLmNvbnZlcmdlci52MS5MaXN0Q29udmVyc2F0aW9uc1Jlc3BvbnNlIjbK8xgZCgMCAwQSEmNvbnZlcnNhdGlvbnM6cmVhZILT5JMCExIRL3YxL2NvbnZlcnNhdGlvbnMSkAEKD0dldENvbnZlcnNhdGlvbhIkLmNvbnZlcmdlci52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GhouY29udmVyZ2VyLnYxLkNvbnZlcnNhdGlvbiI7yvMYGQoDAgMEEhJjb252ZXJzYXRpb25zOnJlYWSC0+STAhgSFi92MS9jb252ZXJzYXRpb25zL3tpZH0SnQEKEUNsb3NlQ29udmVyc2F0aW9uEiYuY29udmVyZ2VyLnYxLkNsb3NlQ29udmVyc2F0aW9uUmVxdWVzdBoaLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb24iRMrzGBkKAgIDEhNjb252ZXJzYXRpb25zOndyaXRlgtPkkwIhOgEqIhwvdjEvY29udmVyc2F0aW9ucy97aWR9L2Nsb3NlEq0BCg5DcmVhdGVBY3Rpdml0eRIjLmNvbnZlcmdlci52MS5DcmVhdGVBY3Rpdml0eVJlcXVlc3QaFi5jb252ZXJnZXIudjEuQWN0aXZpdHkiXsrzGBoKAwIDBBITY29udmVyc2F0aW9uczp3cml0ZdLzGAMIyQGC0+STAjM6ASoiLi92MS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb25faWR9L2FjdGl2aXRpZXMSsAEKDkxpc3RBY3Rpdml0aWVzEiMuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0aWVzUmVxdWVzdBokLmNvbnZlcmdlci52MS5MaXN0QWN0aXZpdGllc1Jlc3BvbnNlIlPK8xgZCgMCAwQSEmNvbnZlcnNhdGlvbnM6cmVhZILT5JMCMBIuL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vYWN0aXZpdGllcxKcAQoITWFya1JlYWQSHS5jb252ZXJnZXIudjEuTWFya1JlYWRSZXF1ZXN0Gh4uY29udmVyZ2VyLnYxLk1hcmtSZWFkUmVzcG9uc2UiUcrzGBoKAwIDBBITY29udmVyc2F0aW9uczp3cml0ZYLT5JMCLToBKiIoL3YxL2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbl9pZH0vcmVhZBKFAQoOR2V0T3V0Ym94U3RhdHMSIy5jb252ZXJnZXIudjEuR2V0T3V0Ym94U3RhdHNSZXF1ZXN0GiQuY29udmVyZ2VyLnYxLkdldE91dGJveFN0YXRzUmVzcG9uc2UiKJACAcrzGAMKAQGC0+STAhgSFi9hZG1pbi92MS9vdXRib3gtc3RhdHMy2gYKEERpcmVjdG9yeVNlcnZpY2USYQoNUmVzb2x2ZUFwaUtleRIiLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVxdWVzdBojLmNvbnZlcmdlci52MS5SZXNvbHZlQXBpS2V5UmVzcG9uc2UiB8rzGAMKAQcSagoUUmVzb2x2ZUNoYW5uZWxTZWNyZXQSKS5jb252ZXJnZXIudjEuUmVzb2x2ZUNoYW5uZWxTZWNyZXRSZXF1ZXN0Gh4uY29udmVyZ2VyLnYxLkRpcmVjdG9yeUNoYW5uZWwiB8rzGAMKAQcSZwoPR2V0VGVuYW50U3RhdHVzEiQuY29udmVyZ2VyLnYxLkdldFRlbmFudFN0YXR1c1JlcXVlc3QaJS5jb252ZXJnZXIudjEuR2V0VGVuYW50U3RhdHVzUmVzcG9uc2UiB8rzGAMKAQcSagoQSm9pbkNvbnZlcnNhdGlvbhIlLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVxdWVzdBomLmNvbnZlcmdlci52MS5Kb2luQ29udmVyc2F0aW9uUmVzcG9uc2UiB8rzGAMKAQcSXwoQR2V0Q2hhbm5lbFJlY29yZBIlLmNvbnZlcmdlci52MS5HZXRDaGFubmVsUmVjb3JkUmVxdWVzdBobLmNvbnZlcmdlci52MS5DaGFubmVsUmVjb3JkIgfK8xgDCgEHEmsKFEdldENvbnZlcnNhdGlvblJvdXRlEikuY29udmVyZ2VyLnYxLkdldENvbnZlcnNhdGlvblJvdXRlUmVxdWVzdBofLmNvbnZlcmdlci52MS5Db252ZXJzYXRpb25Sb3V0ZSIHyvMYAwoBBxJzChNQb3N0Q2hhbm5lbEFjdGl2aXR5EiguY29udmVyZ2VyLnYxLlBvc3RDaGFubmVsQWN0aXZpdHlSZXF1ZXN0GikuY29udmVyZ2VyLnYxLlBvc3RDaGFubmVsQWN0aXZpdHlSZXNwb25zZSIHyvMYAwoBBxJfChBHZXRBY3Rpdml0eU93bmVyEiUuY29udmVyZ2VyLnYxLkdldEFjdGl2aXR5T3duZXJSZXF1ZXN0GhsuY29udmVyZ2VyLnYxLkFjdGl2aXR5T3duZXIiB8rzGAMKAQdiBnByb3RvMw", [file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * Request for the outbox's backlog.
+ *
+ * @generated from message converger.v1.GetOutboxStatsRequest
+ */
+export type GetOutboxStatsRequest = Message<"converger.v1.GetOutboxStatsRequest"> & {
+};
+
+/**
+ * Describes the message converger.v1.GetOutboxStatsRequest.
+ * Use `create(GetOutboxStatsRequestSchema)` to create a new message.
+ */
+export const GetOutboxStatsRequestSchema: GenMessage<GetOutboxStatsRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 0);
+
+/**
+ * The outbox's backlog.
+ *
+ * @generated from message converger.v1.GetOutboxStatsResponse
+ */
+export type GetOutboxStatsResponse = Message<"converger.v1.GetOutboxStatsResponse"> & {
+  /**
+   * Rows not yet published to the event log.
+   *
+   * @generated from field: int64 backlog = 1;
+   */
+  backlog: bigint;
+
+  /**
+   * When the oldest unpublished row was committed; absent with no backlog.
+   *
+   * @generated from field: optional google.protobuf.Timestamp oldest_created_at = 2;
+   */
+  oldestCreatedAt?: Timestamp | undefined;
+
+  /**
+   * Its age by the database's clock (0 with no backlog).
+   *
+   * @generated from field: double oldest_age_seconds = 3;
+   */
+  oldestAgeSeconds: number;
+};
+
+/**
+ * Describes the message converger.v1.GetOutboxStatsResponse.
+ * Use `create(GetOutboxStatsResponseSchema)` to create a new message.
+ */
+export const GetOutboxStatsResponseSchema: GenMessage<GetOutboxStatsResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_conversations, 1);
 
 /**
  * A conversation between members, bound to one channel.
@@ -96,7 +146,7 @@ export type Conversation = Message<"converger.v1.Conversation"> & {
  * Use `create(ConversationSchema)` to create a new message.
  */
 export const ConversationSchema: GenMessage<Conversation> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 0);
+  messageDesc(file_converger_v1_conversations, 2);
 
 /**
  * Who sent an activity.
@@ -120,7 +170,7 @@ export type Sender = Message<"converger.v1.Sender"> & {
  * Use `create(SenderSchema)` to create a new message.
  */
 export const SenderSchema: GenMessage<Sender> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 1);
+  messageDesc(file_converger_v1_conversations, 3);
 
 /**
  * A file or link attached to an activity. Either file_id (an upload of the
@@ -162,7 +212,7 @@ export type Attachment = Message<"converger.v1.Attachment"> & {
  * Use `create(AttachmentSchema)` to create a new message.
  */
 export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 2);
+  messageDesc(file_converger_v1_conversations, 4);
 
 /**
  * One entry of a conversation's ordered log.
@@ -236,7 +286,7 @@ export type Activity = Message<"converger.v1.Activity"> & {
  * Use `create(ActivitySchema)` to create a new message.
  */
 export const ActivitySchema: GenMessage<Activity> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 3);
+  messageDesc(file_converger_v1_conversations, 5);
 
 /**
  * Request to open a conversation.
@@ -265,7 +315,7 @@ export type CreateConversationRequest = Message<"converger.v1.CreateConversation
  * Use `create(CreateConversationRequestSchema)` to create a new message.
  */
 export const CreateConversationRequestSchema: GenMessage<CreateConversationRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 4);
+  messageDesc(file_converger_v1_conversations, 6);
 
 /**
  * Request for a page of conversations.
@@ -294,7 +344,7 @@ export type ListConversationsRequest = Message<"converger.v1.ListConversationsRe
  * Use `create(ListConversationsRequestSchema)` to create a new message.
  */
 export const ListConversationsRequestSchema: GenMessage<ListConversationsRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 5);
+  messageDesc(file_converger_v1_conversations, 7);
 
 /**
  * A page of conversations.
@@ -318,7 +368,7 @@ export type ListConversationsResponse = Message<"converger.v1.ListConversationsR
  * Use `create(ListConversationsResponseSchema)` to create a new message.
  */
 export const ListConversationsResponseSchema: GenMessage<ListConversationsResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 6);
+  messageDesc(file_converger_v1_conversations, 8);
 
 /**
  * Request for one conversation.
@@ -337,7 +387,7 @@ export type GetConversationRequest = Message<"converger.v1.GetConversationReques
  * Use `create(GetConversationRequestSchema)` to create a new message.
  */
 export const GetConversationRequestSchema: GenMessage<GetConversationRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 7);
+  messageDesc(file_converger_v1_conversations, 9);
 
 /**
  * Request to close a conversation.
@@ -356,7 +406,7 @@ export type CloseConversationRequest = Message<"converger.v1.CloseConversationRe
  * Use `create(CloseConversationRequestSchema)` to create a new message.
  */
 export const CloseConversationRequestSchema: GenMessage<CloseConversationRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 8);
+  messageDesc(file_converger_v1_conversations, 10);
 
 /**
  * Request to post an activity.
@@ -409,7 +459,7 @@ export type CreateActivityRequest = Message<"converger.v1.CreateActivityRequest"
  * Use `create(CreateActivityRequestSchema)` to create a new message.
  */
 export const CreateActivityRequestSchema: GenMessage<CreateActivityRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 9);
+  messageDesc(file_converger_v1_conversations, 11);
 
 /**
  * Request for activities after a watermark.
@@ -440,7 +490,7 @@ export type ListActivitiesRequest = Message<"converger.v1.ListActivitiesRequest"
  * Use `create(ListActivitiesRequestSchema)` to create a new message.
  */
 export const ListActivitiesRequestSchema: GenMessage<ListActivitiesRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 10);
+  messageDesc(file_converger_v1_conversations, 12);
 
 /**
  * Activities after the watermark and the new watermark to resume from.
@@ -464,7 +514,7 @@ export type ListActivitiesResponse = Message<"converger.v1.ListActivitiesRespons
  * Use `create(ListActivitiesResponseSchema)` to create a new message.
  */
 export const ListActivitiesResponseSchema: GenMessage<ListActivitiesResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 11);
+  messageDesc(file_converger_v1_conversations, 13);
 
 /**
  * Request to record a read position.
@@ -497,7 +547,7 @@ export type MarkReadRequest = Message<"converger.v1.MarkReadRequest"> & {
  * Use `create(MarkReadRequestSchema)` to create a new message.
  */
 export const MarkReadRequestSchema: GenMessage<MarkReadRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 12);
+  messageDesc(file_converger_v1_conversations, 14);
 
 /**
  * The reader's stored position.
@@ -521,7 +571,7 @@ export type MarkReadResponse = Message<"converger.v1.MarkReadResponse"> & {
  * Use `create(MarkReadResponseSchema)` to create a new message.
  */
 export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 13);
+  messageDesc(file_converger_v1_conversations, 15);
 
 /**
  * Request for an activity's owner.
@@ -540,7 +590,7 @@ export type GetActivityOwnerRequest = Message<"converger.v1.GetActivityOwnerRequ
  * Use `create(GetActivityOwnerRequestSchema)` to create a new message.
  */
 export const GetActivityOwnerRequestSchema: GenMessage<GetActivityOwnerRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 14);
+  messageDesc(file_converger_v1_conversations, 16);
 
 /**
  * An activity's tenant and conversation. found is false for an unknown id.
@@ -569,7 +619,7 @@ export type ActivityOwner = Message<"converger.v1.ActivityOwner"> & {
  * Use `create(ActivityOwnerSchema)` to create a new message.
  */
 export const ActivityOwnerSchema: GenMessage<ActivityOwner> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 15);
+  messageDesc(file_converger_v1_conversations, 17);
 
 /**
  * Request for a channel's full record.
@@ -588,7 +638,7 @@ export type GetChannelRecordRequest = Message<"converger.v1.GetChannelRecordRequ
  * Use `create(GetChannelRecordRequestSchema)` to create a new message.
  */
 export const GetChannelRecordRequestSchema: GenMessage<GetChannelRecordRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 16);
+  messageDesc(file_converger_v1_conversations, 18);
 
 /**
  * A channel as adapters need it. found is false for an unknown id.
@@ -642,7 +692,7 @@ export type ChannelRecord = Message<"converger.v1.ChannelRecord"> & {
  * Use `create(ChannelRecordSchema)` to create a new message.
  */
 export const ChannelRecordSchema: GenMessage<ChannelRecord> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 17);
+  messageDesc(file_converger_v1_conversations, 19);
 
 /**
  * Request for a conversation's route.
@@ -661,7 +711,7 @@ export type GetConversationRouteRequest = Message<"converger.v1.GetConversationR
  * Use `create(GetConversationRouteRequestSchema)` to create a new message.
  */
 export const GetConversationRouteRequestSchema: GenMessage<GetConversationRouteRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 18);
+  messageDesc(file_converger_v1_conversations, 20);
 
 /**
  * A conversation's channel and provider thread. found is false for an unknown id.
@@ -695,7 +745,7 @@ export type ConversationRoute = Message<"converger.v1.ConversationRoute"> & {
  * Use `create(ConversationRouteSchema)` to create a new message.
  */
 export const ConversationRouteSchema: GenMessage<ConversationRoute> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 19);
+  messageDesc(file_converger_v1_conversations, 21);
 
 /**
  * An activity produced by a channel's adapter.
@@ -758,7 +808,7 @@ export type PostChannelActivityRequest = Message<"converger.v1.PostChannelActivi
  * Use `create(PostChannelActivityRequestSchema)` to create a new message.
  */
 export const PostChannelActivityRequestSchema: GenMessage<PostChannelActivityRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 20);
+  messageDesc(file_converger_v1_conversations, 22);
 
 /**
  * The stored activity; replayed when message_id had been seen.
@@ -782,7 +832,7 @@ export type PostChannelActivityResponse = Message<"converger.v1.PostChannelActiv
  * Use `create(PostChannelActivityResponseSchema)` to create a new message.
  */
 export const PostChannelActivityResponseSchema: GenMessage<PostChannelActivityResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 21);
+  messageDesc(file_converger_v1_conversations, 23);
 
 /**
  * Request to find a tenant by API key.
@@ -801,7 +851,7 @@ export type ResolveApiKeyRequest = Message<"converger.v1.ResolveApiKeyRequest"> 
  * Use `create(ResolveApiKeyRequestSchema)` to create a new message.
  */
 export const ResolveApiKeyRequestSchema: GenMessage<ResolveApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 22);
+  messageDesc(file_converger_v1_conversations, 24);
 
 /**
  * The key's tenant, if any.
@@ -830,7 +880,7 @@ export type ResolveApiKeyResponse = Message<"converger.v1.ResolveApiKeyResponse"
  * Use `create(ResolveApiKeyResponseSchema)` to create a new message.
  */
 export const ResolveApiKeyResponseSchema: GenMessage<ResolveApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 23);
+  messageDesc(file_converger_v1_conversations, 25);
 
 /**
  * Request to find a channel by its secret.
@@ -849,7 +899,7 @@ export type ResolveChannelSecretRequest = Message<"converger.v1.ResolveChannelSe
  * Use `create(ResolveChannelSecretRequestSchema)` to create a new message.
  */
 export const ResolveChannelSecretRequestSchema: GenMessage<ResolveChannelSecretRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 24);
+  messageDesc(file_converger_v1_conversations, 26);
 
 /**
  * A channel and the status of it and its tenant.
@@ -888,7 +938,7 @@ export type DirectoryChannel = Message<"converger.v1.DirectoryChannel"> & {
  * Use `create(DirectoryChannelSchema)` to create a new message.
  */
 export const DirectoryChannelSchema: GenMessage<DirectoryChannel> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 25);
+  messageDesc(file_converger_v1_conversations, 27);
 
 /**
  * Request for a tenant's status.
@@ -907,7 +957,7 @@ export type GetTenantStatusRequest = Message<"converger.v1.GetTenantStatusReques
  * Use `create(GetTenantStatusRequestSchema)` to create a new message.
  */
 export const GetTenantStatusRequestSchema: GenMessage<GetTenantStatusRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 26);
+  messageDesc(file_converger_v1_conversations, 28);
 
 /**
  * Whether the tenant exists and is active.
@@ -938,7 +988,7 @@ export type GetTenantStatusResponse = Message<"converger.v1.GetTenantStatusRespo
  * Use `create(GetTenantStatusResponseSchema)` to create a new message.
  */
 export const GetTenantStatusResponseSchema: GenMessage<GetTenantStatusResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 27);
+  messageDesc(file_converger_v1_conversations, 29);
 
 /**
  * Request to add a member (and maybe open the conversation).
@@ -976,7 +1026,7 @@ export type JoinConversationRequest = Message<"converger.v1.JoinConversationRequ
  * Use `create(JoinConversationRequestSchema)` to create a new message.
  */
 export const JoinConversationRequestSchema: GenMessage<JoinConversationRequest> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 28);
+  messageDesc(file_converger_v1_conversations, 30);
 
 /**
  * The conversation joined.
@@ -1000,7 +1050,7 @@ export type JoinConversationResponse = Message<"converger.v1.JoinConversationRes
  * Use `create(JoinConversationResponseSchema)` to create a new message.
  */
 export const JoinConversationResponseSchema: GenMessage<JoinConversationResponse> = /*@__PURE__*/
-  messageDesc(file_converger_v1_conversations, 29);
+  messageDesc(file_converger_v1_conversations, 31);
 
 /**
  * Whether a conversation accepts new activities.
@@ -1145,6 +1195,17 @@ export const ConversationsService: GenService<{
     methodKind: "unary";
     input: typeof MarkReadRequestSchema;
     output: typeof MarkReadResponseSchema;
+  },
+  /**
+   * How far the outbox relay is behind: rows committed but not yet handed to
+   * the event log (the console's Deliveries page, design.md §10).
+   *
+   * @generated from rpc converger.v1.ConversationsService.GetOutboxStats
+   */
+  getOutboxStats: {
+    methodKind: "unary";
+    input: typeof GetOutboxStatsRequestSchema;
+    output: typeof GetOutboxStatsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_converger_v1_conversations, 0);

@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file converger/v1/delivery.proto.
  */
 export const file_converger_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb252ZXJnZXIvdjEvZGVsaXZlcnkucHJvdG8SDGNvbnZlcmdlci52MSJTChdHZXRDaGFubmVsSGVhbHRoUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABEhsKC2NoYW5uZWxfaWRzGAIgAygJQgba8xgCOGQiVQoSQ2hhbm5lbEhlYWx0aEVudHJ5EhIKCmNoYW5uZWxfaWQYASABKAkSKwoGaGVhbHRoGAIgASgOMhsuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGgiTgoYR2V0Q2hhbm5lbEhlYWx0aFJlc3BvbnNlEjIKCGNoYW5uZWxzGAEgAygLMiAuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGhFbnRyeSKpAgoUUHJvY2Vzc2luZ0RlYWRMZXR0ZXISCgoCaWQYASABKAkSEAoIY29uc3VtZXIYAiABKAkSDQoFdG9waWMYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSEQoJdGVuYW50X2lkGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAcgASgJEhAKCGF0dGVtcHRzGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKC3JlcGxheWVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQg4KDF9yZXBsYXllZF9hdCJgCiBMaXN0UHJvY2Vzc2luZ0RlYWRMZXR0ZXJzUmVxdWVzdBILCgNhbGwYASABKAgSFwoFbGltaXQYAiABKAVCCNrzGAQoADBkEhYKBm9mZnNldBgDIAEoBUIG2vMYAigAIl0KIUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXNwb25zZRI4CgxkZWFkX2xldHRlcnMYASADKAsyIi5jb252ZXJnZXIudjEuUHJvY2Vzc2luZ0RlYWRMZXR0ZXIiOQohUmVwbGF5UHJvY2Vzc2luZ0RlYWRMZXR0ZXJSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKdAwoIRGVsaXZlcnkSCgoCaWQYASABKAkSEwoLYWN0aXZpdHlfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIsCgZzdGF0dXMYBCABKA4yHC5jb252ZXJnZXIudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSFwoKbGFzdF9lcnJvchgGIAEoCUgAiAEBEjgKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAYgBARI1CgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAKIAQESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX2xhc3RfZXJyb3JCEgoQX25leHRfYXR0ZW1wdF9hdEIPCg1fZGVsaXZlcmVkX2F0IqsBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSLAoGc3RhdHVzGAEgASgOMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5U3RhdHVzEhoKCmNoYW5uZWxfaWQYAiABKAlCBtrzGAIgARIXCgVsaW1pdBgDIAEoBUII2vMYBCgAMGQSFwoGY3Vyc29yGAQgASgJQgfa8xgDGMgBEhYKBm9mZnNldBgFIAEoBUIG2vMYAigAIlkKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKgoKZGVsaXZlcmllcxgBIAMoCzIWLmNvbnZlcmdlci52MS5EZWxpdmVyeRITCgtuZXh0X2N1cnNvchgCIAEoCSI+Ch1MaXN0QWN0aXZpdHlEZWxpdmVyaWVzUmVxdWVzdBIdCgthY3Rpdml0eV9pZBgBIAEoCUII2vMYBAgBIAEiTAoeTGlzdEFjdGl2aXR5RGVsaXZlcmllc1Jlc3BvbnNlEioKCmRlbGl2ZXJpZXMYASADKAsyFi5jb252ZXJnZXIudjEuRGVsaXZlcnkiLAoUUmV0cnlEZWxpdmVyeVJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIrYBChVSZWNlaXZlSW5ib3VuZFJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAESDAoEYm9keRgCIAEoDBJBCgdoZWFkZXJzGAMgAygLMjAuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdC5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVAoWUmVjZWl2ZUluYm91bmRSZXNwb25zZRIUCgxhY3Rpdml0eV9pZHMYASADKAkSEgoKZHVwbGljYXRlcxgCIAEoBRIQCghzdGF0dXNlcxgDIAEoBSJVCh1BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBIcCgpjaGFubmVsX2lkGAEgASgJQgja8xgECAEgARIWCgVxdWVyeRgCIAEoCUIH2vMYAxiAICIzCh5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2USEQoJY2hhbGxlbmdlGAEgASgJKokBCg5EZWxpdmVyeVN0YXR1cxIfChtERUxJVkVSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9TVEFUVVNfUEVORElORxABEh0KGURFTElWRVJZX1NUQVRVU19ERUxJVkVSRUQQAhIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAMyrgkKD0RlbGl2ZXJ5U2VydmljZRKMAQoOTGlzdERlbGl2ZXJpZXMSIy5jb252ZXJnZXIudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiQuY29udmVyZ2VyLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiL8rzGBUKAgIDEg9kZWxpdmVyaWVzOnJlYWSC0+STAhASDi92MS9kZWxpdmVyaWVzEr0BChZMaXN0QWN0aXZpdHlEZWxpdmVyaWVzEisuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXF1ZXN0GiwuY29udmVyZ2VyLnYxLkxpc3RBY3Rpdml0eURlbGl2ZXJpZXNSZXNwb25zZSJIyvMYFQoCAgMSD2RlbGl2ZXJpZXM6cmVhZILT5JMCKRInL3YxL2FjdGl2aXRpZXMve2FjdGl2aXR5X2lkfS9kZWxpdmVyaWVzEpABCg1SZXRyeURlbGl2ZXJ5EiIuY29udmVyZ2VyLnYxLlJldHJ5RGVsaXZlcnlSZXF1ZXN0GhYuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5IkPK8xgUCgICAxIOY2hhbm5lbHM6YWRtaW7S8xgDCMoBgtPkkwIeOgEqIhkvdjEvZGVsaXZlcmllcy97aWR9L3JldHJ5EmYKDlJlY2VpdmVJbmJvdW5kEiMuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdBokLmNvbnZlcmdlci52MS5SZWNlaXZlSW5ib3VuZFJlc3BvbnNlIgnK8xgFCgEGGAESfwoWQW5zd2VySW5ib3VuZENoYWxsZW5nZRIrLmNvbnZlcmdlci52MS5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBosLmNvbnZlcmdlci52MS5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2UiCpACAcrzGAMKAQYSrgEKGUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnMSLi5jb252ZXJnZXIudjEuTGlzdFByb2Nlc3NpbmdEZWFkTGV0dGVyc1JlcXVlc3QaLy5jb252ZXJnZXIudjEuTGlzdFByb2Nlc3NpbmdEZWFkTGV0dGVyc1Jlc3BvbnNlIjDK8xgDCgEBgtPkkwIjEiEvYWRtaW4vdjEvcHJvY2Vzc2luZy1kZWFkLWxldHRlcnMSsgEKGlJlcGxheVByb2Nlc3NpbmdEZWFkTGV0dGVyEi8uY29udmVyZ2VyLnYxLlJlcGxheVByb2Nlc3NpbmdEZWFkTGV0dGVyUmVxdWVzdBoiLmNvbnZlcmdlci52MS5Qcm9jZXNzaW5nRGVhZExldHRlciI/yvMYAwoBAYLT5JMCMjoBKiItL2FkbWluL3YxL3Byb2Nlc3NpbmctZGVhZC1sZXR0ZXJzL3tpZH0vcmVwbGF5EmoKEEdldENoYW5uZWxIZWFsdGgSJS5jb252ZXJnZXIudjEuR2V0Q2hhbm5lbEhlYWx0aFJlcXVlc3QaJi5jb252ZXJnZXIudjEuR2V0Q2hhbm5lbEhlYWx0aFJlc3BvbnNlIgfK8xgDCgEHYgZwcm90bzM", [file_converger_v1_channels, file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb252ZXJnZXIvdjEvZGVsaXZlcnkucHJvdG8SDGNvbnZlcmdlci52MSJTChdHZXRDaGFubmVsSGVhbHRoUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCNrzGAQIASABEhsKC2NoYW5uZWxfaWRzGAIgAygJQgba8xgCOGQiVQoSQ2hhbm5lbEhlYWx0aEVudHJ5EhIKCmNoYW5uZWxfaWQYASABKAkSKwoGaGVhbHRoGAIgASgOMhsuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGgiTgoYR2V0Q2hhbm5lbEhlYWx0aFJlc3BvbnNlEjIKCGNoYW5uZWxzGAEgAygLMiAuY29udmVyZ2VyLnYxLkNoYW5uZWxIZWFsdGhFbnRyeSKpAgoUUHJvY2Vzc2luZ0RlYWRMZXR0ZXISCgoCaWQYASABKAkSEAoIY29uc3VtZXIYAiABKAkSDQoFdG9waWMYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSEQoJdGVuYW50X2lkGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAcgASgJEhAKCGF0dGVtcHRzGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKC3JlcGxheWVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQg4KDF9yZXBsYXllZF9hdCJgCiBMaXN0UHJvY2Vzc2luZ0RlYWRMZXR0ZXJzUmVxdWVzdBILCgNhbGwYASABKAgSFwoFbGltaXQYAiABKAVCCNrzGAQoADBkEhYKBm9mZnNldBgDIAEoBUIG2vMYAigAIl0KIUxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXNwb25zZRI4CgxkZWFkX2xldHRlcnMYASADKAsyIi5jb252ZXJnZXIudjEuUHJvY2Vzc2luZ0RlYWRMZXR0ZXIiOQohUmVwbGF5UHJvY2Vzc2luZ0RlYWRMZXR0ZXJSZXF1ZXN0EhQKAmlkGAEgASgJQgja8xgECAEgASKdAwoIRGVsaXZlcnkSCgoCaWQYASABKAkSEwoLYWN0aXZpdHlfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIsCgZzdGF0dXMYBCABKA4yHC5jb252ZXJnZXIudjEuRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYBSABKAUSFwoKbGFzdF9lcnJvchgGIAEoCUgAiAEBEjgKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAYgBARI1CgxkZWxpdmVyZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAKIAQESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX2xhc3RfZXJyb3JCEgoQX25leHRfYXR0ZW1wdF9hdEIPCg1fZGVsaXZlcmVkX2F0IqsBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSLAoGc3RhdHVzGAEgASgOMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5U3RhdHVzEhoKCmNoYW5uZWxfaWQYAiABKAlCBtrzGAIgARIXCgVsaW1pdBgDIAEoBUII2vMYBCgAMGQSFwoGY3Vyc29yGAQgASgJQgfa8xgDGMgBEhYKBm9mZnNldBgFIAEoBUIG2vMYAigAIlkKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USKgoKZGVsaXZlcmllcxgBIAMoCzIWLmNvbnZlcmdlci52MS5EZWxpdmVyeRITCgtuZXh0X2N1cnNvchgCIAEoCSI+Ch1MaXN0QWN0aXZpdHlEZWxpdmVyaWVzUmVxdWVzdBIdCgthY3Rpdml0eV9pZBgBIAEoCUII2vMYBAgBIAEiTAoeTGlzdEFjdGl2aXR5RGVsaXZlcmllc1Jlc3BvbnNlEioKCmRlbGl2ZXJpZXMYASADKAsyFi5jb252ZXJnZXIudjEuRGVsaXZlcnkiLAoUUmV0cnlEZWxpdmVyeVJlcXVlc3QSFAoCaWQYASABKAlCCNrzGAQIASABIrYBChVSZWNlaXZlSW5ib3VuZFJlcXVlc3QSHAoKY2hhbm5lbF9pZBgBIAEoCUII2vMYBAgBIAESDAoEYm9keRgCIAEoDBJBCgdoZWFkZXJzGAMgAygLMjAuY29udmVyZ2VyLnYxLlJlY2VpdmVJbmJvdW5kUmVxdWVzdC5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVAoWUmVjZWl2ZUluYm91bmRSZXNwb25zZRIUCgxhY3Rpdml0eV9pZHMYASADKAkSEgoKZHVwbGljYXRlcxgCIAEoBRIQCghzdGF0dXNlcxgDIAEoBSJVCh1BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVxdWVzdBIcCgpjaGFubmVsX2lkGAEgASgJQgja8xgECAEgARIWCgVxdWVyeRgCIAEoCUIH2vMYAxiAICIzCh5BbnN3ZXJJbmJvdW5kQ2hhbGxlbmdlUmVzcG9uc2USEQoJY2hhbGxlbmdlGAEgASgJIjwKG0xpc3REZWxpdmVyeUF0dGVtcHRzUmVxdWVzdBIdCgtkZWxpdmVyeV9pZBgBIAEoCUII2vMYBAgBIAEimwMKD0RlbGl2ZXJ5QXR0ZW1wdBIKCgJpZBgBIAEoCRITCgtkZWxpdmVyeV9pZBgCIAEoCRIvCgRraW5kGAMgASgOMiEuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5QXR0ZW1wdEtpbmQSDwoHYXR0ZW1wdBgEIAEoBRIuCgpzdGFydGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fbXMYByABKAUSNQoHb3V0Y29tZRgIIAEoDjIkLmNvbnZlcmdlci52MS5EZWxpdmVyeUF0dGVtcHRPdXRjb21lEhIKBWVycm9yGAkgASgJSACIAQESGAoLaHR0cF9zdGF0dXMYCiABKAVIAYgBARIcCg9wcm92aWRlcl9zdGF0dXMYCyABKAlIAogBAUIICgZfZXJyb3JCDgoMX2h0dHBfc3RhdHVzQhIKEF9wcm92aWRlcl9zdGF0dXMiTwocTGlzdERlbGl2ZXJ5QXR0ZW1wdHNSZXNwb25zZRIvCghhdHRlbXB0cxgBIAMoCzIdLmNvbnZlcmdlci52MS5EZWxpdmVyeUF0dGVtcHQiiwEKFlJldHJ5RGVsaXZlcmllc1JlcXVlc3QSLAoGc3RhdHVzGAEgASgOMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5U3RhdHVzEhoKCmNoYW5uZWxfaWQYAiABKAlCBtrzGAIgARIPCgdkcnlfcnVuGAMgASgIEhYKA21heBgEIAEoBUIJ2vMYBSgAMJBOIjoKF1JldHJ5RGVsaXZlcmllc1Jlc3BvbnNlEg0KBWNvdW50GAEgASgFEhAKCGhhc19tb3JlGAIgASgIIl4KF0dldERlbGl2ZXJ5U3RhdHNSZXF1ZXN0EikKFW92ZXJkdWVfYWZ0ZXJfc2Vjb25kcxgBIAEoBUIK2vMYBigAMICjBRIYCgVsaW1pdBgCIAEoBUIJ2vMYBSgAMOgHIkQKDkRlbGl2ZXJ5Q291bnRzEg8KB3BlbmRpbmcYASABKAMSEQoJZGVsaXZlcmVkGAIgASgDEg4KBmZhaWxlZBgDIAEoAyJXChRUZW5hbnREZWxpdmVyeUNvdW50cxIRCgl0ZW5hbnRfaWQYASABKAkSLAoGY291bnRzGAIgASgLMhwuY29udmVyZ2VyLnYxLkRlbGl2ZXJ5Q291bnRzImwKFUNoYW5uZWxEZWxpdmVyeUNvdW50cxIRCgl0ZW5hbnRfaWQYASABKAkSEgoKY2hhbm5lbF9pZBgCIAEoCRIsCgZjb3VudHMYAyABKAsyHC5jb252ZXJnZXIudjEuRGVsaXZlcnlDb3VudHMi+wEKC0Jsb2NrZWRMaW5lEhEKCXRlbmFudF9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRITCgtkZWxpdmVyeV9pZBgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRIXCgpsYXN0X2Vycm9yGAYgASgJSACIAQESOAoPbmV4dF9hdHRlbXB0X2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgBiAEBEg8KB3dhaXRpbmcYCCABKANCDQoLX2xhc3RfZXJyb3JCEgoQX25leHRfYXR0ZW1wdF9hdCKXAQoLT3BlbkNpcmN1aXQSEQoJdGVuYW50X2lkGAEgASgJEhIKCmNoYW5uZWxfaWQYAiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYAyABKAUSMAoMb3BlbmVkX3VudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgloYWxmX29wZW4YBSABKAgipAIKEURlbGl2ZXJ5QXR0ZW50aW9uEg4KBmZhaWxlZBgBIAEoAxIPCgdvdmVyZHVlGAIgASgDEjAKDWJsb2NrZWRfbGluZXMYAyADKAsyGS5jb252ZXJnZXIudjEuQmxvY2tlZExpbmUSGgoSYmxvY2tlZF9saW5lX2NvdW50GAQgASgDEjAKDW9wZW5fY2lyY3VpdHMYBSADKAsyGS5jb252ZXJnZXIudjEuT3BlbkNpcmN1aXQSFAoMZGVhZF9sZXR0ZXJzGAYgASgDEj4KFW9sZGVzdF9kZWFkX2xldHRlcl9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAIgBAUIYChZfb2xkZXN0X2RlYWRfbGV0dGVyX2F0IucBChhHZXREZWxpdmVyeVN0YXRzUmVzcG9uc2USKwoFdG90YWwYASABKAsyHC5jb252ZXJnZXIudjEuRGVsaXZlcnlDb3VudHMSMwoHdGVuYW50cxgCIAMoCzIiLmNvbnZlcmdlci52MS5UZW5hbnREZWxpdmVyeUNvdW50cxI1CghjaGFubmVscxgDIAMoCzIjLmNvbnZlcmdlci52MS5DaGFubmVsRGVsaXZlcnlDb3VudHMSMgoJYXR0ZW50aW9uGAQgASgLMh8uY29udmVyZ2VyLnYxLkRlbGl2ZXJ5QXR0ZW50aW9uKokBCg5EZWxpdmVyeVN0YXR1cxIfChtERUxJVkVSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9TVEFUVVNfUEVORElORxABEh0KGURFTElWRVJZX1NUQVRVU19ERUxJVkVSRUQQAhIaChZERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAMqqAEKE0RlbGl2ZXJ5QXR0ZW1wdEtpbmQSJQohREVMSVZFUllfQVRURU1QVF9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZREVMSVZFUllfQVRURU1QVF9LSU5EX1RSWRABEiAKHERFTElWRVJZX0FUVEVNUFRfS0lORF9TVEFUVVMQAhIpCiVERUxJVkVSWV9BVFRFTVBUX0tJTkRfUkVUUllfUkVRVUVTVEVEEAMqswEKFkRlbGl2ZXJ5QXR0ZW1wdE91dGNvbWUSKAokREVMSVZFUllfQVRURU1QVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASJgoiREVMSVZFUllfQVRURU1QVF9PVVRDT01FX0RFTElWRVJFRBABEiIKHkRFTElWRVJZX0FUVEVNUFRfT1VUQ09NRV9SRVRSWRACEiMKH0RFTElWRVJZX0FUVEVNUFRfT1VUQ09NRV9GQUlMRUQQAzKQDQoPRGVsaXZlcnlTZXJ2aWNlEowBCg5MaXN0RGVsaXZlcmllcxIjLmNvbnZlcmdlci52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaJC5jb252ZXJnZXIudjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSIvyvMYFQoCAgMSD2RlbGl2ZXJpZXM6cmVhZILT5JMCEBIOL3YxL2RlbGl2ZXJpZXMSvQEKFkxpc3RBY3Rpdml0eURlbGl2ZXJpZXMSKy5jb252ZXJnZXIudjEuTGlzdEFjdGl2aXR5RGVsaXZlcmllc1JlcXVlc3QaLC5jb252ZXJnZXIudjEuTGlzdEFjdGl2aXR5RGVsaXZlcmllc1Jlc3BvbnNlIkjK8xgVCgICAxIPZGVsaXZlcmllczpyZWFkgtPkkwIpEicvdjEvYWN0aXZpdGllcy97YWN0aXZpdHlfaWR9L2RlbGl2ZXJpZXMSkAEKDVJldHJ5RGVsaXZlcnkSIi5jb252ZXJnZXIudjEuUmV0cnlEZWxpdmVyeVJlcXVlc3QaFi5jb252ZXJnZXIudjEuRGVsaXZlcnkiQ8rzGBQKAgIDEg5jaGFubmVsczphZG1pbtLzGAMIygGC0+STAh46ASoiGS92MS9kZWxpdmVyaWVzL3tpZH0vcmV0cnkStQEKFExpc3REZWxpdmVyeUF0dGVtcHRzEikuY29udmVyZ2VyLnYxLkxpc3REZWxpdmVyeUF0dGVtcHRzUmVxdWVzdBoqLmNvbnZlcmdlci52MS5MaXN0RGVsaXZlcnlBdHRlbXB0c1Jlc3BvbnNlIkbK8xgVCgICAxIPZGVsaXZlcmllczpyZWFkgtPkkwInEiUvdjEvZGVsaXZlcmllcy97ZGVsaXZlcnlfaWR9L2F0dGVtcHRzEpcBCg9SZXRyeURlbGl2ZXJpZXMSJC5jb252ZXJnZXIudjEuUmV0cnlEZWxpdmVyaWVzUmVxdWVzdBolLmNvbnZlcmdlci52MS5SZXRyeURlbGl2ZXJpZXNSZXNwb25zZSI3yvMYFAoCAgMSDmNoYW5uZWxzOmFkbWlugtPkkwIZOgEqIhQvdjEvZGVsaXZlcmllcy9yZXRyeRKNAQoQR2V0RGVsaXZlcnlTdGF0cxIlLmNvbnZlcmdlci52MS5HZXREZWxpdmVyeVN0YXRzUmVxdWVzdBomLmNvbnZlcmdlci52MS5HZXREZWxpdmVyeVN0YXRzUmVzcG9uc2UiKpACAcrzGAMKAQGC0+STAhoSGC9hZG1pbi92MS9kZWxpdmVyeS1zdGF0cxJmCg5SZWNlaXZlSW5ib3VuZBIjLmNvbnZlcmdlci52MS5SZWNlaXZlSW5ib3VuZFJlcXVlc3QaJC5jb252ZXJnZXIudjEuUmVjZWl2ZUluYm91bmRSZXNwb25zZSIJyvMYBQoBBhgBEn8KFkFuc3dlckluYm91bmRDaGFsbGVuZ2USKy5jb252ZXJnZXIudjEuQW5zd2VySW5ib3VuZENoYWxsZW5nZVJlcXVlc3QaLC5jb252ZXJnZXIudjEuQW5zd2VySW5ib3VuZENoYWxsZW5nZVJlc3BvbnNlIgqQAgHK8xgDCgEGEq4BChlMaXN0UHJvY2Vzc2luZ0RlYWRMZXR0ZXJzEi4uY29udmVyZ2VyLnYxLkxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXF1ZXN0Gi8uY29udmVyZ2VyLnYxLkxpc3RQcm9jZXNzaW5nRGVhZExldHRlcnNSZXNwb25zZSIwyvMYAwoBAYLT5JMCIxIhL2FkbWluL3YxL3Byb2Nlc3NpbmctZGVhZC1sZXR0ZXJzErIBChpSZXBsYXlQcm9jZXNzaW5nRGVhZExldHRlchIvLmNvbnZlcmdlci52MS5SZXBsYXlQcm9jZXNzaW5nRGVhZExldHRlclJlcXVlc3QaIi5jb252ZXJnZXIudjEuUHJvY2Vzc2luZ0RlYWRMZXR0ZXIiP8rzGAMKAQGC0+STAjI6ASoiLS9hZG1pbi92MS9wcm9jZXNzaW5nLWRlYWQtbGV0dGVycy97aWR9L3JlcGxheRJqChBHZXRDaGFubmVsSGVhbHRoEiUuY29udmVyZ2VyLnYxLkdldENoYW5uZWxIZWFsdGhSZXF1ZXN0GiYuY29udmVyZ2VyLnYxLkdldENoYW5uZWxIZWFsdGhSZXNwb25zZSIHyvMYAwoBB2IGcHJvdG8z", [file_converger_v1_channels, file_converger_v1_options, file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Request for the health of some channels of one tenant.
@@ -508,6 +508,501 @@ export const AnswerInboundChallengeResponseSchema: GenMessage<AnswerInboundChall
   messageDesc(file_converger_v1_delivery, 16);
 
 /**
+ * Request for a delivery's timeline.
+ *
+ * @generated from message converger.v1.ListDeliveryAttemptsRequest
+ */
+export type ListDeliveryAttemptsRequest = Message<"converger.v1.ListDeliveryAttemptsRequest"> & {
+  /**
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+};
+
+/**
+ * Describes the message converger.v1.ListDeliveryAttemptsRequest.
+ * Use `create(ListDeliveryAttemptsRequestSchema)` to create a new message.
+ */
+export const ListDeliveryAttemptsRequestSchema: GenMessage<ListDeliveryAttemptsRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 17);
+
+/**
+ * One entry of a delivery's timeline.
+ *
+ * @generated from message converger.v1.DeliveryAttempt
+ */
+export type DeliveryAttempt = Message<"converger.v1.DeliveryAttempt"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string delivery_id = 2;
+   */
+  deliveryId: string;
+
+  /**
+   * @generated from field: converger.v1.DeliveryAttemptKind kind = 3;
+   */
+  kind: DeliveryAttemptKind;
+
+  /**
+   * The try's number since the delivery was queued or last retried (1-based);
+   * for the other kinds, the tries made by then.
+   *
+   * @generated from field: int32 attempt = 4;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 5;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finished_at = 6;
+   */
+  finishedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int32 duration_ms = 7;
+   */
+  durationMs: number;
+
+  /**
+   * Tries only.
+   *
+   * @generated from field: converger.v1.DeliveryAttemptOutcome outcome = 8;
+   */
+  outcome: DeliveryAttemptOutcome;
+
+  /**
+   * The failed try's error (channel secrets cut out), or the provider's for a status.
+   *
+   * @generated from field: optional string error = 9;
+   */
+  error?: string | undefined;
+
+  /**
+   * The HTTP status of the try's last request, when it got an answer.
+   *
+   * @generated from field: optional int32 http_status = 10;
+   */
+  httpStatus?: number | undefined;
+
+  /**
+   * The status a provider reported (kind status).
+   *
+   * @generated from field: optional string provider_status = 11;
+   */
+  providerStatus?: string | undefined;
+};
+
+/**
+ * Describes the message converger.v1.DeliveryAttempt.
+ * Use `create(DeliveryAttemptSchema)` to create a new message.
+ */
+export const DeliveryAttemptSchema: GenMessage<DeliveryAttempt> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 18);
+
+/**
+ * A delivery's timeline: the newest 1000 entries at most, oldest first.
+ *
+ * @generated from message converger.v1.ListDeliveryAttemptsResponse
+ */
+export type ListDeliveryAttemptsResponse = Message<"converger.v1.ListDeliveryAttemptsResponse"> & {
+  /**
+   * @generated from field: repeated converger.v1.DeliveryAttempt attempts = 1;
+   */
+  attempts: DeliveryAttempt[];
+};
+
+/**
+ * Describes the message converger.v1.ListDeliveryAttemptsResponse.
+ * Use `create(ListDeliveryAttemptsResponseSchema)` to create a new message.
+ */
+export const ListDeliveryAttemptsResponseSchema: GenMessage<ListDeliveryAttemptsResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 19);
+
+/**
+ * Which deliveries a bulk retry takes, oldest first.
+ *
+ * @generated from message converger.v1.RetryDeliveriesRequest
+ */
+export type RetryDeliveriesRequest = Message<"converger.v1.RetryDeliveriesRequest"> & {
+  /**
+   * failed (the default when unspecified) or pending (tried now instead of
+   * after their back-off); delivered ones are never retried.
+   *
+   * @generated from field: converger.v1.DeliveryStatus status = 1;
+   */
+  status: DeliveryStatus;
+
+  /**
+   * Only this channel's; every channel when empty.
+   *
+   * @generated from field: string channel_id = 2;
+   */
+  channelId: string;
+
+  /**
+   * Count only; nothing changes.
+   *
+   * @generated from field: bool dry_run = 3;
+   */
+  dryRun: boolean;
+
+  /**
+   * At most this many (default and cap 10000).
+   *
+   * @generated from field: int32 max = 4;
+   */
+  max: number;
+};
+
+/**
+ * Describes the message converger.v1.RetryDeliveriesRequest.
+ * Use `create(RetryDeliveriesRequestSchema)` to create a new message.
+ */
+export const RetryDeliveriesRequestSchema: GenMessage<RetryDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 20);
+
+/**
+ * What a bulk retry took.
+ *
+ * @generated from message converger.v1.RetryDeliveriesResponse
+ */
+export type RetryDeliveriesResponse = Message<"converger.v1.RetryDeliveriesResponse"> & {
+  /**
+   * Deliveries retried, or for a dry run the number that would be.
+   *
+   * @generated from field: int32 count = 1;
+   */
+  count: number;
+
+  /**
+   * More matched than max: call again for the rest.
+   *
+   * @generated from field: bool has_more = 2;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message converger.v1.RetryDeliveriesResponse.
+ * Use `create(RetryDeliveriesResponseSchema)` to create a new message.
+ */
+export const RetryDeliveriesResponseSchema: GenMessage<RetryDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 21);
+
+/**
+ * Request for the delivery statistics.
+ *
+ * @generated from message converger.v1.GetDeliveryStatsRequest
+ */
+export type GetDeliveryStatsRequest = Message<"converger.v1.GetDeliveryStatsRequest"> & {
+  /**
+   * A pending delivery is overdue once due for longer than this (default 60).
+   *
+   * @generated from field: int32 overdue_after_seconds = 1;
+   */
+  overdueAfterSeconds: number;
+
+  /**
+   * Rows of each list answered: tenants, channels, blocked lines, open
+   * circuits (default 50, at most 1000).
+   *
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message converger.v1.GetDeliveryStatsRequest.
+ * Use `create(GetDeliveryStatsRequestSchema)` to create a new message.
+ */
+export const GetDeliveryStatsRequestSchema: GenMessage<GetDeliveryStatsRequest> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 22);
+
+/**
+ * Deliveries by status.
+ *
+ * @generated from message converger.v1.DeliveryCounts
+ */
+export type DeliveryCounts = Message<"converger.v1.DeliveryCounts"> & {
+  /**
+   * @generated from field: int64 pending = 1;
+   */
+  pending: bigint;
+
+  /**
+   * @generated from field: int64 delivered = 2;
+   */
+  delivered: bigint;
+
+  /**
+   * @generated from field: int64 failed = 3;
+   */
+  failed: bigint;
+};
+
+/**
+ * Describes the message converger.v1.DeliveryCounts.
+ * Use `create(DeliveryCountsSchema)` to create a new message.
+ */
+export const DeliveryCountsSchema: GenMessage<DeliveryCounts> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 23);
+
+/**
+ * One tenant's deliveries.
+ *
+ * @generated from message converger.v1.TenantDeliveryCounts
+ */
+export type TenantDeliveryCounts = Message<"converger.v1.TenantDeliveryCounts"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: converger.v1.DeliveryCounts counts = 2;
+   */
+  counts?: DeliveryCounts | undefined;
+};
+
+/**
+ * Describes the message converger.v1.TenantDeliveryCounts.
+ * Use `create(TenantDeliveryCountsSchema)` to create a new message.
+ */
+export const TenantDeliveryCountsSchema: GenMessage<TenantDeliveryCounts> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 24);
+
+/**
+ * One channel's deliveries.
+ *
+ * @generated from message converger.v1.ChannelDeliveryCounts
+ */
+export type ChannelDeliveryCounts = Message<"converger.v1.ChannelDeliveryCounts"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string channel_id = 2;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: converger.v1.DeliveryCounts counts = 3;
+   */
+  counts?: DeliveryCounts | undefined;
+};
+
+/**
+ * Describes the message converger.v1.ChannelDeliveryCounts.
+ * Use `create(ChannelDeliveryCountsSchema)` to create a new message.
+ */
+export const ChannelDeliveryCountsSchema: GenMessage<ChannelDeliveryCounts> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 25);
+
+/**
+ * A (conversation, channel) line whose head has failed a try: deliveries go
+ * out in seq order, so the ones behind it wait until it is delivered or failed.
+ *
+ * @generated from message converger.v1.BlockedLine
+ */
+export type BlockedLine = Message<"converger.v1.BlockedLine"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string conversation_id = 2;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string channel_id = 3;
+   */
+  channelId: string;
+
+  /**
+   * The head delivery, retrying.
+   *
+   * @generated from field: string delivery_id = 4;
+   */
+  deliveryId: string;
+
+  /**
+   * @generated from field: int32 attempts = 5;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: optional string last_error = 6;
+   */
+  lastError?: string | undefined;
+
+  /**
+   * @generated from field: optional google.protobuf.Timestamp next_attempt_at = 7;
+   */
+  nextAttemptAt?: Timestamp | undefined;
+
+  /**
+   * Pending deliveries of the line behind the head.
+   *
+   * @generated from field: int64 waiting = 8;
+   */
+  waiting: bigint;
+};
+
+/**
+ * Describes the message converger.v1.BlockedLine.
+ * Use `create(BlockedLineSchema)` to create a new message.
+ */
+export const BlockedLineSchema: GenMessage<BlockedLine> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 26);
+
+/**
+ * A channel whose circuit breaker is open (design.md §7).
+ *
+ * @generated from message converger.v1.OpenCircuit
+ */
+export type OpenCircuit = Message<"converger.v1.OpenCircuit"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string channel_id = 2;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: int32 consecutive_failures = 3;
+   */
+  consecutiveFailures: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp opened_until = 4;
+   */
+  openedUntil?: Timestamp | undefined;
+
+  /**
+   * The cool-down is over: one probe try may go (or is out).
+   *
+   * @generated from field: bool half_open = 5;
+   */
+  halfOpen: boolean;
+};
+
+/**
+ * Describes the message converger.v1.OpenCircuit.
+ * Use `create(OpenCircuitSchema)` to create a new message.
+ */
+export const OpenCircuitSchema: GenMessage<OpenCircuit> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 27);
+
+/**
+ * What needs an operator's action, most urgent first within each list.
+ *
+ * @generated from message converger.v1.DeliveryAttention
+ */
+export type DeliveryAttention = Message<"converger.v1.DeliveryAttention"> & {
+  /**
+   * @generated from field: int64 failed = 1;
+   */
+  failed: bigint;
+
+  /**
+   * Pending deliveries due for longer than overdue_after_seconds and not out on a try.
+   *
+   * @generated from field: int64 overdue = 2;
+   */
+  overdue: bigint;
+
+  /**
+   * Blocked lines, most waiting first (at most limit).
+   *
+   * @generated from field: repeated converger.v1.BlockedLine blocked_lines = 3;
+   */
+  blockedLines: BlockedLine[];
+
+  /**
+   * Every blocked line, beyond the ones listed.
+   *
+   * @generated from field: int64 blocked_line_count = 4;
+   */
+  blockedLineCount: bigint;
+
+  /**
+   * Open circuits, latest cool-down end first (at most limit).
+   *
+   * @generated from field: repeated converger.v1.OpenCircuit open_circuits = 5;
+   */
+  openCircuits: OpenCircuit[];
+
+  /**
+   * Processing dead letters not replayed yet (ListProcessingDeadLetters).
+   *
+   * @generated from field: int64 dead_letters = 6;
+   */
+  deadLetters: bigint;
+
+  /**
+   * @generated from field: optional google.protobuf.Timestamp oldest_dead_letter_at = 7;
+   */
+  oldestDeadLetterAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message converger.v1.DeliveryAttention.
+ * Use `create(DeliveryAttentionSchema)` to create a new message.
+ */
+export const DeliveryAttentionSchema: GenMessage<DeliveryAttention> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 28);
+
+/**
+ * Delivery counts across tenants, and what needs action. Tenants and channels
+ * are listed most failed first, then most pending (at most limit each).
+ * Consumer lag is not here: the event log does not expose it yet.
+ *
+ * @generated from message converger.v1.GetDeliveryStatsResponse
+ */
+export type GetDeliveryStatsResponse = Message<"converger.v1.GetDeliveryStatsResponse"> & {
+  /**
+   * @generated from field: converger.v1.DeliveryCounts total = 1;
+   */
+  total?: DeliveryCounts | undefined;
+
+  /**
+   * @generated from field: repeated converger.v1.TenantDeliveryCounts tenants = 2;
+   */
+  tenants: TenantDeliveryCounts[];
+
+  /**
+   * @generated from field: repeated converger.v1.ChannelDeliveryCounts channels = 3;
+   */
+  channels: ChannelDeliveryCounts[];
+
+  /**
+   * @generated from field: converger.v1.DeliveryAttention attention = 4;
+   */
+  attention?: DeliveryAttention | undefined;
+};
+
+/**
+ * Describes the message converger.v1.GetDeliveryStatsResponse.
+ * Use `create(GetDeliveryStatsResponseSchema)` to create a new message.
+ */
+export const GetDeliveryStatsResponseSchema: GenMessage<GetDeliveryStatsResponse> = /*@__PURE__*/
+  messageDesc(file_converger_v1_delivery, 29);
+
+/**
  * Where a delivery stands.
  *
  * @generated from enum converger.v1.DeliveryStatus
@@ -543,6 +1038,82 @@ export enum DeliveryStatus {
  */
 export const DeliveryStatusSchema: GenEnum<DeliveryStatus> = /*@__PURE__*/
   enumDesc(file_converger_v1_delivery, 0);
+
+/**
+ * What an entry of a delivery's timeline records.
+ *
+ * @generated from enum converger.v1.DeliveryAttemptKind
+ */
+export enum DeliveryAttemptKind {
+  /**
+   * @generated from enum value: DELIVERY_ATTEMPT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A try to send it through the channel's adapter.
+   *
+   * @generated from enum value: DELIVERY_ATTEMPT_KIND_TRY = 1;
+   */
+  TRY = 1,
+
+  /**
+   * A provider's status callback (WhatsApp sent / delivered / read / failed).
+   *
+   * @generated from enum value: DELIVERY_ATTEMPT_KIND_STATUS = 2;
+   */
+  STATUS = 2,
+
+  /**
+   * A retry asked for (RetryDelivery, RetryDeliveries): tries count from 1 again.
+   *
+   * @generated from enum value: DELIVERY_ATTEMPT_KIND_RETRY_REQUESTED = 3;
+   */
+  RETRY_REQUESTED = 3,
+}
+
+/**
+ * Describes the enum converger.v1.DeliveryAttemptKind.
+ */
+export const DeliveryAttemptKindSchema: GenEnum<DeliveryAttemptKind> = /*@__PURE__*/
+  enumDesc(file_converger_v1_delivery, 1);
+
+/**
+ * How a try ended.
+ *
+ * @generated from enum converger.v1.DeliveryAttemptOutcome
+ */
+export enum DeliveryAttemptOutcome {
+  /**
+   * @generated from enum value: DELIVERY_ATTEMPT_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: DELIVERY_ATTEMPT_OUTCOME_DELIVERED = 1;
+   */
+  DELIVERED = 1,
+
+  /**
+   * Failed; another try is scheduled.
+   *
+   * @generated from enum value: DELIVERY_ATTEMPT_OUTCOME_RETRY = 2;
+   */
+  RETRY = 2,
+
+  /**
+   * Failed for good: the delivery is failed.
+   *
+   * @generated from enum value: DELIVERY_ATTEMPT_OUTCOME_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum converger.v1.DeliveryAttemptOutcome.
+ */
+export const DeliveryAttemptOutcomeSchema: GenEnum<DeliveryAttemptOutcome> = /*@__PURE__*/
+  enumDesc(file_converger_v1_delivery, 2);
 
 /**
  * Tracked, retried delivery of activities to their conversation's channel.
@@ -582,6 +1153,41 @@ export const DeliveryService: GenService<{
     methodKind: "unary";
     input: typeof RetryDeliveryRequestSchema;
     output: typeof DeliverySchema;
+  },
+  /**
+   * Lists the tries of one delivery, the provider status callbacks applied to
+   * it and the retries asked for, oldest first: the delivery's timeline.
+   *
+   * @generated from rpc converger.v1.DeliveryService.ListDeliveryAttempts
+   */
+  listDeliveryAttempts: {
+    methodKind: "unary";
+    input: typeof ListDeliveryAttemptsRequestSchema;
+    output: typeof ListDeliveryAttemptsResponseSchema;
+  },
+  /**
+   * Retries every delivery matching a filter, as RetryDelivery does each one
+   * (a fresh try budget, a delivery frame, a try now or when its channel's
+   * circuit allows). A dry run answers how many the same call would retry
+   * and changes nothing.
+   *
+   * @generated from rpc converger.v1.DeliveryService.RetryDeliveries
+   */
+  retryDeliveries: {
+    methodKind: "unary";
+    input: typeof RetryDeliveriesRequestSchema;
+    output: typeof RetryDeliveriesResponseSchema;
+  },
+  /**
+   * Delivery counts across tenants and what needs an operator's action first
+   * (the console's Deliveries page, design.md §10).
+   *
+   * @generated from rpc converger.v1.DeliveryService.GetDeliveryStats
+   */
+  getDeliveryStats: {
+    methodKind: "unary";
+    input: typeof GetDeliveryStatsRequestSchema;
+    output: typeof GetDeliveryStatsResponseSchema;
   },
   /**
    * Takes a provider's inbound webhook (the raw route POST

@@ -23,6 +23,7 @@ import type { ActivityDraft, createActivityWriter } from "../activity-writer.js"
 import type { ActivityStore } from "../store/activities.js";
 import type { ConversationStore } from "../store/conversations.js";
 import { activityMessage, conversationMessage } from "../store/rows.js";
+import type { OutboxRpc } from "./outbox.js";
 
 export interface ConversationsDeps {
   conversations: ConversationStore;
@@ -38,7 +39,7 @@ export interface ConversationsDeps {
 
 const DEFAULT_ACTIVITY_PAGE = 100;
 
-export function conversationsImpl(deps: ConversationsDeps): ServiceImpl<typeof ConversationsService> {
+export function conversationsImpl(deps: ConversationsDeps): Omit<ServiceImpl<typeof ConversationsService>, OutboxRpc> {
   /**
    * File attachments become name, size, type and download URL, read once
    * here (files never change), so every read of the activity shows them.

@@ -3,7 +3,9 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { keysetPage } from "../../common/db/keyset.js";
 import type { Pool, PoolClient } from "../../common/db/pool.js";
 import type { Page } from "../../common/rpc/pagination.js";
+import type { TryTiming } from "./attempts.js";
 import { type CircuitPolicy, circuitPolicy, OPEN_CIRCUIT } from "./circuits.js";
+import { countMatching, type RetryFilter, retryMatching, retryOne } from "./retries.js";
 
 export type DeliveryStatusName = "pending" | "delivered" | "failed";
 
@@ -54,6 +56,7 @@ export interface TryFailure {
   retryInMs: number;
   /** A transient failure of the send itself, counted by the circuit (lookups and rejections are not). */
   countsForCircuit: boolean;
+  timing: TryTiming;
 }
 
 // DELIVERY_CIRCUIT_COOLDOWN_MS's default.
@@ -166,18 +169,31 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
      * its line, as claimNextInLine does. Returns both sets of rows.
      */
     async completeAndClaimNext(
-      completed: { id: string; providerMessageId?: string }[],
+      completed: { id: string; providerMessageId?: string; timing: TryTiming }[],
     ): Promise<{ done: DeliveryRow[]; next: DeliveryRow[] }> {
-      const input = completed.map((c) => ({ id: c.id, provider_message_id: c.providerMessageId ?? null }));
+      const input = completed.map((c) => ({
+        id: c.id,
+        provider_message_id: c.providerMessageId ?? null,
+        started_at: c.timing.startedAt,
+        finished_at: c.timing.finishedAt,
+        http_status: c.timing.httpStatus ?? null,
+      }));
       const { rows } = await pool.query<DeliveryRow & { kind: "done" | "next" }>(
         `WITH input AS (
-           SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, provider_message_id text)),
+           SELECT * FROM jsonb_to_recordset($1::jsonb)
+             AS v(id uuid, provider_message_id text, started_at timestamptz, finished_at timestamptz, http_status integer)),
          done AS (
            UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1, last_error = NULL,
              next_attempt_at = NULL, lease_until = NULL, delivered_at = now(),
              provider_message_id = input.provider_message_id, updated_at = now()
            FROM input WHERE d.id = input.id AND d.status = 'pending'
            RETURNING d.*),
+         tried AS (
+           INSERT INTO delivery_attempts (delivery_id, tenant_id, kind, attempt, started_at, finished_at, outcome,
+                                          http_status)
+           SELECT done.id, done.tenant_id, 'try', done.attempts, input.started_at, input.finished_at, 'delivered',
+                  input.http_status
+           FROM done JOIN input ON input.id = done.id),
          -- A delivered try closes its channel's circuit (written only when there is something to reset).
          closed AS (
            UPDATE channel_circuits c SET consecutive_failures = 0, state = 'closed', opened_until = NULL,
@@ -273,6 +289,12 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
                (SELECT opened_until FROM circuit WHERE state = 'open')) END
            FROM target WHERE d.id = target.id
            RETURNING d.*),
+         tried AS (
+           INSERT INTO delivery_attempts (delivery_id, tenant_id, kind, attempt, started_at, finished_at, outcome,
+                                          error, http_status)
+           SELECT id, tenant_id, 'try', attempts, $9::timestamptz, $10::timestamptz, CASE WHEN status = 'failed' THEN 'failed' ELSE 'retry' END,
+                  last_error, $11::integer
+           FROM failed),
          -- Rows locked by others (a failed try being recorded, a claim) are skipped, never waited for: they
          -- set their own time, claims pass over an open circuit's deliveries anyway, and waiting here while
          -- holding the circuit row could deadlock. Rows a try is out for are moved too; its outcome wins.
@@ -294,22 +316,20 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
           circuit.failureThreshold,
           circuit.baseCooldownMs,
           circuit.maxCooldownMs,
+          failure.timing.startedAt,
+          failure.timing.finishedAt,
+          failure.timing.httpStatus ?? null,
         ],
       );
       return rows[0];
     },
 
     /** Schedules a delivery (failed or pending) for a try now (or when its open circuit allows), with a fresh try budget. */
-    async retry(tenantId: string, id: string): Promise<DeliveryRow | undefined> {
-      const { rows } = await pool.query<DeliveryRow>(
-        `UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = now(),
-           next_attempt_at = greatest(now(), (SELECT c.opened_until FROM channel_circuits c
-                                              WHERE c.channel_id = deliveries.channel_id AND c.state = 'open'))
-         WHERE id = $1 AND tenant_id = $2 AND status <> 'delivered' RETURNING ${COLUMNS}`,
-        [id, tenantId],
-      );
-      return rows[0];
-    },
+    retry: (tenantId: string, id: string) => retryOne(pool, tenantId, id),
+    /** Retries the oldest `max` deliveries of the tenant matching the filter, as retry does each. */
+    retryMatching: (tenantId: string, filter: RetryFilter, max: number) => retryMatching(pool, tenantId, filter, max),
+    /** What retryMatching would take now, changing nothing. */
+    countMatching: (tenantId: string, filter: RetryFilter, max: number) => countMatching(pool, tenantId, filter, max),
 
     async get(tenantId: string, id: string): Promise<DeliveryRow | undefined> {
       const { rows } = await pool.query<DeliveryRow>(
@@ -346,13 +366,19 @@ export function createDeliveryStore(pool: Pool, circuit: CircuitPolicy = DEFAULT
     /** Applies a provider's status callback to the delivery of that provider message. */
     async applyProviderStatus(channelId: string, providerMessageId: string, status: string, error?: string) {
       const { rows } = await pool.query<DeliveryRow>(
-        `UPDATE deliveries SET provider_status = $3, updated_at = now(),
+        `WITH updated AS (
+         UPDATE deliveries SET provider_status = $3, updated_at = now(),
            last_error = COALESCE($4, last_error),
            status = CASE WHEN $3 = 'failed' THEN 'failed'
                          WHEN $3 IN ('delivered', 'read') THEN 'delivered' ELSE status END,
            delivered_at = CASE WHEN $3 IN ('delivered', 'read') THEN COALESCE(delivered_at, now())
                                ELSE delivered_at END
-         WHERE channel_id = $1 AND provider_message_id = $2 RETURNING ${COLUMNS}`,
+         WHERE channel_id = $1 AND provider_message_id = $2 RETURNING *),
+         noted AS (
+           INSERT INTO delivery_attempts (delivery_id, tenant_id, kind, attempt, started_at, finished_at, error,
+                                          provider_status)
+           SELECT id, tenant_id, 'status', attempts, now(), now(), $4::text, $3::text FROM updated)
+         SELECT ${COLUMNS} FROM updated`,
         [channelId, providerMessageId, status, error ?? null],
       );
       return rows[0];
