@@ -1,2 +1,2 @@
 // The operator console's public face: its raw routes, which the host adds to the gateway.
-export { type ConsoleDeps, consoleRoutes } from "./routes.js";
+export { consoleRoutes } from "./routes.js";

@@ -21,6 +21,7 @@ function document(title: string, head: string, body: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} · Converger console</title>
 <link rel="stylesheet" href="/admin/assets/console.css">
+<link rel="icon" href="data:,">
 ${head}
 </head>
 <body>

@@ -1,3 +1,4 @@
+import { create, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
@@ -7,6 +8,8 @@ import {
   type DeliveryCounts,
   type DeliveryService,
   DeliveryStatus,
+  GetDeliveryStatsRequestSchema,
+  GetDeliveryStatsResponseSchema,
   type RetryDeliveriesRequest,
 } from "../../gen/converger/v1/delivery_pb.js";
 import { tenantOf } from "../common/access/access.js";
@@ -20,7 +23,12 @@ import type { RetryFilter } from "./store/retries.js";
 import type { CountsRow, DeliveryStatsStore } from "./store/stats.js";
 
 /** The RPCs of the console's Deliveries page (design.md §10), apart from the core ones in handlers.ts. */
-export type DeliveryOpsRpc = "listDeliveryAttempts" | "retryDeliveries" | "getDeliveryStats";
+export type DeliveryOpsRpc = "listDeliveryAttempts" | "retryDeliveries" | "getDeliveryStats" | "watchDeliveryStats";
+
+// How often a watched set of statistics is recomputed; unchanged ones are not sent again,
+// except every KEEPALIVE_MS so that proxies do not take the quiet stream for a dead one.
+const WATCH_INTERVAL_MS = 2_000;
+const KEEPALIVE_MS = 30_000;
 
 export interface DeliveryOpsDeps {
   deliveries: DeliveryStore;
@@ -36,7 +44,7 @@ const DEFAULT_OVERDUE_AFTER_SECONDS = 60;
 const DEFAULT_STATS_LIMIT = 50;
 
 export function deliveryOpsImpl(deps: DeliveryOpsDeps): Pick<ServiceImpl<typeof DeliveryService>, DeliveryOpsRpc> {
-  return {
+  const impl: Pick<ServiceImpl<typeof DeliveryService>, DeliveryOpsRpc> = {
     async listDeliveryAttempts(req, ctx) {
       const tenantId = tenantOf(ctx.values.get(kPrincipal));
       const rows = await deps.attempts.timeline(tenantId, req.deliveryId);
@@ -96,7 +104,36 @@ export function deliveryOpsImpl(deps: DeliveryOpsDeps): Pick<ServiceImpl<typeof 
         },
       };
     },
+    async *watchDeliveryStats(req, ctx) {
+      const statsRequest = create(GetDeliveryStatsRequestSchema, req.stats ?? {});
+      let last = "";
+      let sentAt = 0;
+      while (!ctx.signal.aborted) {
+        const stats = create(GetDeliveryStatsResponseSchema, await impl.getDeliveryStats(statsRequest, ctx));
+        const json = toJsonString(GetDeliveryStatsResponseSchema, stats);
+        if (json !== last || Date.now() - sentAt >= KEEPALIVE_MS) {
+          last = json;
+          sentAt = Date.now();
+          yield stats;
+        }
+        await pause(WATCH_INTERVAL_MS, ctx.signal);
+      }
+    },
   };
+  return impl;
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }
 
 function retryFilterOf(req: RetryDeliveriesRequest): RetryFilter {

@@ -2,9 +2,9 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { hashSecret } from "../../common/access/access.js";
 import type { Pool } from "../../common/db/pool.js";
 
-export const ADMIN_SESSION_PREFIX = "cva_";
+const ADMIN_SESSION_PREFIX = "cva_";
 /** A console session lasts a working day; signing in again starts a new one. */
-export const ADMIN_SESSION_HOURS = 8;
+const ADMIN_SESSION_HOURS = 8;
 
 export interface AdminSessionRow {
   id: string;

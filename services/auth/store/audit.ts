@@ -30,7 +30,7 @@ export interface AuditRow {
   outcome: string | null;
 }
 
-export const OPERATOR_ACTION_KIND = "operator_action";
+const OPERATOR_ACTION_KIND = "operator_action";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const uuidOrNull = (value: string | undefined) => (value && UUID.test(value) ? value : null);
 
