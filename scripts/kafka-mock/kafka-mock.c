@@ -5,12 +5,15 @@
  *
  * Usage: kafka-mock [broker_count]   (default 1; broker ids are 1..count)
  * Prints "BOOTSTRAP host:port,..." once, then serves stdin line by line:
- *   down <id> | up <id> | topic <name> <partitions> | quit
+ *   down <id> | up <id> | topic <name> <partitions> |
+ *   fail <api_key> <error_code> <count> | quit
  * answering "OK" or "ERR <reason>" to each. EOF (the parent died) exits too.
  *
  * The brokers bind 127.0.0.1 only (INADDR_LOOPBACK in rdkafka_mock.c).
  * Auto-created topics get 4 partitions; this librdkafka has no API to change
- * that default, hence the "topic" command.
+ * that default, hence the "topic" command. "fail" answers the next <count>
+ * requests of that API (on any broker) with that Kafka error code, as a real
+ * broker answers an ACL denial or a coordinator move.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -30,7 +33,7 @@ static void reply(rd_kafka_resp_err_t err) {
 static rd_kafka_resp_err_t run(rd_kafka_mock_cluster_t *mcluster,
                                const char *line) {
         char name[256];
-        int id, partitions;
+        int id, partitions, api_key, code, count;
 
         if (sscanf(line, "down %d", &id) == 1)
                 return rd_kafka_mock_broker_set_down(mcluster, id);
@@ -39,6 +42,16 @@ static rd_kafka_resp_err_t run(rd_kafka_mock_cluster_t *mcluster,
         if (sscanf(line, "topic %255s %d", name, &partitions) == 2)
                 /* Replication is capped at the broker count by the mock. */
                 return rd_kafka_mock_topic_create(mcluster, name, partitions, 3);
+        if (sscanf(line, "fail %d %d %d", &api_key, &code, &count) == 3) {
+                rd_kafka_resp_err_t errors[64];
+                if (count < 1 || count > 64)
+                        return RD_KAFKA_RESP_ERR__INVALID_ARG;
+                for (int i = 0; i < count; i++)
+                        errors[i] = (rd_kafka_resp_err_t)code;
+                rd_kafka_mock_push_request_errors_array(
+                    mcluster, (int16_t)api_key, (size_t)count, errors);
+                return RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
 }
 

@@ -1,13 +1,12 @@
 import { execFile, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { createHash, randomUUID } from "node:crypto";
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 const SOURCE = fileURLToPath(new URL("./kafka-mock.c", import.meta.url));
 const CACHE_DIR = fileURLToPath(new URL("../../node_modules/.cache/converger/", import.meta.url));
-const BINARY = `${CACHE_DIR}kafka-mock`;
 // Every command is a few in-memory operations; a mock this slow to answer is wedged.
 const REPLY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -20,16 +19,23 @@ export interface KafkaMock {
   setUp(brokerId: number): Promise<void>;
   /** Auto-created topics get 4 partitions; this creates one with another count. */
   createTopic(name: string, partitions: number): Promise<void>;
+  /** Answers the next `count` requests of the API `apiKey` (any broker) with Kafka error `errorCode`. */
+  failRequests(apiKey: number, errorCode: number, count?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Builds the mock unless the cached binary is at least as new as its source. */
+/** Builds the mock unless a binary of this very source is cached. */
 async function compiledMock(): Promise<string> {
-  const [source, binary] = await Promise.all([stat(SOURCE), stat(BINARY).catch(() => undefined)]);
-  if (binary && binary.mtimeMs >= source.mtimeMs) return BINARY;
+  // Named by the source's hash, not compared by mtime: worktrees of other branches share node_modules,
+  // and a binary built from their kafka-mock.c must not pass for one built from ours.
+  const hash = createHash("sha256")
+    .update(await readFile(SOURCE))
+    .digest("hex");
+  const binary = `${CACHE_DIR}kafka-mock-${hash.slice(0, 16)}`;
+  if (await stat(binary).catch(() => undefined)) return binary;
   await mkdir(CACHE_DIR, { recursive: true });
   // Parallel vitest workers may build at once: each writes its own file and rename() swaps it in atomically.
-  const temp = `${BINARY}.${randomUUID()}.tmp`;
+  const temp = `${binary}.${randomUUID()}.tmp`;
   try {
     await promisify(execFile)("gcc", ["-O1", "-o", temp, SOURCE, "-lrdkafka"]);
   } catch (error) {
@@ -37,8 +43,8 @@ async function compiledMock(): Promise<string> {
     const detail = (error as { stderr?: string }).stderr?.trim() || (error as Error).message;
     throw new Error(`cannot build the Kafka mock, run apt-get install -y librdkafka-dev gcc\n${detail}`);
   }
-  await rename(temp, BINARY);
-  return BINARY;
+  await rename(temp, binary);
+  return binary;
 }
 
 /** librdkafka's mock Kafka cluster (loopback only) in a child process, see kafka-mock.c. */
@@ -110,6 +116,7 @@ export async function startKafkaMock(options: { brokers?: number } = {}): Promis
       if (/\s/.test(name)) throw new Error(`topic name with whitespace: "${name}"`);
       await command(`topic ${name} ${partitions}`);
     },
+    failRequests: (apiKey, errorCode, count = 1) => command(`fail ${apiKey} ${errorCode} ${count}`),
     async stop() {
       // EOF makes the mock destroy its cluster and exit.
       child.stdin.end();

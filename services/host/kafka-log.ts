@@ -1,5 +1,11 @@
 import { CompressionTypes, Kafka, type Consumer as KafkaConsumer, logLevel, type Producer } from "kafkajs";
-import { type Consumer, type EventLog, type LogRecord, processBatch } from "../common/events/event-log.js";
+import {
+  type Consumer,
+  type EventLog,
+  joinUntilDone,
+  type LogRecord,
+  processBatch,
+} from "../common/events/event-log.js";
 import type { Logger } from "../common/obs/logger.js";
 
 export interface KafkaLogOptions {
@@ -20,6 +26,8 @@ const MAX_BATCH = 500;
 const HEADER_EVENT_ID = "event_id";
 const HEADER_TENANT_ID = "tenant_id";
 const HEADER_TRACEPARENT = "traceparent";
+// Waits before a group stopped by kafkajs joins again: doubling per crash in a row, up to the cap.
+const REJOIN_MS = [1_000, 30_000] as const;
 
 /**
  * The event log on Kafka (kafkajs): records keyed by their partition key
@@ -38,7 +46,9 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   });
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
-  const consumers: KafkaConsumer[] = [];
+  const consumers = new Set<KafkaConsumer>();
+  // Crashes in a row per group; a successful join resets it.
+  const crashes = new Map<string, number>();
   const createdTopics = new Set<string>();
   let open = true;
 
@@ -77,7 +87,29 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     createdTopics.add(topic);
   }
 
-  return {
+  /**
+   * kafkajs restarts a crashed consumer only after a retriable error; after any other (the
+   * broker denies the group, a protocol error it deems final) the consumer stays stopped for good
+   * and its partitions are never read again. Join afresh instead, slower after each crash in a row.
+   */
+  function rejoinAfterCrash(kafkaConsumer: KafkaConsumer, consumer: Consumer) {
+    kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, () => crashes.delete(consumer.group));
+    kafkaConsumer.on(kafkaConsumer.events.CRASH, async ({ payload }) => {
+      if (payload.restart || !open) return;
+      consumers.delete(kafkaConsumer);
+      const count = (crashes.get(consumer.group) ?? 0) + 1;
+      crashes.set(consumer.group, count);
+      const waitMs = Math.min(REJOIN_MS[1], REJOIN_MS[0] * 2 ** (count - 1));
+      log.error(
+        { err: payload.error, group: consumer.group, waitMs },
+        "kafka consumer stopped; joining the group again",
+      );
+      await new Promise((resolve) => setTimeout(resolve, waitMs).unref());
+      await joinUntilDone(eventLog, consumer, log, () => !open);
+    });
+  }
+
+  const eventLog: EventLog = {
     kind: "kafka",
     async append(records: LogRecord[]) {
       if (records.length === 0) return;
@@ -111,7 +143,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
         // Real brokers answer a fetch as soon as data arrives; this only bounds an idle one.
         maxWaitTimeInMs: 250,
       });
-      consumers.push(kafkaConsumer);
+      consumers.add(kafkaConsumer);
+      rejoinAfterCrash(kafkaConsumer, consumer);
       await kafkaConsumer.connect();
       await kafkaConsumer.subscribe({ topic: consumer.topic, fromBeginning: true });
       await kafkaConsumer.run({
@@ -147,10 +180,11 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     },
     async close() {
       open = false;
-      await Promise.all(consumers.map((c) => c.disconnect().catch(() => undefined)));
+      await Promise.all([...consumers].map((c) => c.disconnect().catch(() => undefined)));
       await producer?.disconnect().catch(() => undefined);
     },
   };
+  return eventLog;
 }
 
 function recordOf(

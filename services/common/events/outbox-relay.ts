@@ -95,6 +95,10 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   }
 
   async function loop(): Promise<void> {
+    // wake() stores this promise only once loop() returns. A loop that found nothing to do (woken
+    // during the back-off of a failed append) would clear `running` before that store, leaving it
+    // set for good: no wake would start a pass again and the outbox would stop draining.
+    await Promise.resolve();
     while (wanted && Date.now() >= pausedUntil) {
       wanted = false;
       if (options.eventLog.kind === "kafka") await new Promise((resolve) => setTimeout(resolve, KAFKA_LINGER_MS));
