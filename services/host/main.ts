@@ -19,6 +19,8 @@ const secure = config.tls ? "s" : "";
 if (app.ports.gateway !== undefined) lines.push(`gateway http${secure}://${host}:${app.ports.gateway}`);
 if (app.ports.edge !== undefined) lines.push(`edge ws${secure}://${host}:${app.ports.edge}`);
 if (app.ports.grpc !== undefined) lines.push(`grpc ${host}:${app.ports.grpc}`);
+// The operator console: sign in there with the admin token.
+if (app.ports.gateway !== undefined) lines.push(`console http${secure}://${host}:${app.ports.gateway}/admin/`);
 if (config.adminTokenGenerated && config.services.includes("gateway")) lines.push(`admin token ${config.adminToken}`);
 process.stdout.write(`${lines.join("\n")}\n`);
 log.info({ services: config.services, ports: app.ports }, "ready");
