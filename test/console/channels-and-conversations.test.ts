@@ -1,0 +1,186 @@
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { call, fixtures, startTestApp, type TestApp } from "../helpers/app.js";
+import { launchChromium, screenshot, signIn } from "../helpers/browser.js";
+import { freePort } from "../helpers/process.js";
+
+let t: TestApp;
+let f: ReturnType<typeof fixtures>;
+let browser: BrowserContext;
+// Uncaught errors and unhandled rejections of the pages: every failure must show as a message instead.
+const pageErrors: Error[] = [];
+
+beforeAll(async () => {
+  // A known port: PUBLIC_URL (the console's origin, which the edge accepts as Origin) is then the pages' own.
+  t = await startTestApp({ PORT: String(await freePort()) });
+  f = fixtures(t.baseUrl);
+  browser = await launchChromium();
+});
+afterEach(() => {
+  expect(pageErrors).toEqual([]);
+});
+afterAll(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
+const CHANNEL_TYPES = [
+  "echo",
+  "websocket",
+  "webhook",
+  "whatsapp_meta",
+  "whatsapp_infobip",
+  "telegram",
+  "instagram",
+  "messenger",
+];
+
+// What an operator types for each type, by the field's visible label; values the server accepts.
+const FORMS: Record<string, Record<string, string>> = {
+  echo: {},
+  websocket: {},
+  webhook: {
+    "URL (required)": "https://hooks.example.com/in",
+    Headers: "X-Token: abc\nX-Team: support",
+    Method: "PUT",
+    "Rate limit per second": "5",
+  },
+  whatsapp_meta: {
+    "Phone number ID (required)": "123",
+    "Access token (required)": "EAAG",
+    "Verify token (required)": "vt",
+    "App secret (required)": "as",
+  },
+  whatsapp_infobip: {
+    "Base URL (required)": "https://api.infobip.com",
+    "API key (required)": "ib-key",
+    "Sender (required)": "447860099299",
+  },
+  telegram: { "Bot token (required)": "123:ABC" },
+  instagram: { "Instagram account ID (required)": "17841", "Access token (required)": "IGQ" },
+  messenger: {
+    "Page ID (required)": "p1",
+    "Page access token (required)": "EAAP",
+    "Base URL": "https://graph.example.com/v18.0",
+  },
+};
+
+type StoredChannel = { id: string; name: string; type: string; status: string; config: Record<string, unknown> };
+const storedChannels = async (key: string) =>
+  (await call<{ channels: StoredChannel[] }>(t.baseUrl, "GET", "/v1/channels?limit=100", { key })).body.channels;
+
+const rowOf = (page: Page, name: string) => page.locator("tr", { has: page.getByText(name, { exact: true }) });
+
+/** The error slot of a labelled control (field() ties them with aria-describedby). */
+async function errorOf(page: Page, label: string) {
+  const id = await page.getByLabel(label, { exact: true }).getAttribute("aria-describedby");
+  return page.locator(`[id="${id}"]`);
+}
+
+async function openAsOperator(path: string): Promise<Page> {
+  const page = await browser.newPage();
+  // Shorter than the test's own timeout, so that a failure names the locator it waited for.
+  page.setDefaultTimeout(10_000);
+  page.on("pageerror", (error) => pageErrors.push(error));
+  await signIn(page, t.baseUrl);
+  await page.getByRole("heading", { name: "Tenants", level: 1 }).waitFor();
+  await page.goto(`${t.baseUrl}${path}`);
+  return page;
+}
+
+describe("the channels page", () => {
+  it("creates a channel of each of the eight types from its generated form, showing each secret once", async () => {
+    const tenant = await f.tenant("Channel Co");
+    const page = await openAsOperator(`/admin/channels?tenant=${tenant.id}`);
+    await page.getByRole("button", { name: "Create channel" }).waitFor();
+    expect(await page.getByLabel("Tenant").inputValue()).toBe(tenant.id);
+    const offered = await page
+      .getByLabel("Type")
+      .locator("option")
+      .evaluateAll((options) => options.map((o) => o.getAttribute("value")));
+    expect(offered.sort()).toEqual([...CHANNEL_TYPES].sort());
+
+    for (const type of CHANNEL_TYPES) {
+      const name = `${type} line`;
+      await page.getByLabel("Name", { exact: true }).fill(name);
+      await page.getByLabel("Type").selectOption(type);
+      await page.getByRole("group", { name: `Settings of the ${type} type` }).waitFor();
+      for (const [label, value] of Object.entries(FORMS[type] ?? {})) {
+        const control = page.getByLabel(label, { exact: true });
+        if (label === "Method") await control.selectOption(value);
+        else await control.fill(value);
+      }
+      if (type === "webhook") await screenshot(page, "console-channels-webhook-form");
+      await page.getByRole("button", { name: "Create channel" }).click();
+      await page.getByRole("status").getByText(`Channel “${name}” (${type}) created.`).waitFor();
+      expect(await page.locator("[data-secret=channel-secret]").textContent()).toMatch(/\S{16,}/);
+      await rowOf(page, name).getByRole("cell", { name: type, exact: true }).waitFor();
+    }
+    await screenshot(page, "console-channels");
+
+    const stored = await storedChannels(tenant.key);
+    expect(stored.map((c) => c.type).sort()).toEqual([...CHANNEL_TYPES].sort());
+    const byType = Object.fromEntries(stored.map((c) => [c.type, c]));
+    expect(byType.webhook?.config).toEqual({
+      url: "https://hooks.example.com/in",
+      headers: { "X-Token": "abc", "X-Team": "support" },
+      method: "PUT",
+      rate_limit_per_second: 5,
+    });
+    expect(byType.whatsapp_meta?.config).toMatchObject({ phone_number_id: "123", access_token: "[redacted]" });
+    expect(byType.messenger?.config).toMatchObject({ page_id: "p1", base_url: "https://graph.example.com/v18.0" });
+    await page.close();
+  });
+
+  it("shows a config error next to its field and stores nothing", async () => {
+    const tenant = await f.tenant("Typo Co");
+    const page = await openAsOperator(`/admin/channels?tenant=${tenant.id}`);
+    await page.getByLabel("Name", { exact: true }).fill("broken hook");
+    await page.getByLabel("Type").selectOption("webhook");
+    await page.getByLabel("URL (required)", { exact: true }).fill("not a url");
+    await page.getByRole("button", { name: "Create channel" }).click();
+    const urlError = await errorOf(page, "URL (required)");
+    await expect.poll(() => urlError.textContent()).toBe("must be an absolute http(s) URL");
+    expect(await urlError.isVisible()).toBe(true);
+    expect(await page.getByText("No channel yet: create the first one above.").isVisible()).toBe(true);
+    await screenshot(page, "console-channels-error");
+
+    // A header line that is not "Name: value" is refused in the page, next to the headers.
+    await page.getByLabel("URL (required)", { exact: true }).fill("https://hooks.example.com/in");
+    await page.getByLabel("Headers", { exact: true }).fill("X-Token abc");
+    await page.getByRole("button", { name: "Create channel" }).click();
+    const headersError = await errorOf(page, "Headers");
+    await expect.poll(() => headersError.textContent()).toBe("line 1 is not Name: value");
+    expect(await urlError.isVisible()).toBe(false);
+    expect(await storedChannels(tenant.key)).toEqual([]);
+    await page.close();
+  });
+
+  it("disables and enables a channel and rotates its secret, the old one refused from then on", async () => {
+    const tenant = await f.tenant("Rotation Co");
+    const channel = await f.channel(tenant.key, "websocket");
+    const mint = (secret: string) =>
+      call(t.baseUrl, "POST", "/v1/tokens", { token: secret, body: { user: { id: "alice" } } });
+    const page = await openAsOperator(`/admin/channels?tenant=${tenant.id}`);
+    const row = rowOf(page, "websocket channel");
+    await row.getByRole("cell", { name: "Active" }).waitFor();
+    expect(await row.getByRole("cell", { name: "Healthy", exact: true }).count()).toBe(1);
+    await row.getByRole("button", { name: "Disable" }).click();
+    await row.getByRole("cell", { name: "Disabled" }).waitFor();
+    expect((await storedChannels(tenant.key))[0]?.status).toBe("inactive");
+    await row.getByRole("button", { name: "Enable" }).click();
+    await row.getByRole("cell", { name: "Active" }).waitFor();
+    expect((await storedChannels(tenant.key))[0]?.status).toBe("active");
+
+    page.once("dialog", (dialog) => void dialog.accept());
+    await row.getByRole("button", { name: "Rotate secret" }).click();
+    await page.getByRole("status").getByText("New secret for “websocket channel”.").waitFor();
+    const secret = (await page.locator("[data-secret=channel-secret]").textContent()) ?? "";
+    expect(secret).not.toBe(channel.secret);
+    expect((await mint(secret)).status).toBe(201);
+    expect((await mint(channel.secret)).status).toBe(401);
+    await page.setViewportSize({ width: 420, height: 800 });
+    await screenshot(page, "console-channels-narrow");
+    await page.close();
+  });
+});
