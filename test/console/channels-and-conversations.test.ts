@@ -184,3 +184,65 @@ describe("the channels page", () => {
     await page.close();
   });
 });
+
+describe("the conversations page", () => {
+  it("lists conversations newest activity first and inspects one by watermark, live while open", async () => {
+    const tenant = await f.tenant("Inspect Co");
+    await f.tenant("Other Co");
+    const channel = await f.channel(tenant.key, "websocket");
+    const busy = await f.conversation(tenant.key, channel.id, ["alice", "bob"]);
+    for (let i = 1; i <= 30; i++) expect((await f.message(tenant.key, busy.id, `message ${i}`)).status).toBe(201);
+    const quiet = await f.conversation(tenant.key, channel.id, ["carol"]);
+    await f.message(tenant.key, quiet.id, "the latest word");
+
+    const page = await openAsOperator("/admin/conversations");
+    await page.getByLabel("Tenant").selectOption({ label: "Inspect Co" });
+    await expect.poll(() => new URL(page.url()).searchParams.get("tenant")).toBe(tenant.id);
+    const rows = page.locator("tr[data-conversation]");
+    await expect
+      .poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-conversation"))))
+      .toEqual([quiet.id, busy.id]);
+    const busyRow = page.locator(`tr[data-conversation="${busy.id}"]`);
+    for (const cell of ["websocket channel", "alice, bob", "Active", "30"]) {
+      await busyRow.getByRole("cell", { name: cell, exact: true }).waitFor();
+    }
+    await busyRow.getByText("Agent (agent-1): message 30").waitFor();
+    await screenshot(page, "console-conversations");
+
+    await busyRow.getByRole("button", { name: "Inspect" }).click();
+    const inspector = page.getByRole("region", { name: "Activity inspector" });
+    await inspector.getByText("Stream: Live").waitFor();
+    const shownSeqs = () =>
+      inspector.locator("tr[data-seq]").evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute("data-seq"))));
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    await expect.poll(shownSeqs).toEqual(range(21, 30));
+    await inspector.getByText("Showing seq 21 to 30 of 30.").waitFor();
+    const newer = inspector.getByRole("button", { name: "Newer" });
+    const older = inspector.getByRole("button", { name: "Older" });
+    expect(await newer.isDisabled()).toBe(true);
+    await older.click();
+    await expect.poll(shownSeqs).toEqual(range(11, 20));
+    await older.click();
+    await expect.poll(shownSeqs).toEqual(range(1, 10));
+    await inspector.getByRole("cell", { name: "message 1", exact: true }).waitFor();
+    expect(await older.isDisabled()).toBe(true);
+    await newer.click();
+    await expect.poll(shownSeqs).toEqual(range(11, 20));
+    await inspector.getByText("10 newer not shown: press Newer or Newest.").waitFor();
+    await screenshot(page, "console-conversation-paged");
+    await newer.click();
+    await expect.poll(shownSeqs).toEqual(range(21, 30));
+    expect(await newer.isDisabled()).toBe(true);
+
+    expect((await f.message(tenant.key, busy.id, "posted while watching")).status).toBe(201);
+    await expect.poll(shownSeqs).toEqual(range(21, 31));
+    const fresh = inspector.locator('tr[data-seq="31"]');
+    await fresh.getByRole("cell", { name: "posted while watching", exact: true }).waitFor();
+    await fresh.getByText("(new)").waitFor();
+    await inspector.getByText("Showing seq 21 to 31 of 31.").waitFor();
+    await screenshot(page, "console-conversation-live");
+    await page.setViewportSize({ width: 420, height: 800 });
+    await screenshot(page, "console-conversation-narrow");
+    await page.close();
+  });
+});
