@@ -1,4 +1,4 @@
-import type { BrowserContext, Page } from "playwright-core";
+import type { BrowserContext, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { call, fixtures, startTestApp, type TestApp } from "../helpers/app.js";
 import { launchChromium, screenshot, signIn } from "../helpers/browser.js";
@@ -24,18 +24,7 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const CHANNEL_TYPES = [
-  "echo",
-  "websocket",
-  "webhook",
-  "whatsapp_meta",
-  "whatsapp_infobip",
-  "telegram",
-  "instagram",
-  "messenger",
-];
-
-// What an operator types for each type, by the field's visible label; values the server accepts.
+// What an operator types for each of the eight types, by the field's visible label; values the server accepts.
 const FORMS: Record<string, Record<string, string>> = {
   echo: {},
   websocket: {},
@@ -53,8 +42,8 @@ const FORMS: Record<string, Record<string, string>> = {
   },
   whatsapp_infobip: {
     "Base URL (required)": "https://api.infobip.com",
-    "API key (required)": "ib-key",
-    "Sender (required)": "447860099299",
+    "API key (required)": "k",
+    "Sender (required)": "44786",
   },
   telegram: { "Bot token (required)": "123:ABC" },
   instagram: { "Instagram account ID (required)": "17841", "Access token (required)": "IGQ" },
@@ -64,6 +53,8 @@ const FORMS: Record<string, Record<string, string>> = {
     "Base URL": "https://graph.example.com/v18.0",
   },
 };
+
+const CHANNEL_TYPES = Object.keys(FORMS);
 
 type StoredChannel = { id: string; name: string; type: string; status: string; config: Record<string, unknown> };
 const storedChannels = async (key: string) =>
@@ -186,7 +177,7 @@ describe("the channels page", () => {
 });
 
 describe("the conversations page", () => {
-  it("lists conversations newest activity first and inspects one by watermark, live while open", async () => {
+  it("lists conversations newest activity first, pages one by watermark, and follows it live across a reconnect", async () => {
     const tenant = await f.tenant("Inspect Co");
     await f.tenant("Other Co");
     const channel = await f.channel(tenant.key, "websocket");
@@ -195,7 +186,19 @@ describe("the conversations page", () => {
     const quiet = await f.conversation(tenant.key, channel.id, ["carol"]);
     await f.message(tenant.key, quiet.id, "the latest word");
 
-    const page = await openAsOperator("/admin/conversations");
+    const page = await openAsOperator("/admin/tenants");
+    // The page's sockets to the edge pass through here (routes apply to pages loaded after them),
+    // so the test can cut one and hold the next.
+    const sockets: { page: WebSocketRoute; edge: WebSocketRoute }[] = [];
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await page.routeWebSocket(/\/ws(\?|$)/, async (ws) => {
+      if (sockets.length > 0) await released;
+      sockets.push({ page: ws, edge: ws.connectToServer() });
+    });
+    await page.getByRole("navigation").getByRole("link", { name: "Conversations" }).click();
     await page.getByLabel("Tenant").selectOption({ label: "Inspect Co" });
     await expect.poll(() => new URL(page.url()).searchParams.get("tenant")).toBe(tenant.id);
     const rows = page.locator("tr[data-conversation]");
@@ -241,6 +244,18 @@ describe("the conversations page", () => {
     await fresh.getByText("(new)").waitFor();
     await inspector.getByText("Showing seq 21 to 31 of 31.").waitFor();
     await screenshot(page, "console-conversation-live");
+
+    // The edge goes away: the page says so, and resumes from its last seq when it is back.
+    const [first] = sockets;
+    await first?.edge.close();
+    await first?.page.close({ code: 1001, reason: "server going away" });
+    await inspector.getByText("Stream: Reconnecting…").waitFor();
+    await screenshot(page, "console-conversation-reconnecting");
+    expect((await f.message(tenant.key, busy.id, "posted while away")).status).toBe(201);
+    release();
+    await inspector.getByText("Stream: Live").waitFor();
+    await expect.poll(shownSeqs).toEqual(range(21, 32));
+    await inspector.locator('tr[data-seq="32"]').getByRole("cell", { name: "posted while away" }).waitFor();
     await page.setViewportSize({ width: 420, height: 800 });
     await screenshot(page, "console-conversation-narrow");
     await page.close();
