@@ -3,6 +3,7 @@
 import { asTenant, describe, formatTime, guarded, h, render, streamUrl, tenantPicker } from "./console.js";
 
 const PAGE = 10;
+const CLOSED = 2;
 const ACTIVITY_TYPES = ["unknown", "message", "event", "typing"];
 const STREAM_STATES = {
   connecting: "Connecting…",
@@ -53,7 +54,7 @@ function conversationRow(c) {
     h("td", { title: c.id }, `${c.id.slice(0, 8)}…`, h("br"), open),
     h("td", {}, channelNames.get(c.channelId) ?? h("span", { class: "mono" }, c.channelId)),
     h("td", {}, c.members.length ? c.members.join(", ") : "—"),
-    h("td", { class: "status" }, c.status === 2 ? "Closed" : "Active"),
+    h("td", { class: "status" }, c.status === CLOSED ? "Closed" : "Active"),
     h("td", { class: "num" }, String(c.lastSeq)),
     h("td", {}, last ? [formatTime(last.createdAt), h("br"), h("span", { class: "muted" }, preview(last))] : "—"),
   );
