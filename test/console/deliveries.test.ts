@@ -68,6 +68,16 @@ describe("the Deliveries page", () => {
     await expect.poll(() => counts.locator("[data-count=delivered]").textContent(), { timeout: 15_000 }).toBe("1");
     await expect.poll(() => needsAction(page).locator("[data-count=failed]").textContent()).toBe("0");
     expect(await failedCount()).toBe(0);
+    // A hidden tab stops the push (nobody looks, nothing is computed) and resumes it when shown again.
+    const setVisibility = (state: string) =>
+      page.evaluate((value) => {
+        Object.defineProperty(document, "visibilityState", { value, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+      }, state);
+    await setVisibility("hidden");
+    await page.getByText("Paused while the tab is hidden.").waitFor();
+    await setVisibility("visible");
+    await page.getByText("Live: counts update by themselves.").waitFor();
     await page.close();
   });
 

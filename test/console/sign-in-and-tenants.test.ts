@@ -52,6 +52,43 @@ describe("the console's sign-in", () => {
   });
 });
 
+describe("console sessions", () => {
+  const signInByForm = async (token: string) => {
+    const res = await fetch(`${t.baseUrl}/admin/sign-in`, {
+      method: "POST",
+      headers: { origin: t.baseUrl, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token }),
+      redirect: "manual",
+    });
+    return { res, cookie: (res.headers.get("set-cookie") ?? "").split(";")[0] as string };
+  };
+  const open = (cookie: string) =>
+    fetch(`${t.baseUrl}/admin/tenants`, { headers: { cookie }, redirect: "manual" }).then((r) => r.status);
+
+  it("expires: a session past its expiry opens nothing, and a sign-in from a foreign page is refused", async () => {
+    const { res, cookie } = await signInByForm(ADMIN_TOKEN);
+    expect(res.status).toBe(303);
+    expect(res.headers.get("set-cookie")).toMatch(/HttpOnly; SameSite=Strict; Max-Age=28800$/);
+    // Aged on the server before its first use (uses are cached for a few seconds).
+    const secret = cookie.slice(cookie.indexOf("=") + 1);
+    await t.db.query(
+      "UPDATE auth.admin_sessions SET expires_at = now() - interval '1 second' WHERE secret_hash = sha256($1::bytea)",
+      [Buffer.from(secret)],
+    );
+    expect(await open(cookie)).toBe(303);
+    const foreign = await fetch(`${t.baseUrl}/admin/sign-in`, {
+      method: "POST",
+      headers: { origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: ADMIN_TOKEN }),
+      redirect: "manual",
+    });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers.get("set-cookie")).toBeNull();
+    const fresh = await signInByForm(ADMIN_TOKEN);
+    expect(await open(fresh.cookie)).toBe(200);
+  });
+});
+
 describe("tenants", () => {
   it("creates two tenants showing each API key once, disables, enables, rotates and sets a rate limit", async () => {
     const page = await browser.newPage();
