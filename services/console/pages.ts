@@ -40,6 +40,7 @@ export function signInPage(error?: string): string {
     `<main class="sign-in">
 <h1>Converger console</h1>
 <form method="post" action="/admin/sign-in">
+<input type="text" name="username" value="operator" autocomplete="username" hidden>
 <label for="token">Admin token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required maxlength="200" autofocus>
 ${alert}

@@ -58,13 +58,14 @@ const HEADER_LINE =
   /\b(authorization|proxy-authorization|x-api-key|cookie|set-cookie|x-hub-signature(?:-256)?)(\s*:\s*)[^\r\n,"]+/gi;
 const SCHEME = /\b(Bearer|Basic|Digest)(\s+)[\w.~+/=-]+/gi;
 const USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@:]*:[^/\s@]*@/gi;
-// Our own formats: API keys, refresh tokens, client and channel secrets, generated admin tokens; JWTs; Telegram bots.
-const OWN_TOKEN = /\b(?:cvg|cvr|cvcs|cvs|adm)_[\w-]{8,}/g;
+// Our own formats: API keys, refresh tokens, client and channel secrets, console sessions, generated admin
+// tokens; JWTs; Telegram bots.
+const OWN_TOKEN = /\b(?:cvg|cvr|cvcs|cvs|cva|adm)_[\w-]{8,}/g;
 const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
 const TELEGRAM_BOT = /\/bot\d+(?::|%3A)[\w-]+/gi;
 
 // Every pattern below needs one of these; most logged strings (ids, paths, names) have none.
-const MAY_HOLD_CREDENTIAL = /[=:@]|bearer|basic|digest|cvg_|cvr_|cvcs_|cvs_|adm_|eyJ|\/bot/i;
+const MAY_HOLD_CREDENTIAL = /[=:@]|bearer|basic|digest|cvg_|cvr_|cvcs_|cvs_|cva_|adm_|eyJ|\/bot/i;
 
 /** A string with every credential it shows replaced by [redacted]. */
 export function scrubText(text: string): string {
