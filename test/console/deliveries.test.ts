@@ -69,11 +69,10 @@ describe("the Deliveries page", () => {
     await expect.poll(() => needsAction(page).locator("[data-count=failed]").textContent()).toBe("0");
     expect(await failedCount()).toBe(0);
     // A hidden tab stops the push (nobody looks, nothing is computed) and resumes it when shown again.
+    // Run in the page (a string: this file has no DOM types).
     const setVisibility = (state: string) =>
-      page.evaluate((value) => {
-        Object.defineProperty(document, "visibilityState", { value, configurable: true });
-        document.dispatchEvent(new Event("visibilitychange"));
-      }, state);
+      page.evaluate(`Object.defineProperty(document, "visibilityState", { value: "${state}", configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));`);
     await setVisibility("hidden");
     await page.getByText("Paused while the tab is hidden.").waitFor();
     await setVisibility("visible");
