@@ -13,7 +13,7 @@ const tsc = fileURLToPath(import.meta.resolve("typescript/bin/tsc"));
 
 // An integrator's project: strict, browser typings, the package reached by its name and `exports`.
 const CONSUMER = `
-import { Code, ConnectError, Converger, type ClientContext } from "@converger/client";
+import { type Activity, ActivityType, ChannelType, Code, ConnectError, Converger, type ClientContext } from "@converger/client";
 
 const cv = new Converger({ baseUrl: "https://api.example.com", getToken: async () => "jwt" });
 export async function firstMember(id: string): Promise<string | undefined> {
@@ -29,6 +29,10 @@ export async function firstMember(id: string): Promise<string | undefined> {
 }
 export const services = [cv.auth, cv.channels, cv.delivery, cv.events, cv.tenants, cv.uploads];
 export type Shared = ClientContext["transport"];
+export const webhook = cv.channels.createChannel({ name: "hook", type: ChannelType.WEBHOOK, config: { url: "https://x.example" } });
+export const isMessage = (a: Activity) => a.type === ActivityType.MESSAGE;
+// The console's session: a browser credential with nothing to pass.
+export const console = new Converger({ baseUrl: "https://api.example.com", session: true });
 // @ts-expect-error an RPC that does not exist
 cv.conversations.deleteEverything();
 // @ts-expect-error a field of the wrong type
