@@ -106,8 +106,11 @@ interface PanelQuery {
 const scratch = mkdtempSync(join(tmpdir(), "converger-monitoring-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
+/** From the Debian package prometheus (scripts/debian-packages.txt), not from npm. */
+const PROMTOOL = "promtool";
+
 function promtool(args: string[]) {
-  const run = spawnSync("promtool", args, { encoding: "utf8" });
+  const run = spawnSync(PROMTOOL, args, { encoding: "utf8" });
   if (run.error) throw new Error(`promtool did not run (Debian package prometheus): ${run.error.message}`);
   return { status: run.status, output: `promtool ${args.join(" ")}\n${run.stdout}${run.stderr}` };
 }
