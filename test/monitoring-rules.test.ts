@@ -1,12 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { allPanels, loadDashboards, panelQueries, withGrafanaRanges } from "./helpers/dashboards.js";
 
 const RULES = "k8s/monitoring/prometheus/rules.yaml";
 const RULES_TESTS = "k8s/monitoring/prometheus/rules.test.yaml";
-const DASHBOARDS = "k8s/monitoring/grafana";
 
 /**
  * The /metrics contract of issue 15: the families every process serves, which the dashboards and
@@ -83,26 +83,6 @@ const HISTOGRAMS = new Set([...CONTRACT_HISTOGRAMS, ...PROM_CLIENT_HISTOGRAMS]);
 /** Grafana's built-in range variables, replaced by durations so that promtool can parse the query. */
 const GRAFANA_RANGES: Record<string, string> = { __rate_interval: "5m", __interval: "1m", __range: "1h" };
 
-interface Panel {
-  title?: string;
-  type?: string;
-  datasource?: { type?: string; uid?: string };
-  targets?: { expr?: string; legendFormat?: string }[];
-  panels?: Panel[];
-}
-interface Dashboard {
-  title: string;
-  uid: string;
-  schemaVersion: number;
-  panels: Panel[];
-  templating?: { list?: { name: string; type: string; query?: string }[] };
-}
-interface PanelQuery {
-  dashboard: string;
-  panel: string;
-  expr: string;
-}
-
 const scratch = mkdtempSync(join(tmpdir(), "converger-monitoring-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -115,31 +95,8 @@ function promtool(args: string[]) {
   return { status: run.status, output: `promtool ${args.join(" ")}\n${run.stdout}${run.stderr}` };
 }
 
-function loadDashboards(): { file: string; dashboard: Dashboard }[] {
-  return readdirSync(DASHBOARDS)
-    .filter((f) => f.endsWith(".json"))
-    .sort()
-    .map((file) => ({ file, dashboard: JSON.parse(readFileSync(join(DASHBOARDS, file), "utf8")) as Dashboard }));
-}
-
-/** Panels with their rows' panels, as Grafana nests collapsed rows. */
-function allPanels(panels: Panel[]): Panel[] {
-  return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
-}
-
-function panelQueries(): PanelQuery[] {
-  return loadDashboards().flatMap(({ file, dashboard }) =>
-    allPanels(dashboard.panels).flatMap((p) =>
-      (p.targets ?? []).map((t) => ({ dashboard: file, panel: p.title ?? "(untitled)", expr: t.expr ?? "" })),
-    ),
-  );
-}
-
-function withGrafanaRanges(expr: string) {
-  return expr.replace(
-    /\$\{?(__rate_interval|__interval|__range)\}?/g,
-    (_, name: string) => GRAFANA_RANGES[name] ?? name,
-  );
+function withRanges(expr: string) {
+  return withGrafanaRanges(expr, GRAFANA_RANGES);
 }
 
 /** Metric families an expression or a rules file names, histogram series folded into their family. */
@@ -214,7 +171,7 @@ describe("Grafana dashboards", () => {
 
   it("have panel queries that promtool parses", () => {
     const queries = panelQueries();
-    const rules = queries.map((q, n) => ({ record: `panel_${n}`, expr: withGrafanaRanges(q.expr) }));
+    const rules = queries.map((q, n) => ({ record: `panel_${n}`, expr: withRanges(q.expr) }));
     // JSON is YAML: the throw-away rules file needs no YAML writer.
     const file = join(scratch, "panels.rules.yaml");
     writeFileSync(file, JSON.stringify({ groups: [{ name: "dashboard-panels", rules }] }, null, 2));
