@@ -174,7 +174,9 @@ export function createAuthenticator(options: AccessOptions) {
   /** A console page's call: the browser sends the cookie by itself, so a change must come from our own pages. */
   async function authenticateSession(method: DescMethod, header: Headers, secret: string): Promise<Principal> {
     const sessionId = await options.adminSessions.verify(secret);
-    if (!sessionId) throw new AuthError("the console session has ended; sign in again", Code.Unauthenticated, "admin");
+    // Not a failed authentication (no audit, no count against the address): a page left open past its
+    // session's end keeps asking, and guessing a 256-bit secret is not a threat worth a lockout.
+    if (!sessionId) throw new ConnectError("the console session has ended; sign in again", Code.Unauthenticated);
     if (isStateChanging(method) && !fromOwnOrigin(header.get("origin"), header.get("host"), options.publicOrigin)) {
       throw new ConnectError("a console session cannot be used from another origin", Code.PermissionDenied);
     }

@@ -1,5 +1,16 @@
 // Deliveries: what needs action first, the counts (live), then one tenant's deliveries with filters kept in the URL.
-import { asTenant, describe, formatTime, guarded, h, operator, render, tenantPicker } from "./console.js";
+import {
+  asTenant,
+  Code,
+  ConnectError,
+  describe,
+  formatTime,
+  guarded,
+  h,
+  operator,
+  render,
+  tenantPicker,
+} from "./console.js";
 import { deliveryList } from "./delivery-list.js";
 
 const n = (value) => Number(value ?? 0).toLocaleString();
@@ -209,6 +220,10 @@ function watchStats() {
       }
     } catch (error) {
       if (abort.signal.aborted) return;
+      if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+        liveState.replaceChildren("Your session has ended: ", h("a", { href: "/admin/" }, "sign in again"), ".");
+        return;
+      }
       liveState.textContent = `Live counts stopped: ${describe(error)}. Reconnecting…`;
       setTimeout(() => document.visibilityState === "visible" && start(), 3000);
     }
