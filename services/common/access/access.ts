@@ -18,6 +18,7 @@ import {
 } from "./context.js";
 import type { CredentialDirectory } from "./directory-client.js";
 import { INTERNAL_HEADER } from "./internal.js";
+import { rpcMetricsInterceptor } from "../obs/rpc-metrics.js";
 import type { RateLimits } from "./rate-limits.js";
 import { fromOwnOrigin } from "./same-origin.js";
 import { InvalidTokenError, principalOfClaims, type TokenVerifier } from "./token-verifier.js";
@@ -229,7 +230,9 @@ export function createAuthenticator(options: AccessOptions) {
  */
 export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const authenticateCall = createAuthenticator(options);
-  return (next) => async (req) => {
+  // Measured outside the checks, so refused calls (unauthenticated, rate limited) are counted too.
+  return (next) =>
+    rpcMetricsInterceptor(async (req) => {
     const principal = req.contextValues.get(kAuthenticated) ?? (await authenticateCall(req.method, req.header));
     req.contextValues.set(kPrincipal, principal);
     const limitHeaders = isStateChanging(req.method) ? await limitWrite(principal, req.method, req.header) : undefined;
@@ -244,7 +247,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       if (audited) options.auditAction(operatorAction(principal, req, codeName(ConnectError.from(error).code)));
       throw error;
     }
-  };
+  });
 
   async function limitWrite(principal: Principal, method: DescMethod, header: Headers) {
     if (principal.kind === "internal") return undefined;
