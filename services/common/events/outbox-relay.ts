@@ -139,7 +139,8 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
     start(): void {
       timers = [setInterval(relay.wake, options.pollIntervalMs ?? 1000), setInterval(prune, PRUNE_EVERY_MS)];
       for (const t of timers) t.unref();
-      if (options.outbox) stopSampling = sampleOutbox({ pool: options.pool, table, outbox: options.outbox, log: options.log });
+      if (options.outbox)
+        stopSampling = sampleOutbox({ pool: options.pool, table, outbox: options.outbox, log: options.log });
       void prune();
       relay.wake();
     },

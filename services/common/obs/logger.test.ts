@@ -41,7 +41,9 @@ describe("the logger's redaction policy", () => {
       },
       "minted cvg_S0123456789abcdef, cva_S-session-secret and eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.S-signature",
     );
-    expect(text()).not.toMatch(/S-query|S-quoted|S-scheme|S-password|S-verify|S-form|S-bot|S0123456789|S-session|S-signature/);
+    expect(text()).not.toMatch(
+      /S-query|S-quoted|S-scheme|S-password|S-verify|S-form|S-bot|S0123456789|S-session|S-signature/,
+    );
     expect(text()).toContain("fields=id");
     expect(text()).toContain("caused by");
   });
