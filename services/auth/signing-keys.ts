@@ -44,16 +44,19 @@ export function createSigningKeys(options: {
   const { pool, keyring } = options;
   let current: Current | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
+  let refreshing = false;
   let started = false;
   // Read at scrape time; a stale choice is re-read in the background, so the age follows rotations elsewhere.
   const stopReporting = reportSigningKey(() => {
-    if (started && (!current || Date.now() >= current.validUntil)) {
-      refreshing ??= loadCurrent()
-        .then((fresh) => void (current = fresh))
+    if (started && !refreshing && (!current || Date.now() >= current.validUntil)) {
+      refreshing = true;
+      loadCurrent()
+        .then((fresh) => {
+          current = fresh;
+        })
         .catch((error) => options.log.warn({ err: error }, "current signing key not re-read"))
         .finally(() => {
-          refreshing = undefined;
+          refreshing = false;
         });
     }
     return current?.createdAtMs;
