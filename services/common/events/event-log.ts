@@ -147,7 +147,7 @@ export function createInProcessLog(options: { retryBaseMs: number; log: Logger }
     async append(records) {
       const batches = consumers.map((consumer) => records.filter((record) => record.topic === consumer.topic));
       const settle = (i: number) => addPending(consumers[i] as Consumer, -(batches[i] as LogRecord[]).length);
-      batches.forEach((batch, i) => addPending(consumers[i] as Consumer, batch.length));
+      for (const [i, batch] of batches.entries()) addPending(consumers[i] as Consumer, batch.length);
       let settled = 0;
       try {
         while (settled < batches.length) {
