@@ -141,6 +141,32 @@ describe("after traffic", () => {
     expect(sampleValue(closed, "converger_ws_subscriptions")).toBe(0);
   });
 
+  it("tells closes for an oversized frame and for a reader left behind apart", async () => {
+    const channel = await f.channel(key, "websocket");
+    const { id } = await f.conversation(key, channel.id);
+    const wsUrl = `ws://127.0.0.1:${t.app.ports.edge}/ws?token=`;
+    const big = await openSocket(wsUrl + (await f.clientToken(key, id, "too-big")));
+    big.send({ type: "ping", pad: "x".repeat(70_000) });
+    await big.closed;
+    await expect
+      .poll(async () => sampleValue(await metricsOf(), "converger_ws_closes_total", { reason: "too_big" }))
+      .toBe(1);
+    const slow = await openSocket(wsUrl + (await f.clientToken(key, id, "slow")));
+    await slow.next((fr) => fr.type === "connection_established");
+    // Stop reading: the kernel buffers fill, then the edge's backpressure limit (1 MiB) trips.
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const text = "x".repeat(9_000);
+    for (let batch = 0; batch < 20 && slow.ws.readyState === slow.ws.OPEN; batch++) {
+      await Promise.all(Array.from({ length: 50 }, () => f.message(key, id, text)));
+    }
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    await slow.closed;
+    await expect
+      .poll(async () => sampleValue(await metricsOf(), "converger_ws_closes_total", { reason: "backpressure" }))
+      .toBe(1);
+    expect(sampleValue(await metricsOf(), "converger_ws_backpressure_drops_total")).toBe(1);
+  }, 60_000);
+
   it("measures tries, latency, outcomes and the breaker of webhook deliveries", async () => {
     const failing = await startHttpSink(() => ({ status: 500 }));
     const healthy = await startHttpSink();

@@ -210,6 +210,11 @@ export async function startEdge(options: {
         if (!state.closed) ws.end(CLOSE.forbidden, "stream unavailable");
       });
     },
+    subscription: (ws, _topic, newCount, oldCount) => {
+      // A publish over the limit closes the socket inside uWS (no send result of ours says so): it leaves
+      // its topics first, still this far behind. The close handler can no longer read the buffer.
+      if (newCount < oldCount && ws.getBufferedAmount() > MAX_BACKPRESSURE_BYTES) ws.getUserData().backpressured = true;
+    },
     message: (ws, data, isBinary) => {
       wsFramesTotal.inc(IN);
       // `data` is only valid during this call: handleFrame parses it before its first await.
