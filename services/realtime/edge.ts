@@ -211,9 +211,15 @@ export async function startEdge(options: {
       });
     },
     subscription: (ws, _topic, newCount, oldCount) => {
+      if (newCount >= oldCount) return;
       // A publish over the limit closes the socket inside uWS (no send result of ours says so): it leaves
-      // its topics first, still this far behind. The close handler can no longer read the buffer.
-      if (newCount < oldCount && ws.getBufferedAmount() > MAX_BACKPRESSURE_BYTES) ws.getUserData().backpressured = true;
+      // its topics first, still this far behind; the close handler can no longer read the buffer.
+      try {
+        if (ws.getBufferedAmount() > MAX_BACKPRESSURE_BYTES) ws.getUserData().backpressured = true;
+      } catch {
+        // After any other close uWS reports the leaves on the closed socket, which refuses every access:
+        // such a socket was not dropped for backpressure.
+      }
     },
     message: (ws, data, isBinary) => {
       wsFramesTotal.inc(IN);
