@@ -17,7 +17,7 @@ beforeAll(async () => {
     ...shared,
     WEBHOOK_ALLOW_PRIVATE: "true",
     DELIVERY_BACKOFF_BASE_MS: "10",
-    DELIVERY_CIRCUIT_COOLDOWN_MS: "60000",
+    DELIVERY_CIRCUIT_COOLDOWN_MS: "200",
   });
   fresh = await scrape(`${t.baseUrl}/metrics`);
   f = fixtures(t.baseUrl);
@@ -168,7 +168,8 @@ describe("after traffic", () => {
   }, 60_000);
 
   it("measures tries, latency, outcomes and the breaker of webhook deliveries", async () => {
-    const failing = await startHttpSink(() => ({ status: 500 }));
+    let down = true;
+    const failing = await startHttpSink(() => ({ status: down ? 500 : 200 }));
     const healthy = await startHttpSink();
     try {
       const broken = await f.channel(key, "webhook", { url: failing.url });
@@ -192,9 +193,16 @@ describe("after traffic", () => {
       expect(sampleValue(after, "converger_delivery_latency_seconds_count", type)).toBe(1);
       expect(sampleValue(after, "converger_delivery_latency_seconds_sum", type)).toBeLessThan(60);
       expect(sampleValue(after, "converger_circuit_transitions_total", { to: "open" })).toBe(1);
-      await expect
-        .poll(async () => sampleValue(await metricsOf(), "converger_circuits_open"), { timeout: 10_000 })
-        .toBe(1);
+      const circuitsOpen = async () => sampleValue(await metricsOf(), "converger_circuits_open");
+      await expect.poll(circuitsOpen, { timeout: 10_000 }).toBe(1);
+      // The endpoint is back: the next activity goes as the half-open probe, and its delivery closes the breaker.
+      down = false;
+      const { id } = await f.conversation(key, broken.id);
+      expect((await f.message(key, id, "probe")).status).toBe(201);
+      const closed = async () =>
+        sampleValue(await metricsOf(), "converger_circuit_transitions_total", { to: "closed" });
+      await expect.poll(closed, { timeout: 10_000 }).toBe(1);
+      await expect.poll(circuitsOpen, { timeout: 10_000 }).toBe(0);
     } finally {
       await Promise.all([failing.close(), healthy.close()]);
     }

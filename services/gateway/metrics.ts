@@ -39,9 +39,10 @@ export function createHttpMetrics(services: DescService[], table: RouteTable) {
 
   function routeOf(method: string, path: string): string {
     if (rpcPaths.has(path)) return path;
-    const match = table.match(method === "OPTIONS" ? "GET" : method, path);
-    if (match && "entry" in match) return match.entry.template;
-    return UNMATCHED;
+    let match = table.match(method, path);
+    // A known path asked with another method (a preflight, a 405) still counts under its template.
+    if (match && "allowed" in match) match = table.match(match.allowed[0] as string, path);
+    return match && "entry" in match ? match.entry.template : UNMATCHED;
   }
 
   // One listener for every response: nothing is allocated per request but the labels.
