@@ -14,7 +14,7 @@ import { listenEdge } from "./edge-listener.js";
 import { edgeOpsRoutes } from "./edge-routes.js";
 import { createExpiryWheel, type ExpiryWheel } from "./expiry-wheel.js";
 import { CLOSE, encodeServerFrame, type ServerFrame } from "./frames.js";
-import { countClose, reportEdge, wsFramesTotal } from "./metrics.js";
+import { countClose, markIfLeftBehind, reportEdge, wsFramesTotal } from "./metrics.js";
 import { handleFrame } from "./session-frames.js";
 import { newSocketState, type SocketState, without } from "./socket-state.js";
 import { openConversationStream } from "./stream.js";
@@ -211,15 +211,7 @@ export async function startEdge(options: {
       });
     },
     subscription: (ws, _topic, newCount, oldCount) => {
-      if (newCount >= oldCount) return;
-      // A publish over the limit closes the socket inside uWS (no send result of ours says so): it leaves
-      // its topics first, still this far behind; the close handler can no longer read the buffer.
-      try {
-        if (ws.getBufferedAmount() > MAX_BACKPRESSURE_BYTES) ws.getUserData().backpressured = true;
-      } catch {
-        // After any other close uWS reports the leaves on the closed socket, which refuses every access:
-        // such a socket was not dropped for backpressure.
-      }
+      if (newCount < oldCount) markIfLeftBehind(ws, MAX_BACKPRESSURE_BYTES);
     },
     message: (ws, data, isBinary) => {
       wsFramesTotal.inc(IN);

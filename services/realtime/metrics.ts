@@ -88,6 +88,23 @@ export function countClose(code: number, message: ArrayBuffer, backpressured: bo
   if (backpressured) wsBackpressureDropsTotal.inc();
 }
 
+/**
+ * Called as a socket leaves a topic. A publish over the limit closes the
+ * socket inside uWS (no send result of ours says so): it leaves its topics
+ * first, still that far behind, and the close handler can no longer read the buffer.
+ */
+export function markIfLeftBehind(
+  ws: { getBufferedAmount(): number; getUserData(): { backpressured: boolean } },
+  limitBytes: number,
+): void {
+  try {
+    if (ws.getBufferedAmount() > limitBytes) ws.getUserData().backpressured = true;
+  } catch {
+    // After any other close uWS reports the leaves on the closed socket, which refuses every access:
+    // such a socket was not dropped for backpressure.
+  }
+}
+
 /** Adds an edge to the gauges until the returned function is called. */
 export function reportEdge(gauges: EdgeGauges): () => void {
   edges.add(gauges);
