@@ -3,6 +3,7 @@ import type { Pool } from "../common/db/pool.js";
 import type { Logger } from "../common/obs/logger.js";
 import type { Keyring } from "../common/secrets/keyring.js";
 import { openSigningKey, type SealedSigningKey, sealSigningKey } from "./key-encryption.js";
+import { reportSigningKey } from "./metrics.js";
 
 const SIGNING_ALG = "ES256";
 // Longest-lived token we sign (client tokens, 1 h) plus clock skew: how long a
@@ -14,6 +15,12 @@ const CURRENT_KEY_TTL_MS = 30_000;
 // verifier has had the chance to load it (see token-verifier's refresh interval).
 const PUBLISH_DELAY_SECONDS = 5;
 const ROTATION_LOCK_KEY = 7_310_042_003;
+
+interface Current {
+  key: SigningKey;
+  validUntil: number;
+  createdAtMs: number;
+}
 
 export interface SigningKey {
   kid: string;
@@ -35,8 +42,25 @@ export function createSigningKeys(options: {
   onRotated: () => void;
 }) {
   const { pool, keyring } = options;
-  let current: { key: SigningKey; validUntil: number } | undefined;
+  let current: Current | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let refreshing = false;
+  let started = false;
+  // Read at scrape time; a stale choice is re-read in the background, so the age follows rotations elsewhere.
+  const stopReporting = reportSigningKey(() => {
+    if (started && !refreshing && (!current || Date.now() >= current.validUntil)) {
+      refreshing = true;
+      loadCurrent()
+        .then((fresh) => {
+          current = fresh;
+        })
+        .catch((error) => options.log.warn({ err: error }, "current signing key not re-read"))
+        .finally(() => {
+          refreshing = false;
+        });
+    }
+    return current?.createdAtMs;
+  });
 
   async function create(): Promise<string> {
     const client = await pool.connect();
@@ -88,9 +112,9 @@ export function createSigningKeys(options: {
    * The newest key published long enough ago (else the oldest live one, as at
    * first start), and until when that choice holds.
    */
-  async function loadCurrent(): Promise<{ key: SigningKey; validUntil: number }> {
-    const { rows } = await pool.query<SealedSigningKey & { next_ms: number | null }>(
-      `SELECT kid, private_jwk_enc, data_key,
+  async function loadCurrent(): Promise<Current> {
+    const { rows } = await pool.query<SealedSigningKey & { next_ms: number | null; created_ms: number }>(
+      `SELECT kid, private_jwk_enc, data_key, extract(epoch FROM created_at)::float8 * 1000 AS created_ms,
          (SELECT extract(epoch FROM min(created_at)) * 1000 + $1 * 1000 FROM signing_keys
           WHERE created_at > now() - make_interval(secs => $1)) AS next_ms
        FROM signing_keys WHERE verify_until IS NULL OR verify_until > now()
@@ -105,12 +129,14 @@ export function createSigningKeys(options: {
     const key = { kid: row.kid, privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
     // Re-read when a pending key becomes due, or after the TTL (rotation elsewhere).
     const next = row.next_ms === null ? Number.POSITIVE_INFINITY : Number(row.next_ms);
-    return { key, validUntil: Math.min(Date.now() + CURRENT_KEY_TTL_MS, next) };
+    return { key, validUntil: Math.min(Date.now() + CURRENT_KEY_TTL_MS, next), createdAtMs: Number(row.created_ms) };
   }
 
   return {
     async start(): Promise<void> {
       await rotateIfDue();
+      current = await loadCurrent();
+      started = true;
       timer = setInterval(
         () => {
           rotateIfDue().catch((error) => options.log.error({ err: error }, "signing key rotation failed"));
@@ -121,6 +147,8 @@ export function createSigningKeys(options: {
     },
     stop(): void {
       clearInterval(timer);
+      started = false;
+      stopReporting();
     },
     rotate: create,
     async current(): Promise<SigningKey> {

@@ -53,6 +53,7 @@ export function createConversationsModule(deps: ModuleDeps) {
   const relay = createOutboxRelay({
     pool,
     table: "outbox",
+    outbox: "conversations",
     log,
     eventLog: deps.eventLog,
     retentionHours: config.outboxRetentionHours,

@@ -12,7 +12,7 @@ import { ACTIVITIES_TOPIC, createActivityConsumer, DELIVERY_CONSUMER } from "./c
 import { createDeliveryDirectory } from "./directory.js";
 import { deliveryImpl } from "./handlers.js";
 import { deliveryOpsImpl } from "./handlers-ops.js";
-import { processingDeadLettersTotal } from "./metrics.js";
+import { processingDeadLettersTotal, sampleCircuits } from "./metrics.js";
 import { createAttemptStore } from "./store/attempts.js";
 import { circuitPolicy, createCircuitStore } from "./store/circuits.js";
 import { createDeliveryStore } from "./store/deliveries.js";
@@ -81,6 +81,7 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
   void joinUntilDone(eventLog, consumer, log, () => stopped);
   const interceptors = [createErrorInterceptor(log), createAccessInterceptor(deps.access)];
   let pruneTimer: NodeJS.Timeout | undefined;
+  let stopSampling = () => {};
 
   return {
     name: "delivery",
@@ -118,6 +119,7 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
       };
       pruneTimer = setInterval(() => void prune().catch((e) => log.warn({ err: e }, "prune failed")), PRUNE_EVERY_MS);
       pruneTimer.unref();
+      stopSampling = sampleCircuits(pool, log);
     },
     async ready() {
       await pool.query("SELECT 1");
@@ -126,6 +128,7 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
     async stop() {
       stopped = true;
       clearInterval(pruneTimer);
+      stopSampling();
       await worker.stop();
     },
   };

@@ -10,7 +10,13 @@ import type { EventLog } from "../common/events/event-log.js";
 import type { Logger } from "../common/obs/logger.js";
 import { toApiJson } from "../common/rpc/json.js";
 import type { ChannelInfo, DeliveryDirectory } from "./directory.js";
-import { deliveriesTotal } from "./metrics.js";
+import {
+  circuitTransitionsTotal,
+  deliveriesTotal,
+  deliveryLatency,
+  observeTry,
+  secondsSinceStored,
+} from "./metrics.js";
 import { deliveryMessage, publishDelivery } from "./rows.js";
 import { withoutChannelSecrets } from "./secret-echo.js";
 import type { TryTiming } from "./store/attempts.js";
@@ -125,11 +131,13 @@ export function createDeliveryWorker(options: WorkerOptions) {
       });
       sending = false;
       for (const [i, reply] of (result.replies ?? []).entries()) await postReply(row, channel, i, reply.text);
-      return { sent: true, providerMessageId: result.providerMessageId, type: channel.type, timing: timer.finish() };
+      const timing = observeTry(channel.type, timer.finish());
+      return { sent: true, providerMessageId: result.providerMessageId, type: channel.type, timing };
     } catch (error) {
       const failure = withoutChannelSecrets(error, channel);
       const type = channel?.type ?? "unknown";
-      return { sent: false, row: await failedTry(row, type, failure, sending, timer.finish()) };
+      const timing = observeTry(type, timer.finish());
+      return { sent: false, row: await failedTry(row, type, failure, sending, timing) };
     }
   }
 
@@ -193,6 +201,7 @@ export function createDeliveryWorker(options: WorkerOptions) {
   function noteCircuit(row: DeliveryRow, until: Date | null) {
     if (!until) return;
     if (openUntil.get(row.channel_id) !== until.getTime()) {
+      circuitTransitionsTotal.inc({ to: "open" });
       log.warn({ channelId: row.channel_id, until }, "channel circuit open: no tries until its cool-down ends");
     }
     openUntil.set(row.channel_id, until.getTime());
@@ -208,7 +217,8 @@ export function createDeliveryWorker(options: WorkerOptions) {
       if (stopped || sent >= MAX_PER_LINE_RUN) return deliveries.release(row.id);
       const outcome = await attempt(row);
       if (outcome.sent) {
-        openUntil.delete(row.channel_id); // a delivered try closes the circuit
+        // A delivered try closes the circuit.
+        if (openUntil.delete(row.channel_id)) circuitTransitionsTotal.inc({ to: "closed" });
         row = await steps.complete(row, outcome.type, outcome.timing, outcome.providerMessageId);
       } else if (outcome.row?.status === "failed") {
         row = await deliveries.claimNextInLine(row.conversation_id, row.channel_id, row.id);
@@ -222,6 +232,8 @@ export function createDeliveryWorker(options: WorkerOptions) {
     if (room <= 0) return 0;
     // Half-open circuits' probes first: they are the only tries their channels get.
     const probes = await options.circuits.claimProbes(room);
+    // Known as open (whoever opened it), due now: the probe's outcome is a transition either way.
+    for (const probe of probes) if (!openUntil.has(probe.channel_id)) openUntil.set(probe.channel_id, 0);
     const heads = [...probes, ...(await deliveries.claimDue(room - probes.length))];
     for (const head of heads) {
       const line = runLine(head)
@@ -304,7 +316,9 @@ function createStepBatcher(options: WorkerOptions) {
         );
         const types = new Map(batch.map((s) => [s.row.id, s.type]));
         for (const row of done) {
-          deliveriesTotal.inc({ channel_type: types.get(row.id) ?? "unknown", outcome: "delivered" });
+          const channelType = types.get(row.id) ?? "unknown";
+          deliveriesTotal.inc({ channel_type: channelType, outcome: "delivered" });
+          deliveryLatency.observe({ channel_type: channelType }, secondsSinceStored(row));
           publishDelivery(options.bus, row);
         }
         // Each claimed row goes to one runner of its line, never to two.

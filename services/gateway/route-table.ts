@@ -10,6 +10,8 @@ type Segment = { literal: string } | { param: string };
 export interface RpcRoute {
   kind: "rpc";
   verb: string;
+  /** The path as declared (`/v1/conversations/{id}`): the route's metrics label. */
+  template: string;
   segments: Segment[];
   method: DescMethod;
   service: DescService;
@@ -23,6 +25,7 @@ export interface RpcRoute {
 interface RawRouteEntry {
   kind: "raw";
   verb: string;
+  template: string;
   segments: Segment[];
   route: RawRoute;
 }
@@ -51,6 +54,7 @@ export function buildRouteTable(services: DescService[], rawRoutes: RawRoute[]) 
         entries.push({
           kind: "rpc",
           verb,
+          template: path,
           segments: parseTemplate(path),
           method,
           service,
@@ -62,7 +66,13 @@ export function buildRouteTable(services: DescService[], rawRoutes: RawRoute[]) 
     }
   }
   for (const route of rawRoutes) {
-    entries.push({ kind: "raw", verb: route.method.toUpperCase(), segments: parseTemplate(route.path), route });
+    entries.push({
+      kind: "raw",
+      verb: route.method.toUpperCase(),
+      template: route.path,
+      segments: parseTemplate(route.path),
+      route,
+    });
   }
   entries.sort((a, b) => specificity(b) - specificity(a));
 

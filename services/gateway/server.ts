@@ -8,6 +8,7 @@ import type { Logger } from "../common/obs/logger.js";
 import { traceparentOf } from "../common/obs/trace.js";
 import type { RawRoute } from "../common/service.js";
 import { createCors } from "./cors.js";
+import { createHttpMetrics } from "./metrics.js";
 import { buildRouteTable } from "./route-table.js";
 import { createRpcAdapter } from "./rpc-adapter.js";
 import type { Authenticate } from "./rpc-guard.js";
@@ -54,6 +55,10 @@ export function createGatewayHandler(options: GatewayOptions) {
     authenticate: options.authenticate,
     log: options.log,
   });
+  const track = createHttpMetrics(
+    options.services.map((s) => s.desc),
+    table,
+  );
   const isTrustedProxy = createAddressMatcher(options.trustedProxies);
   const applyCors = createCors(options.corsOrigins);
   const hsts = options.strictTransportSecurity === true;
@@ -73,6 +78,7 @@ export function createGatewayHandler(options: GatewayOptions) {
     },
   });
   return (req: IncomingMessage, res: ServerResponse) => {
+    track(res);
     try {
       const requestId = newRequestId(req.headers["x-request-id"]);
       const forwardedFor = req.headers["x-forwarded-for"];

@@ -7,6 +7,7 @@ import {
   processBatch,
 } from "../common/events/event-log.js";
 import type { Logger } from "../common/obs/logger.js";
+import { sampleKafkaLag } from "./kafka-lag.js";
 
 export interface KafkaLogOptions {
   brokers: string[];
@@ -50,6 +51,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   // Crashes in a row per group; a successful join resets it.
   const crashes = new Map<string, number>();
   const createdTopics = new Set<string>();
+  const joined = new Map<string, { group: string; topic: string }>();
+  const lag = sampleKafkaLag(kafka, () => joined.values(), log);
   let open = true;
 
   async function connectedProducer(): Promise<Producer> {
@@ -174,12 +177,15 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
           }
         },
       });
+      joined.set(`${consumer.group}\u0000${consumer.topic}`, { group: consumer.group, topic: consumer.topic });
+      void lag.sample();
     },
     async ready() {
       await connectedProducer();
     },
     async close() {
       open = false;
+      await lag.stop();
       await Promise.all([...consumers].map((c) => c.disconnect().catch(() => undefined)));
       await producer?.disconnect().catch(() => undefined);
     },

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { type Bus, createLocalBus, decodeBusFrame, encodeBusFrame, GAP_FRAME } from "../common/events/bus.js";
 import type { Logger } from "../common/obs/logger.js";
+import { watchRedis } from "../common/obs/metrics.js";
 
 const CHANNEL_PREFIX = "cvg:";
 
@@ -26,6 +27,7 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
   // Without an offline queue a publish while Redis is down fails at once instead of piling up in memory.
   const pub = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
   const sub = new Redis(url, { lazyConnect: true });
+  const forget = [watchRedis("bus", pub), watchRedis("bus", sub)];
   let lost = false;
   let warned = false;
 
@@ -96,6 +98,7 @@ export async function createRedisBus(url: string, log: Logger): Promise<Bus> {
     },
     async close() {
       await local.close();
+      for (const stop of forget) stop();
       pub.disconnect();
       sub.disconnect();
     },

@@ -4,8 +4,11 @@ import type { TlsFiles } from "../common/tls.js";
 /** The edge's listening port, in clear text (`ws`) or TLS (`wss`). */
 export interface EdgeListener {
   port: number;
-  /** Publishes to every app that may hold sockets: the listening one and those drained by a reload. */
-  publish(topic: string, message: string): void;
+  /**
+   * Publishes to every app that may hold sockets: the listening one and those
+   * drained by a reload. Returns how many sockets it was sent to.
+   */
+  publish(topic: string, message: string): number;
   /**
    * Serves new connections with the certificate files as they are now; open
    * sockets stay on the certificate they were made with. Throws, keeping the
@@ -79,7 +82,12 @@ export function listenEdge<S>(options: {
   return {
     port,
     publish(topic, message) {
-      for (const entry of apps) entry.app.publish(topic, message, false);
+      let recipients = 0;
+      for (const entry of apps) {
+        recipients += entry.app.numSubscribers(topic);
+        entry.app.publish(topic, message, false);
+      }
+      return recipients;
     },
     reloadTls() {
       if (!options.tls || !listenSocket) return;

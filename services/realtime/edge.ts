@@ -11,8 +11,10 @@ import { type Bus, type BusFrame, tenantTopic } from "../common/events/bus.js";
 import type { Logger } from "../common/obs/logger.js";
 import { authenticateEdge, tokenOf, UpgradeError, userKeyOf } from "./edge-auth.js";
 import { listenEdge } from "./edge-listener.js";
+import { edgeOpsRoutes } from "./edge-routes.js";
 import { createExpiryWheel, type ExpiryWheel } from "./expiry-wheel.js";
 import { CLOSE, encodeServerFrame, type ServerFrame } from "./frames.js";
+import { countClose, markIfLeftBehind, reportEdge, wsFramesTotal } from "./metrics.js";
 import { handleFrame } from "./session-frames.js";
 import { newSocketState, type SocketState, without } from "./socket-state.js";
 import { openConversationStream } from "./stream.js";
@@ -58,7 +60,7 @@ export async function startEdge(options: {
 }) {
   const { config, access, log } = options;
   const bridge = createTopicBridge(options.bus, {
-    publish: (topic, frame) => listener.publish(topic, JSON.stringify(frame)),
+    publish: (topic, frame) => wsFramesTotal.inc(OUT, listener.publish(topic, JSON.stringify(frame))),
     interrupt: (topic) => resumeFollowers(topic),
   });
   // Open sockets per user and per tenant, for the caps (counted on this edge).
@@ -72,8 +74,18 @@ export async function startEdge(options: {
   const perTenant = new Map<string, number>();
   const sockets = new Set<EdgeSocket>();
   const isTrustedProxy = createAddressMatcher(config.trustedProxies);
+  const metricsAllowed = createAddressMatcher(config.adminAllowedIps);
+  // The same client address the gateway sees: X-Forwarded-For only from TRUSTED_PROXIES.
+  const addressOf = (res: uWS.HttpResponse, req: uWS.HttpRequest) =>
+    clientAddress(
+      Buffer.from(res.getRemoteAddressAsText()).toString(),
+      req.getHeader("x-forwarded-for") || undefined,
+      isTrustedProxy,
+    );
   const allowedOrigins = new Set([new URL(config.publicUrl).origin, ...config.wsAllowedOrigins]);
   let closing = false;
+  let subscriptionCount = 0;
+  const stopReporting = reportEdge({ connections: () => sockets.size, subscriptions: () => subscriptionCount });
 
   const ctx: EdgeContext = {
     conversations: createClient(ConversationsService, options.conversationsTransport),
@@ -86,20 +98,25 @@ export async function startEdge(options: {
     sendEncoded(ws, frame) {
       const state = ws.getUserData();
       if (state.closed) return false;
-      // 2 = dropped over maxBackpressure: uWS closes such a socket itself.
-      return ws.send(JSON.stringify(frame), false) !== 2;
+      // 2 = dropped over maxBackpressure: uWS closes such a socket itself (later, as 1006).
+      const sent = ws.send(JSON.stringify(frame), false) !== 2;
+      if (sent) wsFramesTotal.inc(OUT);
+      else state.backpressured = true;
+      return sent;
     },
     join(ws, topic, at) {
       const state = ws.getUserData();
       if (state.closed || state.subscriptions.includes(topic)) return;
       const shared = bridge.retain(topic, at);
       state.subscriptions = [...state.subscriptions, shared];
+      subscriptionCount++;
       ws.subscribe(shared);
     },
     leave(ws, topic) {
       const state = ws.getUserData();
       if (!state.subscriptions.includes(topic)) return;
       state.subscriptions = without(state.subscriptions, topic);
+      subscriptionCount--;
       if (!state.closed) ws.unsubscribe(topic);
       bridge.release(topic);
     },
@@ -146,12 +163,7 @@ export async function startEdge(options: {
         const origin = req.getHeader("origin");
         const query = new URLSearchParams(req.getQuery() ?? "");
         const { token, protocol } = tokenOf(query, req.getHeader("sec-websocket-protocol"));
-        // The same client address the gateway sees: X-Forwarded-For only from TRUSTED_PROXIES.
-        const ip = clientAddress(
-          Buffer.from(res.getRemoteAddressAsText()).toString(),
-          req.getHeader("x-forwarded-for") || undefined,
-          isTrustedProxy,
-        );
+        const ip = addressOf(res, req);
         if (closing) throw new UpgradeError("503 Service Unavailable", "shutting down");
         if (origin && !allowedOrigins.has(origin)) throw new UpgradeError("403 Forbidden", "origin not allowed");
         // Bad tokens count as failed authentications of the address, as on the gateway.
@@ -198,13 +210,19 @@ export async function startEdge(options: {
         if (!state.closed) ws.end(CLOSE.forbidden, "stream unavailable");
       });
     },
+    subscription: (ws, _topic, newCount, oldCount) => {
+      if (newCount < oldCount) markIfLeftBehind(ws, MAX_BACKPRESSURE_BYTES);
+    },
     message: (ws, data, isBinary) => {
+      wsFramesTotal.inc(IN);
       // `data` is only valid during this call: handleFrame parses it before its first await.
       handleFrame(ctx, ws, data, isBinary).catch((error: unknown) => log.error({ err: error }, "frame failed"));
     },
-    close: (ws) => {
+    close: (ws, code, message) => {
       const state = ws.getUserData();
       state.closed = true;
+      countClose(code, message, state.backpressured);
+      subscriptionCount -= state.subscriptions.length;
       sockets.delete(ws);
       expiries.cancel(ws);
       for (const topic of state.subscriptions) bridge.release(topic);
@@ -235,13 +253,13 @@ export async function startEdge(options: {
     ...(config.tls ? { tls: config.tls } : {}),
     wsPath: "/ws",
     behavior,
-    routes: (app) => {
-      // Liveness for edge-only processes, which have no gateway.
-      app.get("/healthz", (res) => {
-        res.writeStatus(closing ? "503 Service Unavailable" : "200 OK").writeHeader("content-type", "application/json");
-        res.end(JSON.stringify({ status: closing ? "closing" : "ok", sockets: sockets.size }));
-      });
-    },
+    routes: (app) =>
+      edgeOpsRoutes(app, {
+        closing: () => closing,
+        sockets: () => sockets.size,
+        clientIp: (res, req) => addressOf(res, req),
+        metricsAllowed,
+      }),
   });
 
   return {
@@ -255,9 +273,13 @@ export async function startEdge(options: {
       for (const ws of [...sockets]) ws.end(CLOSE.goingAway, "server going away");
       bridge.close();
       expiries.close();
+      stopReporting();
     },
   };
 }
+
+const IN = { direction: "in" } as const;
+const OUT = { direction: "out" } as const;
 
 function count(counts: Map<string, number>, key: string, delta: number): void {
   const next = (counts.get(key) ?? 0) + delta;

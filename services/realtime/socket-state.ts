@@ -15,6 +15,8 @@ export interface SocketState {
   watermark?: string | undefined;
   feedTenant?: string | undefined;
   closed: boolean;
+  /** A send was dropped over the backpressure limit: uWS closes the socket, and the close counts as such. */
+  backpressured: boolean;
   /** Frames left in the second ending at budgetResetAt, and strikes for exceeding a second's budget. */
   framesLeft: number;
   budgetResetAt: number;
@@ -52,6 +54,7 @@ export function newSocketState(
     watermark,
     feedTenant,
     closed: false,
+    backpressured: false,
     framesLeft: 0,
     budgetResetAt: 0,
     strikes: 0,

@@ -63,6 +63,7 @@ export function createUploadsModule(deps: ModuleDeps): UploadsModule {
   const relay = createOutboxRelay({
     pool,
     table: "upload_outbox",
+    outbox: "uploads",
     log,
     eventLog: deps.eventLog,
     retentionHours: config.outboxRetentionHours,

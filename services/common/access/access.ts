@@ -4,6 +4,7 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type AccessRule, access, PrincipalKind } from "../../../gen/converger/v1/options_pb.js";
 import { http } from "../../../gen/google/api/annotations_pb.js";
+import { rpcMetricsInterceptor } from "../obs/rpc-metrics.js";
 import { codeName } from "../rpc/errors.js";
 import { validateMessage } from "../rpc/validation.js";
 import type { AdminSessionsClient } from "./admin-sessions-client.js";
@@ -231,22 +232,26 @@ export function createAuthenticator(options: AccessOptions) {
  */
 export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const authenticateCall = createAuthenticator(options);
-  return (next) => async (req) => {
-    const principal = req.contextValues.get(kAuthenticated) ?? (await authenticateCall(req.method, req.header));
-    req.contextValues.set(kPrincipal, principal);
-    const limitHeaders = isStateChanging(req.method) ? await limitWrite(principal, req.method, req.header) : undefined;
-    if (!req.stream) validateMessage(req.method.input, req.message);
-    const audited = isOperator(principal) && isStateChanging(req.method);
-    try {
-      const res = await next(req);
-      if (limitHeaders) for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
-      if (audited) options.auditAction(operatorAction(principal, req, "ok"));
-      return res;
-    } catch (error) {
-      if (audited) options.auditAction(operatorAction(principal, req, codeName(ConnectError.from(error).code)));
-      throw error;
-    }
-  };
+  // Measured outside the checks, so refused calls (unauthenticated, rate limited) are counted too.
+  return (next) =>
+    rpcMetricsInterceptor(async (req) => {
+      const principal = req.contextValues.get(kAuthenticated) ?? (await authenticateCall(req.method, req.header));
+      req.contextValues.set(kPrincipal, principal);
+      const limitHeaders = isStateChanging(req.method)
+        ? await limitWrite(principal, req.method, req.header)
+        : undefined;
+      if (!req.stream) validateMessage(req.method.input, req.message);
+      const audited = isOperator(principal) && isStateChanging(req.method);
+      try {
+        const res = await next(req);
+        if (limitHeaders) for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
+        if (audited) options.auditAction(operatorAction(principal, req, "ok"));
+        return res;
+      } catch (error) {
+        if (audited) options.auditAction(operatorAction(principal, req, codeName(ConnectError.from(error).code)));
+        throw error;
+      }
+    });
 
   async function limitWrite(principal: Principal, method: DescMethod, header: Headers) {
     if (principal.kind === "internal") return undefined;

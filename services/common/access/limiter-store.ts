@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import type { Logger } from "../obs/logger.js";
-import { rateLimitFallbacksTotal } from "../obs/metrics.js";
+import { rateLimitFallbacksTotal, watchRedis } from "../obs/metrics.js";
 
 /**
  * Where rate-limit counters live (rate-limiter-flexible): Redis when
@@ -47,6 +47,7 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
     maxRetriesPerRequest: 1,
     commandTimeout: COMMAND_TIMEOUT_MS,
   });
+  const forget = watchRedis("limits", client);
   let degraded = false;
   const onFallback = () => {
     if (degraded) return;
@@ -73,6 +74,7 @@ export function createRedisLimiterStore(url: string, log: Logger): LimiterStore 
   return {
     ...store,
     async close() {
+      forget();
       client.disconnect();
     },
   };

@@ -3,6 +3,7 @@ import { RateLimiterRes } from "rate-limiter-flexible";
 import type { RateLimitSettings } from "../config.js";
 import type { Logger } from "../obs/logger.js";
 import type { LimiterStore } from "./limiter-store.js";
+import { rateLimitRejectionsTotal } from "./metrics.js";
 
 const WINDOW_SECONDS = 60;
 // Bounds the memory an address-spraying attacker can make us spend on block entries.
@@ -79,6 +80,7 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
         // A refused call spends nothing: one user hammering its own limit must not drain its tenant's or address's.
         const spent = policies.filter((_, i) => counted[i] instanceof RateLimiterRes);
         await Promise.all(spent.map((p) => counters[p.name].reward(p.key).catch(() => undefined)));
+        rateLimitRejectionsTotal.inc({ policy: refused.policy.name });
         throw limitedError(refused.policy, refused.msBeforeNext, policies);
       }
       if (!closest) return {};
@@ -92,12 +94,19 @@ export function createRateLimits(store: LimiterStore, settings: RateLimitSetting
      * local, so a correct credential costs no round trip; with Redis the
      * count is shared and each process learns of a block on the next failure.
      */
-    authBlockedMs: blockedMs,
+    authBlockedMs(key: string): number {
+      const ms = blockedMs(key);
+      if (ms > 0) rateLimitRejectionsTotal.inc({ policy: "auth_failures" });
+      return ms;
+    },
 
     /** Throws a 429 (retry when the last of them opens) while any of `keys` is refused after failed authentications. */
     refuseBlocked(...keys: string[]): void {
       const ms = Math.max(0, ...keys.map(blockedMs));
-      if (ms > 0) throw authBlockedError(ms);
+      if (ms > 0) {
+        rateLimitRejectionsTotal.inc({ policy: "auth_failures" });
+        throw authBlockedError(ms);
+      }
     },
 
     /** Counts a failed authentication of `key`; past the limit the key is refused until its window ends. */

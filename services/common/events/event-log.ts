@@ -1,5 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { Logger } from "../obs/logger.js";
+import { reportLag } from "./metrics.js";
 
 /** One event of the log (an outbox row on its way to consumers). */
 export interface LogRecord {
@@ -134,15 +135,31 @@ export async function processBatch(
  */
 export function createInProcessLog(options: { retryBaseMs: number; log: Logger }): EventLog {
   const consumers: Consumer[] = [];
+  // Records appended and not yet processed, per consumer: its lag on the one "partition" of this log.
+  const pending = new Map<Consumer, number>();
+  const stopReporting = reportLag(() =>
+    consumers.map((c) => ({ group: c.group, topic: c.topic, partition: "0", lag: pending.get(c) ?? 0 })),
+  );
+  const addPending = (consumer: Consumer, n: number) => pending.set(consumer, (pending.get(consumer) ?? 0) + n);
   let open = true;
   return {
     kind: "in-process",
     async append(records) {
-      for (const consumer of consumers) {
-        const mine = records.filter((record) => record.topic === consumer.topic);
-        if (!(await processBatch(consumer, mine, { ...options, alive: () => open }))) {
-          throw new Error("event log closed while processing");
+      const batches = consumers.map((consumer) => records.filter((record) => record.topic === consumer.topic));
+      const settle = (i: number) => addPending(consumers[i] as Consumer, -(batches[i] as LogRecord[]).length);
+      for (const [i, batch] of batches.entries()) addPending(consumers[i] as Consumer, batch.length);
+      let settled = 0;
+      try {
+        while (settled < batches.length) {
+          const i = settled++;
+          const mine = batches[i] as LogRecord[];
+          const ok = await processBatch(consumers[i] as Consumer, mine, { ...options, alive: () => open }).finally(() =>
+            settle(i),
+          );
+          if (!ok) throw new Error("event log closed while processing");
         }
+      } finally {
+        for (let i = settled; i < batches.length; i++) settle(i);
       }
     },
     async consume(consumer) {
@@ -154,6 +171,7 @@ export function createInProcessLog(options: { retryBaseMs: number; log: Logger }
     async ready() {},
     async close() {
       open = false;
+      stopReporting();
     },
   };
 }

@@ -2,11 +2,14 @@ import type { JsonValue } from "@bufbuild/protobuf";
 import { inTransaction, type Pool } from "../db/pool.js";
 import type { Logger } from "../obs/logger.js";
 import type { EventLog, LogRecord } from "./event-log.js";
+import { type OutboxName, sampleOutbox } from "./metrics.js";
 
 export interface OutboxRelayOptions {
   pool: Pool;
   /** The owning service's outbox table: (id bigserial, event_id, topic, key, tenant_id, payload, traceparent, published_at). */
   table: string;
+  /** The outbox's name in converger_outbox_* metrics; unsampled without one. */
+  outbox?: OutboxName;
   log: Logger;
   eventLog: EventLog;
   retentionHours: number;
@@ -42,6 +45,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   let timers: NodeJS.Timeout[] = [];
   let failures = 0;
   let pausedUntil = 0;
+  let stopSampling = () => {};
 
   async function pass(): Promise<number> {
     return inTransaction(options.pool, async (client) => {
@@ -135,11 +139,14 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
     start(): void {
       timers = [setInterval(relay.wake, options.pollIntervalMs ?? 1000), setInterval(prune, PRUNE_EVERY_MS)];
       for (const t of timers) t.unref();
+      if (options.outbox)
+        stopSampling = sampleOutbox({ pool: options.pool, table, outbox: options.outbox, log: options.log });
       void prune();
       relay.wake();
     },
     async stop(): Promise<void> {
       for (const t of timers) clearInterval(t);
+      stopSampling();
       wanted = false;
       await running;
     },

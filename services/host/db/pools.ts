@@ -1,4 +1,5 @@
 import type { ServiceName } from "../../common/config.js";
+import { instrumentPool } from "../../common/db/metrics.js";
 import { createPool, type Pool } from "../../common/db/pool.js";
 
 /**
@@ -27,7 +28,7 @@ function poolSizes(owners: ServiceName[]): Map<ServiceName, number> {
   );
 }
 
-/** One pool per service with tables, each confined to the service's schema. */
+/** One pool per service with tables, each confined to the service's schema and measured under its name. */
 export function openServicePools(
   url: string,
   owners: ServiceName[],
@@ -37,7 +38,8 @@ export function openServicePools(
   return new Map(
     owners.map((name) => {
       const max = sizes.get(name);
-      return [name, createPool(url, onIdleError, { schema: schemaFor(name), ...(max === undefined ? {} : { max }) })];
+      const pool = createPool(url, onIdleError, { schema: schemaFor(name), ...(max === undefined ? {} : { max }) });
+      return [name, instrumentPool(pool, name)];
     }),
   );
 }
