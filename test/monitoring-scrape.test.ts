@@ -14,6 +14,8 @@ import { openSocket } from "./helpers/ws.js";
 // one process, every service, no Redis, no Kafka. Scrapes every second, so short windows hold data.
 const SCRAPE_INTERVAL = "1s";
 const RANGES = { __rate_interval: "30s", __interval: "5s", __range: "10m" };
+// Panels about an engine `npm start` does not run: they have data where it runs (test/redis-metrics.test.ts).
+const NOT_IN_DEFAULTS = new Set(["realtime-edge.json › Redis connections"]);
 
 let service: ServiceProcess;
 let prometheus: ChildProcess;
@@ -111,6 +113,7 @@ describe("the dashboards against a real Prometheus scraping the product", () => 
     const empty = async () => {
       const missing: string[] = [];
       for (const q of queries) {
+        if (NOT_IN_DEFAULTS.has(`${q.dashboard} › ${q.panel}`)) continue;
         if ((await query(withGrafanaRanges(q.expr, RANGES))).length === 0) missing.push(`${q.dashboard} › ${q.panel}`);
       }
       return missing;

@@ -4,7 +4,8 @@ import { metrics } from "../common/obs/metrics.js";
 /** When each signing-key set's current key was created (ms), or undefined before one is known. */
 const sources = new Set<() => number | undefined>();
 
-export const signingKeyAge = new Gauge({
+// Registered by being made; read at scrape time by its collect().
+new Gauge({
   name: "converger_signing_key_age_seconds",
   help: "Age of the key that signs new tokens; rotation keeps it near SIGNING_KEY_ROTATION_HOURS.",
   registers: [metrics],

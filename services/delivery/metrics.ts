@@ -28,7 +28,7 @@ export const inboundTotal = new Counter({
   registers: [metrics],
 });
 
-export const deliveryAttemptDuration = new Histogram({
+const deliveryAttemptDuration = new Histogram({
   name: "converger_delivery_attempt_duration_seconds",
   help: "Duration of one delivery try (channel lookup, pacing and the send), by channel type.",
   labelNames: ["channel_type"] as const,
@@ -44,7 +44,7 @@ export const deliveryLatency = new Histogram({
   registers: [metrics],
 });
 
-export const circuitsOpen = new Gauge({
+const circuitsOpen = new Gauge({
   name: "converger_circuits_open",
   help: "Channels of the deployment whose breaker is open or half-open (sampled every few seconds).",
   registers: [metrics],

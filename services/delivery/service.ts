@@ -59,6 +59,8 @@ export function createDeliveryModule(deps: ModuleDeps): ServiceModule {
       await feed.createEvent({ tenantId, message }, { headers: directory.headers });
     },
   });
+  // At 0 from the start: an alert on its increase needs the series before the first dead letter.
+  processingDeadLettersTotal.inc({ consumer: DELIVERY_CONSUMER, topic: ACTIVITIES_TOPIC }, 0);
   const consumer: Consumer = {
     group: DELIVERY_CONSUMER,
     topic: ACTIVITIES_TOPIC,

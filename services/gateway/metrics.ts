@@ -4,14 +4,14 @@ import { Counter, Histogram } from "prom-client";
 import { DURATION_BUCKETS, metrics } from "../common/obs/metrics.js";
 import type { RouteTable } from "./route-table.js";
 
-export const httpRequestsTotal = new Counter({
+const httpRequestsTotal = new Counter({
   name: "converger_http_requests_total",
   help: "Gateway HTTP requests by route template (or unmatched), method and status.",
   labelNames: ["route", "method", "code"] as const,
   registers: [metrics],
 });
 
-export const httpRequestDuration = new Histogram({
+const httpRequestDuration = new Histogram({
   name: "converger_http_request_duration_seconds",
   help: "Gateway HTTP request duration, from arrival to the end of the answer.",
   labelNames: ["route", "method"] as const,

@@ -9,7 +9,8 @@ interface EdgeGauges {
 }
 const edges = new Set<EdgeGauges>();
 
-export const wsConnections = new Gauge({
+// Registered by being made; read at scrape time by its collect().
+new Gauge({
   name: "converger_ws_connections",
   help: "Open WebSockets on this edge.",
   registers: [metrics],
@@ -20,7 +21,8 @@ export const wsConnections = new Gauge({
   },
 });
 
-export const wsSubscriptions = new Gauge({
+// Registered by being made; read at scrape time by its collect().
+new Gauge({
   name: "converger_ws_subscriptions",
   help: "Conversation and tenant subscriptions held by sockets on this edge.",
   registers: [metrics],
@@ -49,16 +51,16 @@ const CLOSE_REASONS = [
   "backpressure",
   "other",
 ] as const;
-export type CloseReason = (typeof CLOSE_REASONS)[number];
+type CloseReason = (typeof CLOSE_REASONS)[number];
 
-export const wsClosesTotal = new Counter({
+const wsClosesTotal = new Counter({
   name: "converger_ws_closes_total",
   help: "Closed WebSockets by reason.",
   labelNames: ["reason"] as const,
   registers: [metrics],
 });
 
-export const wsBackpressureDropsTotal = new Counter({
+const wsBackpressureDropsTotal = new Counter({
   name: "converger_ws_backpressure_drops_total",
   help: "Sockets closed because they fell more than the backpressure limit behind.",
   registers: [metrics],

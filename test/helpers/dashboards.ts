@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const DASHBOARDS = "k8s/monitoring/grafana";
+const DASHBOARDS = "k8s/monitoring/grafana";
 
 export interface Panel {
   title?: string;

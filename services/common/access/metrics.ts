@@ -1,7 +1,7 @@
 import { Counter } from "prom-client";
 import { metrics } from "../obs/metrics.js";
 
-export type LimitPolicy = "credential" | "tenant" | "ip" | "auth_failures";
+type LimitPolicy = "credential" | "tenant" | "ip" | "auth_failures";
 
 export const rateLimitRejectionsTotal = new Counter({
   name: "converger_rate_limit_rejections_total",

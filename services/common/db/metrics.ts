@@ -11,7 +11,8 @@ function livePools(): [Pool, string][] {
   return [...pools];
 }
 
-export const dbPoolConnections = new Gauge({
+// Registered by being made; read at scrape time by its collect().
+new Gauge({
   name: "converger_db_pool_connections",
   help: "PostgreSQL pool connections by owning service and state (total, idle, waiting: callers queued for one).",
   labelNames: ["service", "state"] as const,
@@ -26,7 +27,8 @@ export const dbPoolConnections = new Gauge({
   },
 });
 
-export const dbPoolMax = new Gauge({
+// Registered by being made; read at scrape time by its collect().
+new Gauge({
   name: "converger_db_pool_max",
   help: "The most connections a service's pool opens.",
   labelNames: ["service"] as const,
@@ -37,7 +39,7 @@ export const dbPoolMax = new Gauge({
   },
 });
 
-export const dbQueryDuration = new Histogram({
+const dbQueryDuration = new Histogram({
   name: "converger_db_query_duration_seconds",
   help: "PostgreSQL statement duration by owning service (transactions' statements included).",
   labelNames: ["service"] as const,

@@ -6,14 +6,14 @@ import { metrics } from "../obs/metrics.js";
 export type OutboxName = "conversations" | "uploads";
 const OUTBOXES: OutboxName[] = ["conversations", "uploads"];
 
-export const outboxBacklog = new Gauge({
+const outboxBacklog = new Gauge({
   name: "converger_outbox_backlog",
   help: "Unpublished outbox rows (sampled every few seconds).",
   labelNames: ["outbox"] as const,
   registers: [metrics],
 });
 
-export const outboxOldestAge = new Gauge({
+const outboxOldestAge = new Gauge({
   name: "converger_outbox_oldest_age_seconds",
   help: "Age of the oldest unpublished outbox row, 0 when the outbox is empty (sampled every few seconds).",
   labelNames: ["outbox"] as const,
@@ -67,7 +67,8 @@ export interface LagSample {
 }
 const lagSources = new Set<() => readonly LagSample[]>();
 
-export const consumerLag = new Gauge({
+// Registered by being made; read at scrape time by its collect().
+new Gauge({
   name: "converger_consumer_lag",
   help: "Records of a topic partition not yet consumed by a consumer group (in-process log or Kafka).",
   labelNames: ["group", "topic", "partition"] as const,

@@ -23,7 +23,8 @@ export const rateLimitFallbacksTotal = new Counter({
 type RedisRole = "bus" | "limits";
 const redisClients = new Map<RedisRole, Set<{ status: string }>>();
 
-export const redisUp = new Gauge({
+// Registered by being made; read at scrape time by its collect().
+new Gauge({
   name: "converger_redis_up",
   help: "1 while every Redis connection of the role (bus, limits) is ready, 0 otherwise; absent without REDIS_URL.",
   labelNames: ["client"] as const,

@@ -3,14 +3,14 @@ import { Counter, Histogram } from "prom-client";
 import { codeName } from "../rpc/errors.js";
 import { DURATION_BUCKETS, metrics } from "./metrics.js";
 
-export const rpcRequestsTotal = new Counter({
+const rpcRequestsTotal = new Counter({
   name: "converger_rpc_requests_total",
   help: "RPCs handled by this process, by service, method and Connect code.",
   labelNames: ["service", "method", "code"] as const,
   registers: [metrics],
 });
 
-export const rpcDuration = new Histogram({
+const rpcDuration = new Histogram({
   name: "converger_rpc_duration_seconds",
   help: "Time to a handled RPC's response (for streams: until the stream opened).",
   labelNames: ["service", "method"] as const,
