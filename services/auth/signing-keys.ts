@@ -43,23 +43,26 @@ export function createSigningKeys(options: {
 }) {
   const { pool, keyring } = options;
   let current: Current | undefined;
+  // Which key signs now and since when, for the age metric: read without opening the private key, which
+  // a node that only verifies (or runs with another keyring) may never do.
+  let chosen: { createdAtMs: number; validUntil: number } | undefined;
   let timer: NodeJS.Timeout | undefined;
   let refreshing = false;
   let started = false;
   // Read at scrape time; a stale choice is re-read in the background, so the age follows rotations elsewhere.
   const stopReporting = reportSigningKey(() => {
-    if (started && !refreshing && (!current || Date.now() >= current.validUntil)) {
+    if (started && !refreshing && (!chosen || Date.now() >= chosen.validUntil)) {
       refreshing = true;
-      loadCurrent()
+      choose()
         .then((fresh) => {
-          current = fresh;
+          chosen = fresh;
         })
         .catch((error) => options.log.warn({ err: error }, "current signing key not re-read"))
         .finally(() => {
           refreshing = false;
         });
     }
-    return current?.createdAtMs;
+    return chosen?.createdAtMs;
   });
 
   async function create(): Promise<string> {
@@ -112,7 +115,7 @@ export function createSigningKeys(options: {
    * The newest key published long enough ago (else the oldest live one, as at
    * first start), and until when that choice holds.
    */
-  async function loadCurrent(): Promise<Current> {
+  async function currentRow() {
     const { rows } = await pool.query<SealedSigningKey & { next_ms: number | null; created_ms: number }>(
       `SELECT kid, private_jwk_enc, data_key, extract(epoch FROM created_at)::float8 * 1000 AS created_ms,
          (SELECT extract(epoch FROM min(created_at)) * 1000 + $1 * 1000 FROM signing_keys
@@ -125,17 +128,28 @@ export function createSigningKeys(options: {
     );
     const row = rows[0];
     if (!row) throw new Error("no signing key");
-    const jwk = openSigningKey(keyring, row) as JWK;
-    const key = { kid: row.kid, privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
     // Re-read when a pending key becomes due, or after the TTL (rotation elsewhere).
     const next = row.next_ms === null ? Number.POSITIVE_INFINITY : Number(row.next_ms);
-    return { key, validUntil: Math.min(Date.now() + CURRENT_KEY_TTL_MS, next), createdAtMs: Number(row.created_ms) };
+    return { row, validUntil: Math.min(Date.now() + CURRENT_KEY_TTL_MS, next), createdAtMs: Number(row.created_ms) };
+  }
+
+  async function choose() {
+    const { validUntil, createdAtMs } = await currentRow();
+    return { validUntil, createdAtMs };
+  }
+
+  async function loadCurrent(): Promise<Current> {
+    const { row, validUntil, createdAtMs } = await currentRow();
+    const jwk = openSigningKey(keyring, row) as JWK;
+    const key = { kid: row.kid, privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey };
+    chosen = { validUntil, createdAtMs };
+    return { key, validUntil, createdAtMs };
   }
 
   return {
     async start(): Promise<void> {
       await rotateIfDue();
-      current = await loadCurrent();
+      chosen = await choose();
       started = true;
       timer = setInterval(
         () => {
