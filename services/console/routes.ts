@@ -1,11 +1,10 @@
-import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { AuthService } from "../../gen/converger/v1/auth_pb.js";
 import { cookieValue } from "../common/access/access.js";
 import type { AdminSessionsClient } from "../common/access/admin-sessions-client.js";
 import { ADMIN_SESSION_COOKIE, CLIENT_IP_HEADER } from "../common/access/context.js";
-import { readBody } from "../common/rpc/http-io.js";
+import { etagOf, readBody } from "../common/rpc/http-io.js";
 import type { RawContext, RawRoute } from "../common/service.js";
 import { appPage, PAGES, signInPage } from "./pages.js";
 import { consoleHeaders, fromConsolePage, html, redirect } from "./security.js";
@@ -115,8 +114,7 @@ async function loadAsset(file: string): Promise<{ body: Buffer; type: string; et
   if (!match) return undefined;
   const body = await readFile(new URL(file, ASSETS)).catch(() => undefined);
   if (!body) return undefined;
-  const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
-  return { body, type: ASSET_TYPES[match[1] as string] as string, etag };
+  return { body, type: ASSET_TYPES[match[1] as string] as string, etag: etagOf(body) };
 }
 
 function signInRefusal(error: ConnectError): { status: number; message: string } {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -116,24 +117,12 @@ export function deliveryOpsImpl(deps: DeliveryOpsDeps): Pick<ServiceImpl<typeof 
           sentAt = Date.now();
           yield stats;
         }
-        await pause(WATCH_INTERVAL_MS, ctx.signal);
+        // Ends early (rejecting) when the caller goes away; the loop's check then stops it.
+        await sleep(WATCH_INTERVAL_MS, undefined, { signal: ctx.signal }).catch(() => undefined);
       }
     },
   };
   return impl;
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
 
 function retryFilterOf(req: RetryDeliveriesRequest): RetryFilter {

@@ -7,14 +7,13 @@ import type { Bus } from "../common/events/bus.js";
 import type { Consumer } from "../common/events/event-log.js";
 import { invalidField, notFound } from "../common/rpc/errors.js";
 import { pageOf, pageResult } from "../common/rpc/pagination.js";
+import { isUuid } from "../common/rpc/validation.js";
 import type { DeliveryOpsRpc } from "./handlers-ops.js";
 import { type InboundDeps, inboundChannel, receiveInbound } from "./inbound.js";
 import { deadLetterMessage, deliveryMessage, publishDelivery, statusName } from "./rows.js";
 import type { CircuitStore } from "./store/circuits.js";
 import type { DeliveryStore } from "./store/deliveries.js";
 import type { ConsumerEventStore } from "./store/events.js";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface DeliveryRoutesDeps extends InboundDeps {
   deliveries: DeliveryStore;
@@ -51,7 +50,7 @@ export function deliveryImpl(deps: DeliveryRoutesDeps): Omit<ServiceImpl<typeof 
       return { deliveries: rows.map(deliveryMessage) };
     },
     async getChannelHealth(req) {
-      if (!req.channelIds.every((id) => UUID.test(id))) throw invalidField("channel_ids", "must be UUIDs");
+      if (!req.channelIds.every(isUuid)) throw invalidField("channel_ids", "must be UUIDs");
       const health = await deps.circuits.health(req.tenantId, req.channelIds);
       const channels = req.channelIds.map((channelId) => {
         const known = health.get(channelId);

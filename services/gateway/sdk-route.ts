@@ -1,6 +1,5 @@
-import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import { writeJson } from "../common/rpc/http-io.js";
+import { etagOf, writeJson } from "../common/rpc/http-io.js";
 import type { RawRoute } from "../common/service.js";
 
 /** Written by `npm run build` (packages/client/build.ts); `npm start` builds it first. */
@@ -26,7 +25,7 @@ export function sdkScriptRoute(file: URL = BROWSER_BUILD): RawRoute {
     if (!info) return undefined;
     if (cached?.mtimeMs !== info.mtimeMs || cached.size !== info.size) {
       const body = await readFile(file);
-      const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+      const etag = etagOf(body);
       cached = { mtimeMs: info.mtimeMs, size: info.size, body, etag };
     }
     return cached;

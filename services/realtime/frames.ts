@@ -21,6 +21,7 @@ import type { BusFrame } from "../common/events/bus.js";
 import { createTaggedCodec } from "../common/events/tagged-json.js";
 import { parseSeq } from "../common/rpc/int64.js";
 import { firstNulPath } from "../common/rpc/nul.js";
+import { isUuid } from "../common/rpc/validation.js";
 
 /** Close codes of design.md §4, in one table. */
 export const CLOSE = {
@@ -72,7 +73,6 @@ export class FrameError extends Error {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PUBLISHABLE = new Set([ActivityType.MESSAGE, ActivityType.EVENT, ActivityType.TYPING]);
 
 /** Parses and checks one client frame; throws FrameError (answered as an error frame, socket kept). */
@@ -111,7 +111,7 @@ function checkClientFrame(frame: ClientFrame): void {
       return;
     case "converger.v1.SubscribeFrame":
     case "converger.v1.UnsubscribeFrame":
-      if (!UUID.test(frame.conversationId)) throw new FrameError("invalid_argument", "conversation_id: must be a UUID");
+      if (!isUuid(frame.conversationId)) throw new FrameError("invalid_argument", "conversation_id: must be a UUID");
       if ("watermark" in frame && frame.watermark !== undefined && frame.watermark < 0n)
         throw new FrameError("invalid_argument", "watermark: must be a seq");
       return;
@@ -124,7 +124,7 @@ function checkClientFrame(frame: ClientFrame): void {
       if (!PUBLISHABLE.has(frame.activityType)) {
         throw new FrameError("invalid_argument", "activity_type: must be message, event or typing", clientId);
       }
-      if (frame.conversationId !== undefined && !UUID.test(frame.conversationId)) {
+      if (frame.conversationId !== undefined && !isUuid(frame.conversationId)) {
         throw new FrameError("invalid_argument", "conversation_id: must be a UUID", clientId);
       }
       return;

@@ -1,4 +1,5 @@
 import type { Pool } from "../../common/db/pool.js";
+import { isUuid } from "../../common/rpc/validation.js";
 
 export interface AuthFailure {
   tenantId?: string;
@@ -31,8 +32,7 @@ export interface AuditRow {
 }
 
 const OPERATOR_ACTION_KIND = "operator_action";
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const uuidOrNull = (value: string | undefined) => (value && UUID.test(value) ? value : null);
+const uuidOrNull = (value: string | undefined) => (value && isUuid(value) ? value : null);
 
 export function createAuditStore(pool: Pool) {
   return {

@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { AuthService } from "../../../gen/converger/v1/auth_pb.js";
 import { createTtlCache } from "../ttl-cache.js";
+import { hashSecret } from "./access.js";
 import { CLIENT_IP_HEADER } from "./context.js";
 import { internalHeaders } from "./internal.js";
 
@@ -14,12 +14,11 @@ export function createAdminSessionsClient(transport: Transport, internalToken: s
   const auth = createClient(AuthService, transport);
   const headers = internalHeaders(internalToken);
   const cache = createTtlCache<string | undefined>(SESSION_CACHE_MS);
-  const keyOf = (secret: string) => createHash("sha256").update(secret).digest("base64url");
   return {
     async verify(secret: string): Promise<string | undefined> {
       if (secret.length > 200) return undefined;
       return cache.get(
-        keyOf(secret),
+        hashSecret(secret).toString("base64url"),
         async () => {
           try {
             return (await auth.verifyAdminSession({ secret }, { headers })).id;

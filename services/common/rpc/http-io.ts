@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { FieldViolationSchema } from "../../../gen/converger/v1/options_pb.js";
@@ -53,6 +54,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (!req.complete) reject(new HttpError(499, "canceled", "the client closed the request"));
     });
   });
+}
+
+/** A strong ETag for a static body: its SHA-256, shortened (collisions are not a concern at 160 bits). */
+export function etagOf(body: Buffer): string {
+  return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
 }
 
 export function writeJson(

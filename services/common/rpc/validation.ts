@@ -10,6 +10,9 @@ export interface Violation {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The one UUID check (the `uuid` rule's): 8-4-4-4-12 hex digits, any case. */
+export const isUuid = (value: string): boolean => UUID.test(value);
+
 /**
  * Checks a request against the `(converger.v1.rules)` options declared on its
  * fields, recursively, and throws invalid_argument naming every bad field.
